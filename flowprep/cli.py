@@ -1,0 +1,160 @@
+"""`flowprep` command line: a thin layer mapping flags one to one onto ExtractConfig and friends."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3  # 3: the job finished but some videos failed
+
+
+def _parse_flow_params(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    params = []
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r}: expected NAME=VALUE, e.g. warps=3")
+        try:
+            params.append((name, float(number) if "." in number else int(number)))
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r}: {number!r} is not a number") from exc
+    return tuple(params)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Video datasets -> RGB + TV-L1 optical-flow WebDataset shards."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--dataset", required=True, help="Registry name: see `flowprep datasets`.")
+@click.option("--root", default=None, help="Dataset folder or URL (s3://...). `sample`: where to generate it.")
+@click.option("--annotations", default=None, help="Split files / CSVs, when not inside --root.")
+@click.option("--out", required=True, help="Output folder or URL (s3://bucket/prefix).")
+@click.option("--workers", default=1, show_default=True, help="Parallel tasks (Ray workers).")
+@click.option("--executor", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
+              help="inline: run in this process (debugging, tests).")
+@click.option("--ray-address", default=None, help="Existing Ray cluster: 'auto' or host:port (default: start a local one).")
+@click.option("--split", default="1", show_default=True, help="Official split (1-3) whose partitions the shards follow.")
+@click.option("--partitions", default="", help="Comma list, e.g. train,test (default: all but 'unused').")
+@click.option("--limit", type=int, default=None, help="Extract only the first N videos of the shuffled plan.")
+@click.option("--resize-mode", type=click.Choice(["square", "short"]), default="square", show_default=True,
+              help="square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept.")
+@click.option("--size", "size_px", type=int, default=256, show_default=True, help="Output size in px.")
+@click.option("--fps", type=float, default=None, help="Resample to a constant frame rate (default: every frame).")
+@click.option("--max-frames", type=int, default=None, help="Stop each video after N frames (debugging).")
+@click.option("--flow-backend", default="opencv", show_default=True, help="Registry name or 'auto'.")
+@click.option("--flow-param", "flow_params", multiple=True, help="TV-L1 override NAME=VALUE (OpenCV names), repeatable.")
+@click.option("--bound", "bound_px", type=float, default=20.0, show_default=True, help="Flow clip bound in px.")
+@click.option("--flow-jpeg-quality", type=int, default=95, show_default=True)
+@click.option("--rgb-jpeg-quality", type=int, default=95, show_default=True)
+@click.option("--videos-per-task", type=int, default=32, show_default=True, help="Videos per task (and shard).")
+@click.option("--shard-max-mb", type=int, default=512, show_default=True, help="Roll over to a new shard past this size.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-mixing shuffle.")
+@click.option("--max-in-flight", type=int, default=0, help="Tasks submitted at once (default 2 x workers).")
+@click.option("--threads-per-worker", type=int, default=0, help="OpenCV threads per task (default cores / workers).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: tuple[str, ...], **flags) -> None:
+    """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""
+    from .config import ExtractConfig
+    from .runner import run_extract
+    from .storage import join
+
+    if flags["root"] is None:
+        if flags["dataset"] != "sample":
+            raise click.UsageError(f"--root is required for dataset {flags['dataset']!r}")
+        flags["root"] = join(flags["out"], "_sample_videos") if "://" not in flags["out"] else "flowprep-sample-videos"
+    try:
+        cfg = ExtractConfig(**flags, partitions=tuple(p for p in partitions.split(",") if p),
+                            flow_params=_parse_flow_params(flow_params), shard_max_bytes=shard_max_mb * 2**20)
+        summary = run_extract(cfg, show_progress=not no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_summary(summary))
+    sys.exit(EXIT_PARTIAL if summary["failed"] else EXIT_OK)
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"videos: {summary['videos']}  ok: {summary['ok']}  failed: {summary['failed']}  "
+             f"skipped: {summary['skipped']}  (tasks resumed from a previous run: {summary['resumed_tasks']})",
+             f"frames: {summary['frames']}  bytes: {summary['bytes'] / 2**20:.1f} MiB  wall: {summary['wall_seconds']:.1f} s  "
+             f"videos/hour: {summary['videos_per_hour']:.0f}",
+             "stage seconds (summed over workers): " + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
+    lines += [f"  failed ({cause}): {n}" for cause, n in sorted(summary["failures_by_cause"].items())]
+    return "\n".join(lines)
+
+
+@main.command()
+def datasets() -> None:
+    """List the dataset registry with the layout each expects."""
+    from .datasets import DATASETS, dataset_layout
+
+    for name in DATASETS:
+        click.echo(f"{name:12s} {dataset_layout(name)}")
+
+
+@main.command()
+@click.argument("shard")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per sample.")
+def inspect(shard: str, as_json: bool) -> None:
+    """Show the samples of one shard."""
+    from .verify import inspect_shard
+
+    for line in inspect_shard(shard):
+        if as_json:
+            click.echo(json.dumps(line))
+        else:
+            click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} flows={line['flows']:<5} "
+                       f"{line['size']} fps={line['fps']} backend={line['backend']} {line['bytes'] / 2**20:.2f} MiB"
+                       + (f"  PROBLEMS: {line['problems']}" if line["problems"] else ""))
+
+
+@main.command()
+@click.argument("out")
+@click.option("--decode", is_flag=True, help="Also decode every JPEG (slow).")
+def verify(out: str, decode: bool) -> None:
+    """Check every shard against the manifest; non-zero exit on any mismatch."""
+    from .verify import verify as run_verify
+
+    problems = run_verify(out, decode_images=decode)
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(f"{'FAILED' if problems else 'OK'}: {len(problems)} problem(s) in {out}")
+    sys.exit(EXIT_ERROR if problems else EXIT_OK)
+
+
+@main.command()
+@click.argument("out")
+@click.option("--key", required=True, help="Sample key (class/video), see `flowprep inspect`.")
+@click.option("-o", "--output", "output_png", required=True, help="PNG file to write.")
+@click.option("--frames", default=4, show_default=True, help="How many frames (evenly spaced).")
+def preview(out: str, key: str, output_png: str, frames: int) -> None:
+    """RGB frames beside their flow (x, y as stored, and colour-wheel) as one PNG."""
+    import cv2
+    import numpy as np
+
+    from .manifest import read_manifest
+    from .storage import filesystem, join
+    from .verify import iter_samples
+    from .viz import preview_sheet
+
+    fs, out_path = filesystem(out)
+    rows = [r for r in read_manifest(fs, out_path) if r["key"] == key and r["status"] == "ok"]
+    if not rows:
+        raise click.ClickException(f"no extracted video with key {key!r} in {out}/manifest.parquet")
+    with fs.open(join(out_path, rows[0]["shard"]), "rb") as f:
+        members = next(m for k, m in iter_samples(f) if k == key)
+    flows = rows[0]["flows"]
+    indices = sorted({int(i) for i in np.linspace(0, flows - 1, min(frames, flows))})
+    sheet = preview_sheet(members, indices)
+    if not cv2.imwrite(output_png, sheet[:, :, ::-1]):
+        raise click.ClickException(f"could not write {output_png}")
+    click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, frames {indices})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""ExtractConfig: the one typed config of `flowprep extract`; CLI flags map one to one onto its fields."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .decode import Resize
+from .core import VideoSettings
+
+# Fields that change what lands in the shards; a resumed run must agree on all of them.
+CONTENT_FIELDS = (
+    "dataset", "root", "annotations", "split", "partitions", "limit", "resize_mode", "size_px", "fps",
+    "max_frames", "flow_backend", "flow_params", "bound_px", "flow_jpeg_quality", "rgb_jpeg_quality",
+    "videos_per_task", "seed",
+)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    dataset: str
+    out: str
+    root: str | None = None
+    annotations: str | None = None
+    split: str = "1"  # official split whose partitions (train/test/...) the shards follow
+    partitions: tuple[str, ...] = ()  # empty: every partition of `split` except 'unused'
+    limit: int | None = None  # extract only the first N videos of the (shuffled) plan
+    resize_mode: str = "square"
+    size_px: int = 256
+    fps: float | None = None
+    max_frames: int | None = None
+    flow_backend: str = "opencv"
+    flow_params: tuple[tuple[str, float], ...] = ()  # OpenCV-named TV-L1 overrides, e.g. (('warps', 3),)
+    bound_px: float = 20.0
+    flow_jpeg_quality: int = 95
+    rgb_jpeg_quality: int = 95
+    videos_per_task: int = 32  # a task = a group of videos writing its own shard(s)
+    shard_max_bytes: int = 512 * 2**20  # a task rolls over to a new shard past this size
+    seed: int = 0
+    workers: int = 1
+    executor: str = "ray"  # 'ray' (local or cluster) or 'inline' (this process; debugging and tests)
+    ray_address: str | None = None  # None: a local Ray; 'auto' or 'host:port': an existing cluster
+    max_in_flight: int = 0  # 0: 2 x workers tasks submitted at a time
+    threads_per_worker: int = 0  # OpenCV threads per worker; 0: cores / workers (never oversubscribe)
+
+    def __post_init__(self):
+        Resize(self.resize_mode, self.size_px)  # validates
+        checks = [
+            (self.executor in ("ray", "inline"), f"executor must be ray or inline, not {self.executor!r}"),
+            (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
+            (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
+            (0 < self.bound_px <= 1000, f"bound_px must be in (0, 1000], not {self.bound_px}"),
+            (1 <= self.flow_jpeg_quality <= 100, f"flow_jpeg_quality must be 1..100, not {self.flow_jpeg_quality}"),
+            (1 <= self.rgb_jpeg_quality <= 100, f"rgb_jpeg_quality must be 1..100, not {self.rgb_jpeg_quality}"),
+            (self.fps is None or self.fps > 0, f"fps must be > 0, not {self.fps}"),
+            (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
+            (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def video_settings(self) -> VideoSettings:
+        return VideoSettings(Resize(self.resize_mode, self.size_px), self.bound_px, self.flow_jpeg_quality,
+                             self.rgb_jpeg_quality, self.fps, self.max_frames)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def content_fingerprint(self) -> str:
+        content = {name: getattr(self, name) for name in CONTENT_FIELDS}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

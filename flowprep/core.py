@@ -1,0 +1,142 @@
+"""The per-video core: source bytes in, one WebDataset sample out. Knows nothing of Ray, click or paths."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from . import __version__, format as fmt
+from .decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Everything the core needs to turn one video into a sample (a slice of ExtractConfig)."""
+
+    resize: Resize = Resize()
+    bound_px: float = fmt.DEFAULT_BOUND_PX
+    flow_jpeg_quality: int = 95
+    rgb_jpeg_quality: int = 95
+    fps: float | None = None  # None: keep every decoded frame
+    max_frames: int | None = None  # debugging / tests only: stop after this many frames
+
+
+@dataclass
+class VideoResult:
+    key: str
+    members: dict[str, bytes]  # extension -> bytes ('json', 'cls', 'rgb.000000.jpg', ...)
+    num_frames: int
+    seconds: dict[str, float] = field(default_factory=dict)  # decode / flow / encode
+
+    def nbytes(self) -> int:
+        return sum(len(data) for data in self.members.values())
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """uint8 (H,W) gray or (H,W,3) RGB -> JPEG bytes."""
+    import cv2
+
+    bgr_or_gray = image[:, :, ::-1] if image.ndim == 3 else image
+    ok, buf = cv2.imencode(".jpg", bgr_or_gray, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+def library_versions() -> dict[str, str]:
+    import av
+    import cv2
+
+    return {"flowprep": __version__, "opencv": cv2.__version__, "av": av.__version__, "numpy": np.__version__}
+
+
+def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, backend) -> VideoResult:
+    """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
+
+    `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
+    Raises VideoError for problems of this video; the caller records them and goes on.
+    """
+    import cv2
+
+    key = fmt.make_key(meta["class"] or "unlabeled", meta["id"])
+    members: dict[str, bytes] = {}
+    seconds = {"decode": 0.0, "flow": 0.0, "encode": 0.0}
+    info = StreamInfo()
+    frames = decode_frames(source, settings.resize, info, settings.max_frames)
+    if settings.fps:
+        frames = resample_fps(frames, info, settings.fps)
+
+    batch = max(1, int(getattr(backend, "preferred_batch", 1)))
+    gray_window: list[np.ndarray] = []  # frames whose outgoing flow is not computed yet, + the last one
+    num_frames = num_flows = 0
+
+    def flush_flows(keep_last: bool) -> None:
+        nonlocal num_flows, gray_window
+        if len(gray_window) < 2:
+            return
+        t0 = time.perf_counter()
+        stack_u8 = np.stack(gray_window)
+        flow_xy = backend.compute(stack_u8[:-1], stack_u8[1:])  # float32 (B,H,W,2) px
+        t1 = time.perf_counter()
+        levels = fmt.quantize_flow(flow_xy, settings.bound_px)  # uint8 (B,H,W,2)
+        for b in range(levels.shape[0]):
+            members[fmt.frame_member(fmt.FLOW_X, num_flows)] = encode_jpeg(levels[b, :, :, 0], settings.flow_jpeg_quality)
+            members[fmt.frame_member(fmt.FLOW_Y, num_flows)] = encode_jpeg(levels[b, :, :, 1], settings.flow_jpeg_quality)
+            num_flows += 1
+        seconds["flow"] += t1 - t0
+        seconds["encode"] += time.perf_counter() - t1
+        gray_window = gray_window[-1:] if keep_last else []
+
+    t_decode = time.perf_counter()
+    for rgb in frames:
+        t0 = time.perf_counter()
+        seconds["decode"] += t0 - t_decode
+        members[fmt.frame_member(fmt.RGB, num_frames)] = encode_jpeg(rgb, settings.rgb_jpeg_quality)
+        gray_window.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        num_frames += 1
+        seconds["encode"] += time.perf_counter() - t0
+        if len(gray_window) > batch:
+            flush_flows(keep_last=True)
+        t_decode = time.perf_counter()
+    flush_flows(keep_last=False)
+    if num_frames < 2:
+        raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow needs at least 2")
+
+    height, width = settings.resize.target_hw(*_display_hw(info))
+    record = {
+        "format_version": fmt.FORMAT_VERSION,
+        "key": key,
+        "id": meta["id"],
+        "dataset": meta.get("dataset", ""),
+        "label": int(meta["label"]),
+        "class": meta["class"],
+        "splits": meta.get("splits", {}),
+        "source": meta.get("source", ""),
+        "num_frames": num_frames,
+        "num_flows": num_flows,
+        "height": height,
+        "width": width,
+        "fps": settings.fps or round(info.measured_fps(), 4),
+        "source_fps": round(info.container_fps, 4),
+        "vfr": info.is_vfr(),
+        "source_frames": info.decoded_frames,
+        "container_frames": info.container_frames,
+        "codec": info.codec,
+        "rotation_deg": info.rotation_deg,
+        "resize": {"mode": settings.resize.mode, "size_px": settings.resize.size_px, "interpolation": "linear"},
+        "flow": {"backend": getattr(backend, "name", type(backend).__name__), "params": backend.params(),
+                 "bound_px": settings.bound_px, "jpeg_quality": settings.flow_jpeg_quality},
+        "rgb_jpeg_quality": settings.rgb_jpeg_quality,
+        "versions": library_versions(),
+    }
+    members["json"] = json.dumps(record, sort_keys=True).encode()
+    members["cls"] = str(int(meta["label"])).encode()
+    return VideoResult(key=key, members=members, num_frames=num_frames, seconds=seconds)
+
+
+def _display_hw(info: StreamInfo) -> tuple[int, int]:
+    height, width = info.coded_hw
+    return (width, height) if round(info.rotation_deg / 90) % 2 else (height, width)

@@ -1,0 +1,95 @@
+"""Dataset catalogs: a registry of name -> 'module:function' (`catalog(root, annotations) -> Catalog`).
+
+A catalog lists every video the dataset defines, as the official files define it, and reports
+problems as data instead of dropping them: a split entry whose file is missing becomes an item with
+`problem` set, and a file on disk that no split names becomes an item with empty `splits`.
+Adding a dataset is one module plus one line in DATASETS; tests parametrize over DATASETS.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+
+DATASETS: dict[str, str] = {
+    "ucf101": "flowprep.datasets.ucf101:catalog",
+    "hmdb51": "flowprep.datasets.hmdb51:catalog",
+    "kinetics400": "flowprep.datasets.kinetics400:catalog",
+    "folder": "flowprep.datasets.folder:catalog",
+    "sample": "flowprep.datasets.sample:catalog",
+}
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video of a dataset. `rel_path` is relative to the dataset root, '/'-separated."""
+
+    video_id: str
+    class_name: str
+    label: int  # 0-based; -1 where the annotation has no label (Kinetics test list)
+    rel_path: str
+    splits: dict[str, str] = field(default_factory=dict)  # official split '1'..'3' -> 'train'/'test'/...
+    problem: str = ""  # non-empty: the video cannot be extracted, and this says why
+
+
+@dataclass(frozen=True)
+class Catalog:
+    name: str
+    root: str
+    classes: tuple[str, ...]  # index = label
+    items: tuple[VideoItem, ...]
+    layout: str = ""  # one line: what the dataset expects on disk
+
+    def problems(self) -> list[VideoItem]:
+        return [item for item in self.items if item.problem]
+
+    def unsplit(self) -> list[VideoItem]:
+        return [item for item in self.items if not item.splits and not item.problem]
+
+
+def dataset_function(name: str):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    module_name, fn_name = DATASETS[name].split(":")
+    return getattr(importlib.import_module(module_name), fn_name)
+
+
+def dataset_layout(name: str) -> str:
+    module_name = DATASETS[name].split(":")[0]
+    return importlib.import_module(module_name).LAYOUT
+
+
+def load_catalog(name: str, root: str, annotations: str | None = None) -> Catalog:
+    return dataset_function(name)(root, annotations)
+
+
+# ---- helpers shared by the catalog modules ---------------------------------------------------
+
+def index_videos(root: str | Path) -> dict[str, str]:
+    """Relative path ('/'-separated) of every video file under `root`, keyed by that same path."""
+    root = Path(root)
+    found: dict[str, str] = {}
+    if not root.is_dir():
+        return found
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=True):
+        for filename in filenames:
+            if filename.lower().endswith(VIDEO_EXTENSIONS):
+                rel = (Path(dirpath) / filename).relative_to(root).as_posix()
+                found[rel] = rel
+    return found
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty lines with CRLF and trailing spaces removed (the official lists have both)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def missing_problem(rel_path: str, listed_in: str) -> str:
+    return f"missing: listed in {listed_in} but no such file under the dataset root ({rel_path})"
+
+
+UNSPLIT_NOTE = "not in any official split"

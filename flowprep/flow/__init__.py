@@ -1,0 +1,54 @@
+"""Flow backends: a registry of name -> 'module:Class', imported only when chosen (heavy deps stay lazy).
+
+A backend is a class with:
+    name: str
+    available() -> (bool, reason)            classmethod; cheap, never raises
+    __init__(**overrides)                      OpenCV-named TV-L1 parameters, defaults = OpenCV's CPU defaults
+    params() -> dict                           every parameter it runs with, recorded in each sample's json
+    preferred_batch: int                       how many frame pairs it wants per `compute` call
+    compute(prev_u8, next_u8) -> flow_xy      uint8 (B,H,W) x2 -> float32 (B,H,W,2) px, frame t -> t+1
+Adding a backend is one module plus one line in BACKENDS; tests parametrize over BACKENDS.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+BACKENDS: dict[str, str] = {
+    "opencv": "flowprep.flow.opencv_tvl1:OpenCVTVL1",
+}
+
+# `auto` tries these in order and takes the first available: fastest faithful backend first.
+AUTO_ORDER: tuple[str, ...] = ("opencv",)
+
+
+def backend_class(name: str):
+    """The backend class registered as `name`; unknown names raise with the valid ones."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown flow backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def resolve_backend_name(name: str) -> str:
+    """'auto' -> the first available backend of AUTO_ORDER; an explicit name must be available."""
+    if name == "auto":
+        reasons = []
+        for candidate in AUTO_ORDER:
+            ok, reason = backend_class(candidate).available()
+            if ok:
+                log.info("flow backend auto -> %s", candidate)
+                return candidate
+            reasons.append(f"{candidate}: {reason}")
+        raise RuntimeError("no flow backend is available: " + "; ".join(reasons))
+    ok, reason = backend_class(name).available()
+    if not ok:
+        raise RuntimeError(f"flow backend {name!r} was requested but is not available: {reason}")
+    return name
+
+
+def create_backend(name: str, **params):
+    """An instance of backend `name` ('auto' allowed) with OpenCV-named parameter overrides."""
+    return backend_class(resolve_backend_name(name))(**params)

@@ -1,0 +1,82 @@
+"""ShardWriter: samples -> tar shards published atomically, rolling over past a target size."""
+from __future__ import annotations
+
+import io
+import tarfile
+
+from . import format as fmt
+from .storage import TMP_MARK, join
+
+_MTIME = 1_700_000_000  # a fixed member mtime keeps shards byte-identical across re-runs
+
+
+class ShardWriter:
+    """Writes samples of one task to `<partition>-<task>-<part>.tar`, each shard under a temp name
+    until it is complete. `close()` publishes the open shard; `abort()` discards it."""
+
+    def __init__(self, fs, out_dir: str, partition: str, task_index: int, max_bytes: int):
+        self.fs, self.out_dir, self.partition, self.task_index, self.max_bytes = fs, out_dir, partition, task_index, max_bytes
+        self.published: list[str] = []  # shard names, in order
+        self._part = 0
+        self._file = self._tar = None
+        self._tmp_path = self._final_path = ""
+        self._bytes = 0
+
+    def current_shard(self) -> str:
+        return fmt.shard_name(self.partition, self.task_index, self._part)
+
+    def _open(self) -> None:
+        self._final_path = join(self.out_dir, self.current_shard())
+        self._tmp_path = f"{self._final_path}{TMP_MARK}w"
+        self._file = self.fs.open(self._tmp_path, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self._bytes = 0
+
+    def write(self, key: str, members: dict[str, bytes]) -> str:
+        """Add one sample; returns the shard name it went into."""
+        if self._tar is None:
+            self._open()
+        shard = self.current_shard()
+        # json first: a streaming reader learns the sample's frame counts before its frames.
+        for ext in sorted(members, key=lambda e: (e != "json", e != "cls", e)):
+            data = members[ext]
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), _MTIME, 0o444
+            info.uname = info.gname = "flowprep"
+            self._tar.addfile(info, io.BytesIO(data))
+            self._bytes += len(data) + 512
+        if self._bytes >= self.max_bytes:
+            self._publish()
+            self._part += 1
+        return shard
+
+    def _publish(self) -> None:
+        if self._tar is None:
+            return
+        self._tar.close()
+        self._file.close()
+        self.fs.mv(self._tmp_path, self._final_path)
+        self.published.append(fmt.shard_name(self.partition, self.task_index, self._part))
+        self._tar = self._file = None
+
+    def close(self) -> list[str]:
+        self._publish()
+        return self.published
+
+    def abort(self) -> None:
+        if self._tar is not None:
+            try:
+                self._tar.close()
+                self._file.close()
+            finally:
+                try:
+                    self.fs.rm(self._tmp_path)
+                except FileNotFoundError:
+                    pass
+                self._tar = self._file = None
+
+
+def task_shard_paths(fs, out_dir: str, partition: str, task_index: int) -> list[str]:
+    """Every published or temporary shard file of one task (to clear before the task re-runs)."""
+    prefix = fmt.shard_name(partition, task_index, 0)[: -len("000.tar")]
+    return [p for p in fs.glob(join(out_dir, prefix + "*")) if p.rsplit("/", 1)[-1].startswith(prefix)]

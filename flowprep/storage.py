@@ -1,0 +1,60 @@
+"""The filesystem edge: local paths and object-store URLs through fsspec, with atomic publication.
+
+Credentials and endpoints come from the environment as boto3 / s3fs read them (AWS_ACCESS_KEY_ID,
+AWS_ENDPOINT_URL, ...). Publication is atomic: data goes to a temporary name in the same folder and
+is then renamed (an object store's copy is atomic per object), so a reader never sees a partial file.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from contextlib import contextmanager
+
+TMP_MARK = ".tmp-"  # temporary names hold this; `verify` and resume ignore and clean them
+
+
+def filesystem(url: str):
+    """(fs, path) for a local path or URL such as s3://bucket/prefix."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/") if path not in ("/", "") else path
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if "://" in base or base.startswith("/") else os.path.join(base, *parts)
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+@contextmanager
+def atomic_open(fs, path: str):
+    """Write to '<path>.tmp-<uuid>' and rename to `path` only when the block finishes without error."""
+    tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex[:8]}"
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)  # local folders must exist; a no-op on object stores
+    try:
+        with fs.open(tmp, "wb") as f:
+            yield f
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            fs.rm(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes_atomic(fs, path: str, data: bytes) -> None:
+    with atomic_open(fs, path) as f:
+        f.write(data)
+
+
+def remove_quietly(fs, paths: list[str]) -> None:
+    for path in paths:
+        try:
+            fs.rm(path)
+        except FileNotFoundError:
+            pass
