@@ -57,6 +57,9 @@ def main(verbose: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-mixing shuffle.")
 @click.option("--max-in-flight", type=int, default=0, help="Tasks submitted at once (default 2 x workers).")
 @click.option("--threads-per-worker", type=int, default=0, help="OpenCV threads per task (default cores / workers).")
+@click.option("--task-memory-mb", type=int, default=0, help="Memory Ray reserves per task, MiB (default: none).")
+@click.option("--task-retries", type=int, default=3, show_default=True,
+              help="Retries of a task whose worker or node died (a bad video is a failed row, never retried).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: tuple[str, ...], **flags) -> None:
     """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""

@@ -43,6 +43,8 @@ class ExtractConfig:
     ray_address: str | None = None  # None: a local Ray; 'auto' or 'host:port': an existing cluster
     max_in_flight: int = 0  # 0: 2 x workers tasks submitted at a time
     threads_per_worker: int = 0  # OpenCV threads per worker; 0: cores / workers (never oversubscribe)
+    task_memory_mb: int = 0  # Ray `memory` reserved per task (MiB); 0: none declared
+    task_retries: int = 3  # Ray retries of a task whose worker or node died (a bad video is never retried)
 
     def __post_init__(self):
         Resize(self.resize_mode, self.size_px)  # validates
@@ -50,6 +52,9 @@ class ExtractConfig:
             (self.executor in ("ray", "inline"), f"executor must be ray or inline, not {self.executor!r}"),
             (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
+            (self.task_memory_mb >= 0, f"task_memory_mb must be >= 0, not {self.task_memory_mb}"),
+            (self.task_retries >= 0, f"task_retries must be >= 0, not {self.task_retries}"),
+            (self.max_in_flight >= 0, f"max_in_flight must be >= 0, not {self.max_in_flight}"),
             (0 < self.bound_px <= 1000, f"bound_px must be in (0, 1000], not {self.bound_px}"),
             (1 <= self.flow_jpeg_quality <= 100, f"flow_jpeg_quality must be 1..100, not {self.flow_jpeg_quality}"),
             (1 <= self.rgb_jpeg_quality <= 100, f"rgb_jpeg_quality must be 1..100, not {self.rgb_jpeg_quality}"),

@@ -45,14 +45,19 @@ class StreamInfo:
     container_frames: int = 0  # 0 where the container has no frame count (e.g. Matroska)
     decoded_frames: int = 0
     pts_s: list[float] = field(default_factory=list)
+    tick_s: float = 0.0  # the stream's time base: timestamps are only this precise
 
     def is_vfr(self, tolerance: float = 0.01) -> bool:
-        """True when frame durations vary by more than `tolerance` (relative) across the stream."""
+        """True when frame durations vary by more than `tolerance` (relative) or two time-base ticks."""
         if len(self.pts_s) < 3:
             return False
         gaps = np.diff(np.asarray(self.pts_s))
         gaps = gaps[gaps > 0]
-        return bool(gaps.size and (gaps.max() - gaps.min()) > tolerance * np.median(gaps))
+        return bool(gaps.size and (gaps.max() - gaps.min()) > max(tolerance * np.median(gaps), 2.5 * self.tick_s))
+
+    def frame_duration_s(self) -> float:
+        gaps = np.diff(np.asarray(self.pts_s))
+        return float(np.median(gaps)) if gaps.size else 1.0 / max(self.container_fps, 1.0)
 
     def measured_fps(self) -> float:
         if len(self.pts_s) < 2 or self.pts_s[-1] <= self.pts_s[0]:
@@ -91,6 +96,7 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
         info.container_fps = float(stream.average_rate or stream.guessed_rate or 0)
         info.container_frames = int(stream.frames or 0)
         time_base = float(stream.time_base) if stream.time_base else 1.0 / max(info.container_fps, 1)
+        info.tick_s = time_base
         target_hw = None
         try:
             for frame in container.decode(stream):
@@ -111,6 +117,10 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
             raise VideoError("decode error", f"after {info.decoded_frames} frames: {exc}") from exc
     if info.decoded_frames == 0:
         raise VideoError("no frames", "the video stream decoded to zero frames")
+    # FFmpeg often ends a truncated file quietly; the container's own count tells (where it has one).
+    if info.container_frames and info.decoded_frames < 0.95 * info.container_frames - 1:
+        raise VideoError("truncated", f"decoded {info.decoded_frames} of the {info.container_frames} frames "
+                                      "the container declares")
 
 
 def resample_fps(frames: Iterator[np.ndarray], info: StreamInfo, fps: float) -> Iterator[np.ndarray]:
@@ -125,5 +135,9 @@ def resample_fps(frames: Iterator[np.ndarray], info: StreamInfo, fps: float) -> 
             yield previous  # `previous` is on screen at next_t (a repeat when the source is slower)
             next_t += 1.0 / fps
         previous = frame
-    if previous is not None:
+    if previous is None:
+        return
+    end_t = info.pts_s[-1] + info.frame_duration_s()  # the last frame stays on screen until then
+    while next_t < end_t - 1e-9:
         yield previous
+        next_t += 1.0 / fps

@@ -184,51 +184,166 @@ def run_inline(tasks: list[Task], cfg: ExtractConfig, progress) -> None:
         run_task(task, cfg, on_video=progress.video_done)
 
 
-def run_ray(tasks: list[Task], cfg: ExtractConfig, progress) -> None:
-    import ray
+def ray_address(cfg: ExtractConfig) -> str | None:
+    """The cluster to join: --ray-address, else RAY_ADDRESS (set by `ray job submit`), else None (local)."""
+    return cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
 
+
+class ProgressBoard:
+    """Ray actor: what the running task attempts have finished so far, polled by the driver.
+
+    It holds one small counter dict per task in flight (bounded by --max-in-flight), never rows, so
+    it stays flat whatever the dataset size. A retried task starts a new attempt, which replaces the
+    dead attempt's counters; late reports of a dead attempt are ignored.
+    """
+
+    def __init__(self):
+        self.running: dict[str, dict] = {}
+        self.retries = 0
+
+    def started(self, task: str, attempt: str) -> None:
+        if task in self.running:  # an earlier attempt of this task died (the driver forgets finished ones)
+            self.retries += 1
+        self.running[task] = {"attempt": attempt, "videos": 0, "frames": 0, "failed": 0}
+
+    def video_done(self, task: str, attempt: str, frames: int, failed: bool) -> None:
+        counters = self.running.get(task)
+        if counters is not None and counters["attempt"] == attempt:
+            counters["videos"] += 1
+            counters["frames"] += frames
+            counters["failed"] += int(failed)
+
+    def forget(self, tasks: list[str]) -> None:
+        for task in tasks:
+            self.running.pop(task, None)
+
+    def snapshot(self) -> dict:
+        return {"running": self.running, "retries": self.retries}
+
+
+def run_task_reporting(task: Task, cfg: ExtractConfig, board) -> dict:
+    """`run_task` on a Ray worker, telling `board` of each finished video (fire and forget)."""
+    import uuid
+
+    attempt = uuid.uuid4().hex[:8]
+    board.started.remote(task.part_name, attempt)
+
+    def on_video(row: dict) -> None:
+        board.video_done.remote(task.part_name, attempt, row["frames"], row["status"] == STATUS_FAILED)
+
+    return run_task(task, cfg, on_video)
+
+
+def run_ray(tasks: list[Task], cfg: ExtractConfig, progress) -> None:
+    """Run `tasks` as Ray tasks, at most --max-in-flight at a time; only small summaries come back."""
+    import collections
+    import dataclasses
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    address = ray_address(cfg)
+    # Resolved here, on the driver, so the CPUs Ray reserves and the threads OpenCV uses agree.
+    threads = cfg.threads_per_worker or (1 if address else opencv_threads(cfg))
+    cfg = dataclasses.replace(cfg, threads_per_worker=threads)
     if not ray.is_initialized():
-        if cfg.ray_address:
-            ray.init(address=cfg.ray_address, log_to_driver=False)
+        if address:
+            ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=cfg.workers * opencv_threads(cfg), include_dashboard=False, log_to_driver=False)
-    # max_retries covers worker/node deaths; a video's own problem is caught inside run_task and
-    # becomes a failed row, so application exceptions are not retried (retry_exceptions=False).
-    remote_task = ray.remote(num_cpus=opencv_threads(cfg), max_retries=3, retry_exceptions=False)(run_task)
+            # address="local": always a fresh local instance, never a cluster that happens to run here
+            ray.init(address="local", num_cpus=cfg.workers * threads, include_dashboard=False, log_to_driver=False)
+    # The board lives on the driver's node: it dies with the driver, never with a worker node.
+    board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        ray.get_runtime_context().get_node_id(), soft=False)).remote()
+    # task_retries covers worker and node deaths, and OSError (an object store's transient failure);
+    # a video's own problem is caught inside run_task and becomes a failed row, so nothing else retries.
+    resources = {"num_cpus": threads, **({"memory": cfg.task_memory_mb * 2**20} if cfg.task_memory_mb else {})}
+    remote_task = ray.remote(run_task_reporting).options(
+        max_retries=cfg.task_retries, retry_exceptions=[OSError], **resources)
     cfg_ref = ray.put(cfg)
     max_in_flight = cfg.max_in_flight or 2 * cfg.workers
-    pending: dict = {}
-    queue = list(tasks)
+    queue, pending, failed = collections.deque(tasks), {}, []
     while queue or pending:
         while queue and len(pending) < max_in_flight:
-            task = queue.pop(0)
-            pending[remote_task.remote(task, cfg_ref)] = task
-        ready, _ = ray.wait(list(pending), num_returns=1)
+            task = queue.popleft()
+            pending[remote_task.remote(task, cfg_ref, board)] = task
+        # Wake on the first finished task (so a free CPU gets a new task at once), then take every other
+        # finished one; wake anyway after poll_s to refresh the progress of the running ones.
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress.poll_s, fetch_local=False)
+        if ready:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0, fetch_local=False)
         for ref in ready:
             task = pending.pop(ref)
-            progress.task_done(task, ray.get(ref))
+            try:
+                progress.task_done(task, ray.get(ref))
+            except ray.exceptions.RayError as exc:  # retries exhausted: its part stays unpublished
+                log.error("task %s failed: %s", task.part_name, exc)
+                failed.append((task.part_name, str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)))
+        if time.time() - progress.polled_at >= progress.poll_s:
+            progress.poll(board, running=[t.part_name for t in pending.values()])
+    progress.poll(board, running=[])
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(tasks)} task(s) failed after {cfg.task_retries} retries, e.g. "
+                           f"{failed[0][0]}: {failed[0][1]}; the finished tasks are published: re-run the same "
+                           f"command to retry the rest")
 
 
 class Progress:
-    """A tqdm bar over videos, with frames/s and failures in its postfix."""
+    """Live progress: a tqdm bar over videos with frames/s, failures and retries in its postfix.
+
+    Finished tasks are counted from their summaries; the tasks still running from a Ray actor
+    (`ProgressBoard`) polled every `poll_s` seconds, so the bar moves between task completions.
+    """
 
     def __init__(self, total_videos: int, disable: bool = False):
+        import sys
+
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total_videos, unit="video", disable=disable, dynamic_ncols=True)
-        self.frames = self.failed = 0
+        # Not a terminal (a Ray Job's log, a Slurm file): a line every 30 s instead of a redraw per video.
+        self.bar = tqdm(total=total_videos, unit="video", disable=disable, dynamic_ncols=True,
+                        mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        self.poll_s, self.polled_at = 1.0, 0.0
+        self.done = {"videos": 0, "frames": 0, "failed": 0}
+        self.shown = dict(self.done)
+        self.retries = 0
+        self.started = time.time()
 
-    def _update(self, videos: int, frames: int, failed: int) -> None:
-        self.frames += frames
-        self.failed += failed
-        self.bar.set_postfix(frames=self.frames, failed=self.failed, refresh=False)
-        self.bar.update(videos)
+    def _show(self, videos: int, frames: int, failed: int) -> None:
+        self.shown = {"videos": videos, "frames": frames, "failed": failed}
+        frames_per_s = frames / max(time.time() - self.started, 1e-9)
+        self.bar.set_postfix(frames=frames, fps=f"{frames_per_s:.0f}", failed=failed, retries=self.retries, refresh=False)
+        self.bar.update(videos - self.bar.n)  # may step back when a dead attempt's videos are redone
 
     def video_done(self, row: dict) -> None:
-        self._update(1, row["frames"], row["status"] == STATUS_FAILED)
+        self.done["videos"] += 1
+        self.done["frames"] += row["frames"]
+        self.done["failed"] += row["status"] == STATUS_FAILED
+        self._show(**self.done)
 
     def task_done(self, task: Task, summary: dict) -> None:
-        self._update(summary["videos"], summary["frames"], summary["failed"])
+        for name in self.done:
+            self.done[name] += summary[name]
+        self._show(**self.done)
+
+    def poll(self, board, running: list[str]) -> None:
+        """Add the running attempts' counters (from the board) to the finished tasks' ones."""
+        import ray
+
+        self.polled_at = time.time()
+        try:
+            snapshot = ray.get(board.snapshot.remote(), timeout=10)
+        except ray.exceptions.RayError as exc:  # progress is best effort; the job goes on without it
+            log.warning("progress board unreachable: %s", exc)
+            return
+        self.retries = snapshot["retries"]
+        live = {name: 0 for name in self.done}
+        for task in running:
+            for name in live:
+                live[name] += snapshot["running"].get(task, {}).get(name, 0)
+        running_set = set(running)
+        board.forget.remote([t for t in snapshot["running"] if t not in running_set])
+        self._show(**{name: self.done[name] + live[name] for name in self.done})
 
     def close(self) -> None:
         self.bar.close()

@@ -15,11 +15,24 @@ TMP_MARK = ".tmp-"  # temporary names hold this; `verify` and resume ignore and 
 
 
 def filesystem(url: str):
-    """(fs, path) for a local path or URL such as s3://bucket/prefix."""
+    """(fs, path) for a local path or URL such as s3://bucket/prefix (gs://, az://, ... when installed)."""
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
     return fs, path.rstrip("/") if path not in ("/", "") else path
+
+
+def storage_options(url: str) -> dict:
+    """fsspec options for `url`. Remote listings are never cached: other processes (the workers)
+    publish files, and a stale listing would hide a task's part from resume or verify."""
+    if is_local(url):
+        return {}
+    options: dict = {"use_listings_cache": False}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if url.startswith(("s3://", "s3a://")) and endpoint:
+        # botocore >= 1.31 reads AWS_ENDPOINT_URL itself; older ones (and so older s3fs) do not.
+        options["endpoint_url"] = endpoint
+    return options
 
 
 def join(base: str, *parts: str) -> str:

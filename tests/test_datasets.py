@@ -1,0 +1,148 @@
+"""Dataset catalogs: every registry entry on a tiny tree of its own layout, and the real split files."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flowprep.datasets import DATASETS, load_catalog
+from tests.conftest import shared_path
+
+
+def touch(path: Path, data: bytes = b"x") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def tree_ucf101(root: Path) -> tuple[str, str | None]:
+    ann = root / "ucfTrainTestlist"
+    touch(ann / "classInd.txt", b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
+    for s in "123":
+        touch(ann / f"trainlist0{s}.txt", b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\n"
+                                          b"HandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n")
+        touch(ann / f"testlist0{s}.txt", b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n"
+                                         b"HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n")
+    for rel in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+                # the archive's folder case differs from the lists' (a real UCF101 quirk)
+                "HandstandPushups/v_HandStandPushups_g08_c01.avi", "ApplyEyeMakeup/v_extra_not_in_lists.avi"):
+        touch(root / "UCF-101" / rel)
+    return str(root), None  # v_HandStandPushups_g01_c01 is listed but missing
+
+
+def tree_hmdb51(root: Path) -> tuple[str, str | None]:
+    ann = root / "testTrainMulti_7030_splits"
+    for cls in ("brush_hair", "cartwheel"):
+        for s in "123":
+            touch(ann / f"{cls}_test_split{s}.txt", f"{cls}_a.avi 1 \n{cls}_b.avi 2 \n{cls}_c.avi 0 \n".encode())
+        for v in "abc":
+            if (cls, v) != ("cartwheel", "c"):
+                touch(root / cls / f"{cls}_{v}.avi")
+    touch(root / "cartwheel" / "cartwheel_unlisted.avi")
+    return str(root), None
+
+
+def tree_kinetics400(root: Path) -> tuple[str, str | None]:
+    touch(root / "ann" / "kinetics-400_val.csv",
+          b'label,youtube_id,time_start,time_end,split,is_cc\n"arm wrestling",AAAAAAAAAAA,5,15,val,0\n'
+          b"abseiling,BBBBBBBBBBB,0,10,val,0\nabseiling,CCCCCCCCCCC,1,11,val,0\n")
+    touch(root / "ann" / "train.csv", b"label,youtube_id,time_start,time_end,split\nabseiling,DDDDDDDDDDD,3,13,train\n")
+    touch(root / "videos" / "arm wrestling" / "AAAAAAAAAAA_000005_000015.mp4")
+    touch(root / "videos" / "BBBBBBBBBBB_000000_000010.mp4")  # flat layout works too
+    touch(root / "videos" / "abseiling" / "DDDDDDDDDDD_000003_000013.mp4")
+    return str(root / "videos"), str(root / "ann")  # CCCCCCCCCCC is missing
+
+
+def tree_folder(root: Path) -> tuple[str, str | None]:
+    for rel in ("b_class/one.mp4", "b_class/two.avi", "a_class/three.mkv", "a_class/notes.txt"):
+        touch(root / rel)
+    return str(root), None
+
+
+def tree_sample(root: Path) -> tuple[str, str | None]:
+    return str(root), None
+
+
+# name -> (builder, expected number of catalog items, expected problems, expected unsplit)
+TREES = {
+    "ucf101": (tree_ucf101, 5, 1, 1),
+    "hmdb51": (tree_hmdb51, 7, 1, 1),
+    "kinetics400": (tree_kinetics400, 4, 1, 0),
+    "folder": (tree_folder, 4, 0, 0),
+    "sample": (tree_sample, None, 0, 0),
+}
+
+
+def test_every_registered_dataset_has_a_tree_here():
+    assert set(TREES) == set(DATASETS), "a new dataset needs a tiny tree in TREES so the tests below cover it"
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_catalog_contract(name, tmp_path):
+    build, n_items, n_problems, n_unsplit = TREES[name]
+    root, annotations = build(tmp_path)
+    catalog = load_catalog(name, root, annotations)
+    if n_items is not None:
+        assert len(catalog.items) == n_items
+    assert len(catalog.problems()) == n_problems
+    assert len(catalog.unsplit()) == n_unsplit
+    assert len({i.rel_path for i in catalog.items}) == len(catalog.items), "a video listed twice"
+    for item in catalog.items:
+        if item.label >= 0:
+            assert catalog.classes[item.label] == item.class_name
+        if item.problem:
+            assert item.problem.startswith("missing") and item.rel_path in item.problem
+        elif item.splits or name != "folder":
+            assert not item.splits or set(item.splits.values()) <= {"train", "test", "unused", "val", "all"}
+            assert (Path(root) / item.rel_path).exists()
+
+
+def test_ucf101_case_mismatch_and_labels(tmp_path):
+    root, _ = tree_ucf101(tmp_path)
+    catalog = load_catalog("ucf101", root)
+    by_id = {i.video_id: i for i in catalog.items}
+    found = by_id["v_HandStandPushups_g08_c01"]
+    assert not found.problem and found.label == 1 and found.splits == {"1": "train", "2": "train", "3": "train"}
+    assert by_id["v_ApplyEyeMakeup_g01_c01"].splits["1"] == "test"
+    assert by_id["v_extra_not_in_lists"].splits == {}
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="ucf101.*hmdb51"):
+        load_catalog("ucf-101", ".")
+
+
+# ---- the official split files (../shared/data/annotations), counts from its README -------------
+
+def test_real_ucf101_splits_parse_to_the_official_counts(tmp_path):
+    ann = shared_path("annotations", "ucf101", "ucfTrainTestlist")
+    catalog = load_catalog("ucf101", str(tmp_path), str(ann))
+    assert len(catalog.classes) == 101 and len(catalog.items) == 13320
+    assert Counter(i.splits["1"] for i in catalog.items) == {"train": 9537, "test": 3783}
+    for split in "123":
+        assert sum(split in i.splits for i in catalog.items) == 13320
+    assert all(i.problem.startswith("missing") for i in catalog.items)  # no videos in tmp_path
+    assert {i.label for i in catalog.items} == set(range(101))
+
+
+def test_real_hmdb51_splits_parse_to_the_official_counts(tmp_path):
+    ann = shared_path("annotations", "hmdb51", "testTrainMulti_7030_splits")
+    catalog = load_catalog("hmdb51", str(tmp_path), str(ann))
+    assert len(catalog.classes) == 51 and len(catalog.items) == 6766
+    for split in "123":
+        assert Counter(i.splits[split] for i in catalog.items) == {"train": 3570, "test": 1530, "unused": 1666}
+    mmaction_order = shared_path("annotations", "hmdb51", "mmaction2_label_map.txt").read_text().split()
+    assert list(catalog.classes) == mmaction_order
+
+
+def test_real_kinetics_csvs_both_schemas(tmp_path):
+    base = shared_path("annotations", "kinetics400")
+    for csv_name, rows, partition in (("kinetics-400_val.csv", 19906, "val"),
+                                      ("kinetics400_2018_validate.head200.csv", 200, "val"),
+                                      ("kinetics-400_test.head200.csv", 200, "test")):
+        catalog = load_catalog("kinetics400", str(tmp_path), str(base / csv_name))
+        assert len(catalog.items) == rows
+        assert {i.splits["1"] for i in catalog.items} == {partition}
+    val = load_catalog("kinetics400", str(tmp_path), str(base / "kinetics-400_val.csv"))
+    assert len(val.classes) == 400 and "arm wrestling" in val.classes  # quoted multi-word labels
+    assert val.items[0].rel_path.endswith(".mp4") and len(val.items[0].video_id) == 11 + 14
