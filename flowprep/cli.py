@@ -60,6 +60,10 @@ def main(verbose: bool) -> None:
 @click.option("--task-memory-mb", type=int, default=0, help="Memory Ray reserves per task, MiB (default: none).")
 @click.option("--task-retries", type=int, default=3, show_default=True,
               help="Retries of a task whose worker or node died (a bad video is a failed row, never retried).")
+@click.option("--flow-actors", type=int, default=0, show_default=True,
+              help="Compute flow on N Ray actors (one per GPU, say) shared by the CPU tasks; 0: inside each task.")
+@click.option("--gpus-per-flow-actor", type=float, default=None,
+              help="GPUs each flow actor holds (default: 1 for a CUDA backend, 0 for a CPU one; 0.5: two per GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: tuple[str, ...], **flags) -> None:
     """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""
@@ -88,6 +92,10 @@ def format_summary(summary: dict) -> str:
              f"videos/hour: {summary['videos_per_hour']:.0f}",
              "stage seconds (summed over workers): " + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
     lines += [f"  failed ({cause}): {n}" for cause, n in sorted(summary["failures_by_cause"].items())]
+    rates = summary.get("frames_per_busy_second_per_worker")
+    if rates:
+        lines.append(f"worker processes: {summary['workers']}  frames per busy second per process: min {rates['min']:.1f}  "
+                     f"median {rates['median']:.1f}  max {rates['max']:.1f}  (tasks retried: {summary.get('retried_tasks', 0)})")
     return "\n".join(lines)
 
 

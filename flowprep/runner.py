@@ -7,6 +7,7 @@ again with the same command ends with every video exactly once.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -20,8 +21,7 @@ from typing import Callable
 from . import format as fmt
 from .config import ExtractConfig
 from .datasets import UNSPLIT_NOTE, Catalog, VideoItem, load_catalog
-from .manifest import (STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, done_parts, empty_row, read_rows,
-                       rows_to_parquet_bytes, write_part)
+from .manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, done_parts, empty_row, write_part
 from .storage import filesystem, is_local, join, remove_quietly, write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,11 @@ def opencv_threads(cfg: ExtractConfig) -> int:
     return max(1, (os.cpu_count() or 1) // cfg.workers) if cfg.ray_address is None else 1
 
 
-def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None) -> dict:
-    """Extract every video of `task` into its shards, then publish its manifest part. Returns a summary."""
+def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
+             known_bad: dict[str, str] | None = None, flow=None) -> dict:
+    """Extract every video of `task` into its shards, then publish its manifest part. Returns a summary.
+    `known_bad` (rel_path -> why) become failed rows untried: videos that killed earlier attempts.
+    `flow`: a backend to use instead of building one (a `RemoteFlow` computing on a flow actor)."""
     import cv2
 
     from .core import process_video
@@ -127,7 +130,7 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
     fs_out, out = filesystem(cfg.out)
     fs_in, root = filesystem(cfg.root)
     settings = cfg.video_settings()
-    backend = create_backend(cfg.flow_backend, **dict(cfg.flow_params))
+    backend = flow if flow is not None else create_backend(cfg.flow_backend, **dict(cfg.flow_params))
     # A previous attempt of this task may have published some shards before dying: start clean.
     remove_quietly(fs_out, task_shard_paths(fs_out, out, task.partition, task.index))
     writer = ShardWriter(fs_out, out, task.partition, task.index, cfg.shard_max_bytes)
@@ -140,6 +143,8 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
                     "source": item.rel_path, "dataset": cfg.dataset}
             try:
+                if item.rel_path in (known_bad or {}):
+                    raise VideoError("worker crashed", known_bad[item.rel_path])
                 if fs_in.size(path) == 0:
                     raise VideoError("empty file", "zero bytes")
                 if is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object
@@ -199,12 +204,16 @@ class ProgressBoard:
 
     def __init__(self):
         self.running: dict[str, dict] = {}
+        self.died_at: dict[str, list[int]] = {}  # task -> index of the video each dead attempt was on
         self.retries = 0
 
-    def started(self, task: str, attempt: str) -> None:
+    def started(self, task: str, attempt: str) -> list[int]:
+        """Registers a new attempt; returns where the earlier attempts of this task died."""
         if task in self.running:  # an earlier attempt of this task died (the driver forgets finished ones)
             self.retries += 1
+            self.died_at.setdefault(task, []).append(self.running[task]["videos"])
         self.running[task] = {"attempt": attempt, "videos": 0, "frames": 0, "failed": 0}
+        return self.died_at.get(task, [])
 
     def video_done(self, task: str, attempt: str, frames: int, failed: bool) -> None:
         counters = self.running.get(task)
@@ -216,57 +225,109 @@ class ProgressBoard:
     def forget(self, tasks: list[str]) -> None:
         for task in tasks:
             self.running.pop(task, None)
+            self.died_at.pop(task, None)
 
     def snapshot(self) -> dict:
         return {"running": self.running, "retries": self.retries}
 
 
-def run_task_reporting(task: Task, cfg: ExtractConfig, board) -> dict:
-    """`run_task` on a Ray worker, telling `board` of each finished video (fire and forget)."""
+CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two on the same video are its own
+
+
+def run_task_reporting(task: Task, cfg: ExtractConfig, board, flow=None) -> dict:
+    """`run_task` on a Ray worker, telling `board` of each finished video.
+
+    Videos are processed in order and the board counts the finished ones, so the video an attempt
+    died on is known; one that killed two attempts (a decoder segfault, say) becomes a failed row
+    instead of failing its whole task again and again.
+    """
+    import collections
     import uuid
 
+    import ray
+
     attempt = uuid.uuid4().hex[:8]
-    board.started.remote(task.part_name, attempt)
+    try:
+        died_at = ray.get(board.started.remote(task.part_name, attempt), timeout=60)
+    except ray.exceptions.RayError:  # no board, no crash history: run every video
+        died_at = []
+    known_bad = {task.items[index].rel_path: f"killed its worker {count} times (a crash in decoding or flow?)"
+                 for index, count in collections.Counter(died_at).items()
+                 if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(task.items)}
 
     def on_video(row: dict) -> None:
-        board.video_done.remote(task.part_name, attempt, row["frames"], row["status"] == STATUS_FAILED)
+        # Waited for (a millisecond), so that when this worker dies the board's count is exact:
+        # a report still in this process's send queue would make it blame the previous video.
+        try:
+            ray.get(board.video_done.remote(task.part_name, attempt, row["frames"], row["status"] == STATUS_FAILED),
+                    timeout=10)
+        except ray.exceptions.RayError:
+            pass  # progress is best effort: never fail a task over it
 
-    return run_task(task, cfg, on_video)
+    return run_task(task, cfg, on_video, known_bad, flow)
 
 
 def run_ray(tasks: list[Task], cfg: ExtractConfig, progress) -> None:
     """Run `tasks` as Ray tasks, at most --max-in-flight at a time; only small summaries come back."""
-    import collections
     import dataclasses
 
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .flow.remote import ACTOR_CPUS, FlowPool
 
     address = ray_address(cfg)
     # Resolved here, on the driver, so the CPUs Ray reserves and the threads OpenCV uses agree.
     threads = cfg.threads_per_worker or (1 if address else opencv_threads(cfg))
     cfg = dataclasses.replace(cfg, threads_per_worker=threads)
-    if not ray.is_initialized():
+    # Ray started here is shut down here: a library call must not leave Ray's threads and processes
+    # behind in the caller (a training script that forks DataLoader workers next would hang).
+    started_here = not ray.is_initialized()
+    if started_here:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             # address="local": always a fresh local instance, never a cluster that happens to run here
-            ray.init(address="local", num_cpus=cfg.workers * threads, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=cfg.workers * threads + cfg.flow_actors * ACTOR_CPUS,
+                     include_dashboard=False, log_to_driver=False)
+    pool = None
+    try:
+        pool = FlowPool.start(cfg, ray) if cfg.flow_actors else None  # flow actors shared by the tasks
+        _run_ray_tasks(tasks, cfg, progress, ray, pool)
+    finally:
+        if pool is not None:
+            pool.stop(ray)
+        if started_here:
+            ray.shutdown()
+
+
+def _run_ray_tasks(tasks: list[Task], cfg: ExtractConfig, progress, ray, pool=None) -> None:
+    import collections
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    threads = cfg.threads_per_worker
     # The board lives on the driver's node: it dies with the driver, never with a worker node.
     board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         ray.get_runtime_context().get_node_id(), soft=False)).remote()
     # task_retries covers worker and node deaths, and OSError (an object store's transient failure);
     # a video's own problem is caught inside run_task and becomes a failed row, so nothing else retries.
     resources = {"num_cpus": threads, **({"memory": cfg.task_memory_mb * 2**20} if cfg.task_memory_mb else {})}
-    remote_task = ray.remote(run_task_reporting).options(
-        max_retries=cfg.task_retries, retry_exceptions=[OSError], **resources)
+    task_options = dict(max_retries=cfg.task_retries, retry_exceptions=[OSError], **resources)
+    remote_fn = ray.remote(run_task_reporting)
+    remote_task = remote_fn.options(**task_options)
     cfg_ref = ray.put(cfg)
     max_in_flight = cfg.max_in_flight or 2 * cfg.workers
     queue, pending, failed = collections.deque(tasks), {}, []
     while queue or pending:
         while queue and len(pending) < max_in_flight:
             task = queue.popleft()
-            pending[remote_task.remote(task, cfg_ref, board)] = task
+            if pool is None:
+                pending[remote_task.remote(task, cfg_ref, board)] = task
+                continue
+            flow = pool.acquire()  # the least-loaded actor; the task runs on its node when there is room
+            ref = remote_fn.options(**task_options, scheduling_strategy=pool.near(flow)).remote(task, cfg_ref, board, flow)
+            pending[ref] = task
+            pool.submitted(ref, flow)
         # Wake on the first finished task (so a free CPU gets a new task at once), then take every other
         # finished one; wake anyway after poll_s to refresh the progress of the running ones.
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress.poll_s, fetch_local=False)
@@ -274,6 +335,8 @@ def run_ray(tasks: list[Task], cfg: ExtractConfig, progress) -> None:
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0, fetch_local=False)
         for ref in ready:
             task = pending.pop(ref)
+            if pool is not None:
+                pool.release(ref)
             try:
                 progress.task_done(task, ray.get(ref))
             except ray.exceptions.RayError as exc:  # retries exhausted: its part stays unpublished
@@ -305,12 +368,10 @@ class Progress:
                         mininterval=0.5 if sys.stderr.isatty() else 30.0)
         self.poll_s, self.polled_at = 1.0, 0.0
         self.done = {"videos": 0, "frames": 0, "failed": 0}
-        self.shown = dict(self.done)
         self.retries = 0
         self.started = time.time()
 
     def _show(self, videos: int, frames: int, failed: int) -> None:
-        self.shown = {"videos": videos, "frames": frames, "failed": failed}
         frames_per_s = frames / max(time.time() - self.started, 1e-9)
         self.bar.set_postfix(frames=frames, fps=f"{frames_per_s:.0f}", failed=failed, retries=self.retries, refresh=False)
         self.bar.update(videos - self.bar.n)  # may step back when a dead attempt's videos are redone
@@ -379,36 +440,106 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     finally:
         progress.close()
 
-    rows = list(other_rows)
-    for task in tasks:
-        rows += read_rows(fs, join(out, fmt.PARTS_DIR, task.part_name))
-    write_bytes_atomic(fs, join(out, fmt.MANIFEST_FILE), rows_to_parquet_bytes(rows))
-    write_shard_lists(fs, out, rows)
-    summary = job_summary(rows, time.time() - started, resumed_tasks=len(tasks) - len(todo))
-    write_bytes_atomic(fs, join(out, "summary.json"), json.dumps(summary, indent=2).encode())
+    report = merge_manifest(fs, out, other_rows, [join(out, fmt.PARTS_DIR, t.part_name) for t in tasks])
+    for partition, names in report.shards.items():
+        write_bytes_atomic(fs, join(out, partition + fmt.SHARD_LIST_SUFFIX), ("\n".join(sorted(names)) + "\n").encode())
+    summary = report.to_dict(time.time() - started, tasks=len(tasks), resumed_tasks=len(tasks) - len(todo),
+                             retried_tasks=progress.retries)
+    for name in (REPORT_FILE, "summary.json"):  # summary.json: the name earlier versions wrote
+        write_bytes_atomic(fs, join(out, name), json.dumps(summary, indent=2).encode())
     return summary
 
 
-def write_shard_lists(fs, out: str, rows: list[dict]) -> None:
-    shards: dict[str, set[str]] = {}
-    for row in rows:
-        if row["status"] == STATUS_OK:
-            shards.setdefault(row["partition"], set()).add(row["shard"])
-    for partition, names in shards.items():
-        write_bytes_atomic(fs, join(out, partition + fmt.SHARD_LIST_SUFFIX), ("\n".join(sorted(names)) + "\n").encode())
+REPORT_FILE = "report.json"
+STAGES = ("decode", "flow", "encode", "write")
 
 
-def job_summary(rows: list[dict], wall_s: float, resumed_tasks: int = 0) -> dict:
-    ok = [r for r in rows if r["status"] == STATUS_OK]
-    failures: dict[str, int] = {}
-    for row in rows:
-        if row["status"] == STATUS_FAILED:
-            failures[row["cause"]] = failures.get(row["cause"], 0) + 1
-    stage_s = {stage: round(sum(r[f"seconds_{stage}"] for r in ok), 3) for stage in ("decode", "flow", "encode", "write")}
-    return {
-        "videos": len(rows), "ok": len(ok), "failed": sum(failures.values()),
-        "skipped": sum(r["status"] == STATUS_SKIPPED for r in rows), "failures_by_cause": failures,
-        "frames": sum(r["frames"] for r in ok), "bytes": sum(r["bytes"] for r in ok),
-        "stage_seconds": stage_s, "wall_seconds": round(wall_s, 3), "resumed_tasks": resumed_tasks,
-        "videos_per_hour": round(len(ok) / wall_s * 3600, 1) if wall_s > 0 else 0.0,
-    }
+def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], parts_per_fetch: int = 256,
+                   rows_per_group: int = 65536) -> "JobReport":
+    """Concatenate the task parts (and `other_rows`) into manifest.parquet, streaming: the driver holds
+    `parts_per_fetch` parts at a time, never the whole manifest. Returns the report of every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .manifest import schema
+    from .storage import TMP_MARK, atomic_open
+
+    # Temporaries of attempts killed between writing and renaming (no writer is left running now).
+    remove_quietly(fs, [p for pattern in ("*", f"{fmt.PARTS_DIR}/*") for p in fs.glob(join(out, pattern))
+                        if TMP_MARK in p.rsplit("/", 1)[-1]])
+    report = JobReport()
+    report.add(other_rows)
+    tables = [pa.Table.from_pylist(other_rows, schema=schema())]
+    with atomic_open(fs, join(out, fmt.MANIFEST_FILE)) as f, pq.ParquetWriter(f, schema()) as writer:
+        for start in range(0, len(part_paths), parts_per_fetch):
+            batch = part_paths[start:start + parts_per_fetch]
+            # One call for many small files: object stores fetch them concurrently.
+            blobs = {path.rsplit("/", 1)[-1]: data for path, data in fs.cat(batch).items()}
+            for path in batch:
+                name = path.rsplit("/", 1)[-1]
+                if name not in blobs:
+                    raise RuntimeError(f"{path}: task part missing after the run; re-run the same command")
+                table = pq.read_table(io.BytesIO(blobs[name]))
+                report.add(table.to_pylist())
+                tables.append(table)
+            if sum(t.num_rows for t in tables) >= rows_per_group:
+                writer.write_table(pa.concat_tables(tables))
+                tables = []
+        if tables:
+            writer.write_table(pa.concat_tables(tables))
+    return report
+
+
+class JobReport:
+    """Totals over manifest rows, added part by part: counters per cause, stage and worker, no rows."""
+
+    def __init__(self):
+        from collections import Counter
+
+        self.totals: Counter = Counter()
+        self.failures_by_cause: Counter = Counter()
+        self.stage_seconds: Counter = Counter()
+        self.shards: dict[str, set[str]] = {}  # partition -> shard names (for <partition>.shards.txt)
+        self.by_worker: dict[str, Counter] = {}  # 'host:pid' -> videos, frames, busy_seconds
+
+    def add(self, rows: list[dict]) -> None:
+        from collections import Counter
+
+        for row in rows:
+            self.totals["videos"] += 1
+            self.totals[row["status"]] += 1
+            if row["status"] == STATUS_FAILED:
+                self.failures_by_cause[row["cause"]] += 1
+            if row["status"] != STATUS_OK:
+                continue
+            self.totals["frames"] += row["frames"]
+            self.totals["bytes"] += row["bytes"]
+            self.shards.setdefault(row["partition"], set()).add(row["shard"])
+            busy_s = 0.0
+            for stage in STAGES:
+                self.stage_seconds[stage] += row[f"seconds_{stage}"]
+                busy_s += row[f"seconds_{stage}"]
+            worker = self.by_worker.setdefault(row["worker"] or "?", Counter())
+            worker.update(videos=1, frames=row["frames"], busy_seconds=busy_s)
+
+    def to_dict(self, wall_s: float, **extra) -> dict:
+        ok = self.totals[STATUS_OK]
+        per_worker = {name: {"videos": c["videos"], "frames": c["frames"], "busy_seconds": round(c["busy_seconds"], 3),
+                             "frames_per_busy_second": round(c["frames"] / max(c["busy_seconds"], 1e-9), 2)}
+                      for name, c in sorted(self.by_worker.items())}
+        rates = sorted(w["frames_per_busy_second"] for w in per_worker.values())
+        return {
+            "videos": self.totals["videos"], "ok": ok, "failed": self.totals[STATUS_FAILED],
+            "skipped": self.totals[STATUS_SKIPPED], "failures_by_cause": dict(sorted(self.failures_by_cause.items())),
+            "frames": self.totals["frames"], "bytes": self.totals["bytes"],
+            "stage_seconds": {stage: round(self.stage_seconds[stage], 3) for stage in STAGES},
+            "wall_seconds": round(wall_s, 3),
+            "videos_per_hour": round(ok / wall_s * 3600, 1) if wall_s > 0 else 0.0,
+            "frames_per_second": round(self.totals["frames"] / wall_s, 2) if wall_s > 0 else 0.0,
+            **extra,
+            # Rows of tasks resumed from an earlier run count here too: their workers are long gone.
+            "workers": len(per_worker),
+            "frames_per_busy_second_per_worker": {"min": rates[0], "median": rates[len(rates) // 2], "max": rates[-1]}
+            if rates else {},
+            "per_worker": per_worker,
+        }

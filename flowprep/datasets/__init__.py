@@ -7,8 +7,10 @@ Adding a dataset is one module plus one line in DATASETS; tests parametrize over
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +65,47 @@ def dataset_layout(name: str) -> str:
 
 
 def load_catalog(name: str, root: str, annotations: str | None = None) -> Catalog:
-    return dataset_function(name)(root, annotations)
+    """The catalog of `root`, a local folder or an object-store URL (s3://bucket/ucf101, ...).
+
+    Catalog modules read local paths only; for a URL they read a local shadow of it instead: the
+    listing as empty placeholder files, and the split files and CSVs themselves (small text files).
+    The videos stay in the bucket and the workers stream them from there (`rel_path` is the same).
+    """
+    from .. import storage
+
+    function = dataset_function(name)
+    remote = [value for value in (root, annotations) if value and not storage.is_local(value)]
+    if not remote:
+        return function(root, annotations)
+    with tempfile.TemporaryDirectory(prefix="flowprep-catalog-") as shadow:
+        local_root = mirror_listing(root, Path(shadow) / "root") if root in remote else root
+        local_ann = mirror_listing(annotations, Path(shadow) / "annotations") if annotations in remote else annotations
+        catalog = function(local_root, local_ann)
+    return dataclasses.replace(catalog, root=root)
+
+
+SHADOW_MAX_BYTES = 64 * 2**20  # annotation files are kilobytes; anything this big is data, not a list
+
+
+def mirror_listing(url: str, dest: Path) -> str:
+    """Recreate the tree under `url` in local `dest`: videos as empty files, small files copied."""
+    from .. import storage
+
+    fs, base = storage.filesystem(url)
+    if not fs.isdir(base):
+        raise FileNotFoundError(f"dataset root {url}: no such folder or prefix")
+    dest.mkdir(parents=True, exist_ok=True)
+    for path, info in fs.find(base, detail=True).items():
+        rel = path[len(base):].lstrip("/")
+        if not rel or info.get("type") == "directory":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.lower().endswith(VIDEO_EXTENSIONS) or (info.get("size") or 0) > SHADOW_MAX_BYTES:
+            target.touch()
+        else:
+            fs.get_file(path, str(target))
+    return str(dest)
 
 
 # ---- helpers shared by the catalog modules ---------------------------------------------------
