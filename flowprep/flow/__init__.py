@@ -18,10 +18,15 @@ log = logging.getLogger(__name__)
 
 BACKENDS: dict[str, str] = {
     "opencv": "flowprep.flow.opencv_tvl1:OpenCVTVL1",
+    "torch": "flowprep.flow.torch_tvl1:TorchTVL1",  # CUDA if torch sees a device, else CPU
+    "torch-cuda": "flowprep.flow.torch_tvl1:TorchCudaTVL1",  # the same, CUDA or unavailable
+    "opencv-cuda": "flowprep.flow.opencv_cuda:OpenCVCudaTVL1",
 }
 
 # `auto` tries these in order and takes the first available: fastest faithful backend first.
-AUTO_ORDER: tuple[str, ...] = ("opencv",)
+# torch-cuda (batched, follows the CPU code to ~0.01 px) before opencv-cuda (no median filter, other
+# warp); plain `torch` is not in the list: on a CPU it is slower than OpenCV's own code.
+AUTO_ORDER: tuple[str, ...] = ("torch-cuda", "opencv-cuda", "opencv")
 
 
 def backend_class(name: str):

@@ -3,9 +3,9 @@
 The algorithm is Zach, Pock and Bischof (2007) in the form of Sanchez Perez et al. (IPOL 2013), as
 OpenCV contrib codes it in `modules/optflow/src/tvl1flow.cpp` (`OpticalFlowDual_TVL1::calc` and
 `procOneScale`). Every step below names the OpenCV function it mirrors; the details that move the
-result (how the pyramid is resized, remap's 1/32-pixel coordinate grid and zero border, the
-one-sided gradients at the image border, where the median filter runs, the per-pair stopping test)
-are OpenCV's, so that the two agree to a few hundredths of a pixel.
+result (how the pyramid is resized and its sizes rounded, remap's bicubic kernel and zero border,
+the one-sided gradients at the image border, where the median filter runs, the per-pair stopping
+test) are OpenCV's, so that the two agree to about 0.01 px (docs/flow_backends.md).
 
 Batching: all pairs of a `compute` call share one (B, H, W) tensor. OpenCV stops iterating a pair
 when the summed squared update of its flow falls below epsilon^2 * H * W; here each pair carries an
@@ -14,7 +14,6 @@ is active, so each pair gets exactly the iterations it would get alone.
 """
 from __future__ import annotations
 
-import functools
 import logging
 
 import numpy as np
@@ -131,7 +130,6 @@ def _batcher_pairs(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-@functools.lru_cache(maxsize=None)
 def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
     """The sorting network pruned to what the middle output needs: (lo, hi, keep_min, keep_max)."""
     needed, kept = {n // 2}, []
@@ -141,6 +139,10 @@ def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
             kept.append((lo, hi, keep_min, keep_max))
             needed |= {lo, hi}
     return tuple(reversed(kept))
+
+
+# OpenCV's medianBlur takes ksize 3 or 5 on float images; built once (a plain dict reads well in torch.compile)
+_MEDIAN_NETWORKS = {k * k: _median_network(k * k) for k in (3, 5)}
 
 
 def median_blur(u, ksize: int):
@@ -156,7 +158,7 @@ def median_blur(u, ksize: int):
     r = ksize // 2
     padded = F.pad(u[:, None], (r, r, r, r), mode="replicate")[:, 0]
     vals = [padded[:, i:i + h, j:j + w] for i in range(ksize) for j in range(ksize)]
-    for lo, hi, keep_min, keep_max in _median_network(ksize * ksize):
+    for lo, hi, keep_min, keep_max in _MEDIAN_NETWORKS[ksize * ksize]:
         a, b = vals[lo], vals[hi]
         if keep_min:
             vals[lo] = torch.minimum(a, b)
@@ -198,7 +200,8 @@ def divergence(v1, v2):
 def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
               l_t: float, theta: float, taut: float):
     """One inner iteration of procOneScale (estimateV, divergence, estimateU, forwardGradient,
-    estimateDualVariables) for all pairs; pairs with active=False keep their state.
+    estimateDualVariables) for all pairs; pairs with active=False keep their state (active=None:
+    all pairs are active, which saves the masking).
 
     Returns the new (u1, u2, p11, p12, p21, p22) and each pair's summed squared flow update (B,).
     """
@@ -229,9 +232,11 @@ def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
     new_p21 = (p21 + taut * u2x) / ng2
     new_p22 = (p22 + taut * u2y) / ng2
 
-    keep = active[:, None, None]
-    state = tuple(torch.where(keep, new, old) for new, old in (
-        (new_u1, u1), (new_u2, u2), (new_p11, p11), (new_p12, p12), (new_p21, p21), (new_p22, p22)))
+    state = (new_u1, new_u2, new_p11, new_p12, new_p21, new_p22)
+    if active is not None:
+        keep = active[:, None, None]
+        state = tuple(torch.where(keep, new, old)
+                      for new, old in zip(state, (u1, u2, p11, p12, p21, p22)))
     return state + (error,)
 
 
@@ -259,6 +264,7 @@ class TVL1Solver:
         self.median = _compiled(median_blur) if compiled else median_blur
         self.sync_every = max(1, int(sync_every))
         self.iterations_run = 0  # inner iterations executed in the last call (for benchmarks)
+        self.pixel_steps = 0  # sum over those iterations of the level's H * W (bandwidth floor)
 
     def __call__(self, I0, I1):
         import torch
@@ -273,7 +279,7 @@ class TVL1Solver:
             I0s.append(down0)
             I1s.append(pyramid_down(I1s[-1], p["scale_step"]))
 
-        self.iterations_run = 0
+        self.iterations_run = self.pixel_steps = 0
         u1 = torch.zeros_like(I0s[-1])
         u2 = torch.zeros_like(I0s[-1])
         for s in range(len(I0s) - 1, -1, -1):
@@ -311,44 +317,42 @@ class TVL1Solver:
             rho_c = I1w - I1wx * u1 - I1wy * u2 - I0
 
             active = torch.ones(b, dtype=torch.bool, device=I0.device)  # error = FLT_MAX
+            all_active = True  # known on the host without a device sync: no masking needed
             any_active = True
             for _ in range(int(p["outer_iterations"])):
                 if not any_active:
                     break
                 if median > 1:
-                    keep = active[:, None, None]
-                    u1 = torch.where(keep, self.median(u1, median), u1)
-                    u2 = torch.where(keep, self.median(u2, median), u2)
+                    if all_active:
+                        u1, u2 = self.median(u1, median), self.median(u2, median)
+                    else:
+                        keep = active[:, None, None]
+                        u1 = torch.where(keep, self.median(u1, median), u1)
+                        u2 = torch.where(keep, self.median(u2, median), u2)
                 for n_inner in range(int(p["inner_iterations"])):
                     u1, u2, p11, p12, p21, p22, error = self.step(
-                        u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active, l_t, theta, taut)
+                        u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, None if all_active else active,
+                        l_t, theta, taut)
                     active = active & (error > scaled_epsilon)
                     self.iterations_run += 1
-                    if (n_inner + 1) % self.sync_every == 0 and not bool(active.any()):
-                        any_active = False
-                        break
+                    self.pixel_steps += h * w
+                    if (n_inner + 1) % self.sync_every == 0:
+                        all_active = bool(active.all())
+                        any_active = all_active or bool(active.any())
+                        if not any_active:
+                            break
+                    else:
+                        all_active = False
                 else:
-                    any_active = bool(active.any())
+                    all_active = bool(active.all())
+                    any_active = all_active or bool(active.any())
         return u1, u2
 
 
 # ---- the backend -----------------------------------------------------------------------------
 
-def _cuda_ok() -> tuple[bool, str]:
-    try:
-        import torch
-    except ImportError as exc:
-        return False, f"torch is not installed (pip install torch): {exc}"
-    try:
-        if not torch.cuda.is_available():
-            return False, "torch sees no CUDA device"
-    except Exception as exc:  # a broken driver must not crash `available()`
-        return False, f"torch.cuda failed: {exc}"
-    return True, ""
-
-
 class TorchTVL1:
-    """TV-L1 in PyTorch on CUDA when there is a device (else CPU), many pairs per call."""
+    """TV-L1 in PyTorch, many pairs per call: on CUDA when torch sees a device, else on the CPU."""
 
     name = "torch"
 
@@ -360,13 +364,11 @@ class TorchTVL1:
             return False, f"torch is not installed (pip install torch): {exc}"
         return True, ""
 
-    @classmethod
-    def fast(cls) -> tuple[bool, str]:
-        """Worth picking over OpenCV's CPU code by `auto`: only on a CUDA device."""
-        return _cuda_ok()
-
     def __init__(self, device: str | None = None, compile: bool | None = None, batch: int | None = None,
                  **overrides):
+        """OpenCV-named TV-L1 overrides; `device` ('cuda', 'cpu', 'cuda:1'; default: CUDA if any),
+        `compile` (torch.compile the hot loop; default: on CUDA only) and `batch` (preferred pairs
+        per `compute` call) tune the run, not the result."""
         import torch
 
         self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
@@ -374,36 +376,88 @@ class TorchTVL1:
         on_cuda = self.device.type == "cuda"
         self.compiled = on_cuda if compile is None else bool(compile)
         self.preferred_batch = int(batch or (64 if on_cuda else 4))
+        # On CUDA, asking "is any pair still iterating?" costs a device sync: ask every 10 steps.
         self._solver = TVL1Solver(self._params, compiled=self.compiled, sync_every=10 if on_cuda else 1)
 
     def params(self) -> dict:
         import torch
 
         impl = f"flowprep torch TV-L1 (torch {torch.__version__}, {self.device.type}"
-        impl += ", compiled)" if self.compiled else ")"
-        return {**self._params, "impl": impl}
+        return {**self._params, "impl": impl + (", compiled)" if self.compiled else ")")}
 
     def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
         """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px."""
-        import torch
-
         prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
         if prev_u8.shape != next_u8.shape or prev_u8.ndim != 3:
             raise ValueError(f"expected two uint8 (B,H,W) arrays of one shape, got {prev_u8.shape} "
                              f"and {next_u8.shape}")
         if prev_u8.shape[0] == 0:
             return np.zeros(prev_u8.shape + (2,), np.float32)
+        if not self.compiled:
+            return self._compute(prev_u8, next_u8)
+        # Compiled code is specialized to its shapes: run every batch at exactly preferred_batch pairs
+        # (a short one padded with copies of its last pair, which converge with it and are dropped),
+        # so a dataset compiles once per pyramid level instead of once per leftover batch size.
+        size = self.preferred_batch
+        flows = []
+        for start in range(0, prev_u8.shape[0], size):
+            a, b = prev_u8[start:start + size], next_u8[start:start + size]
+            n = a.shape[0]
+            if n < size:
+                pad = np.full(size - n, n - 1)
+                a, b = np.concatenate([a, a[pad]]), np.concatenate([b, b[pad]])
+            flows.append(self._compute(a, b)[:n])
+        return np.concatenate(flows)
+
+    def _compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
-            I0 = torch.from_numpy(prev_u8).to(self.device).float()
-            I1 = torch.from_numpy(next_u8).to(self.device).float()
-            u1, u2 = self._solver(I0, I1)
+            I0 = torch.from_numpy(np.ascontiguousarray(prev_u8)).to(self.device).float()
+            I1 = torch.from_numpy(np.ascontiguousarray(next_u8)).to(self.device).float()
+            try:
+                u1, u2 = self._solver(I0, I1)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:  # torch.compile can fail on a setup it does not support
+                if not self.compiled:
+                    raise
+                log.warning("torch.compile failed (%s: %s); torch TV-L1 goes on without it (same flow, slower)",
+                            type(exc).__name__, exc)
+                self.compiled = False
+                self._solver = TVL1Solver(self._params, compiled=False, sync_every=self._solver.sync_every)
+                u1, u2 = self._solver(I0, I1)
             return torch.stack([u1, u2], dim=-1).cpu().numpy()
 
 
+class TorchCudaTVL1(TorchTVL1):
+    """The torch backend pinned to CUDA: unavailable (an error, not a CPU run) without a device."""
+
+    name = "torch-cuda"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import torch
+        except ImportError as exc:
+            return False, f"torch is not installed (pip install torch): {exc}"
+        try:
+            if not torch.cuda.is_available():
+                return False, f"torch {torch.__version__} sees no CUDA device"
+        except Exception as exc:  # a broken driver must not crash `available()`
+            return False, f"torch.cuda failed: {exc}"
+        return True, ""
+
+    def __init__(self, device: str | None = None, **kwargs):
+        if device is not None and not str(device).startswith("cuda"):
+            raise ValueError(f"torch-cuda runs on a CUDA device, not {device!r} (use the 'torch' backend)")
+        super().__init__(device=device or "cuda", **kwargs)
+
+
 def _compiled(fn):
-    """`fn` through torch.compile with static shapes: one fused kernel per pass instead of dozens of
-    small ones (dynamic shapes generate much slower code here). Each pyramid level and batch size
-    compiles once, so the recompile limit is raised above its default of 8."""
+    """`fn` through torch.compile with static shapes: a few fused kernels per pass instead of dozens
+    of small ones (dynamic shapes made 20x slower code on the CPU). Each pyramid level (and batch size,
+    mask or not) compiles once, more than the default limit of 8 recompiles allows."""
     import torch
 
     config = torch._dynamo.config
