@@ -45,6 +45,8 @@ class ExtractConfig:
     threads_per_worker: int = 0  # OpenCV threads per worker; 0: cores / workers (never oversubscribe)
     task_memory_mb: int = 0  # Ray `memory` reserved per task (MiB); 0: none declared
     task_retries: int = 3  # Ray retries of a task whose worker or node died (a bad video is never retried)
+    flow_actors: int = 0  # 0: flow computed inside each task; N: on N Ray actors shared by the tasks
+    gpus_per_flow_actor: float | None = None  # None: 1 for a CUDA backend, 0 for a CPU one
 
     def __post_init__(self):
         Resize(self.resize_mode, self.size_px)  # validates
@@ -61,6 +63,11 @@ class ExtractConfig:
             (self.fps is None or self.fps > 0, f"fps must be > 0, not {self.fps}"),
             (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
             (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),
+            (self.flow_actors >= 0, f"flow_actors must be >= 0, not {self.flow_actors}"),
+            (not (self.flow_actors and self.executor == "inline"), "flow actors need --executor ray, not inline"),
+            (self.gpus_per_flow_actor is None or (self.gpus_per_flow_actor >= 0 and (
+                self.gpus_per_flow_actor <= 1 or float(self.gpus_per_flow_actor).is_integer())),  # Ray's rule
+             f"gpus_per_flow_actor must be a fraction in [0, 1] or a whole number, not {self.gpus_per_flow_actor}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -415,9 +415,22 @@ class Progress:
 def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     """Run (or resume) the whole job; returns the summary also printed by the CLI."""
     from .flow import backend_class, resolve_backend_name
+    from .flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS
 
     started = time.time()
-    backend_name = resolve_backend_name(cfg.flow_backend)
+    if cfg.flow_actors:
+        # The actors build the backend on the GPU nodes; the driver (a CPU-only head, say) may not
+        # have the accelerator, so it neither checks availability nor picks `auto` here.
+        if cfg.flow_backend == "auto":
+            raise ValueError("--flow-backend auto with --flow-actors: name the backend (e.g. torch-cuda); "
+                             "the driver's machine may not have the flow actors' accelerator")
+        backend_name = cfg.flow_backend
+        params_resolved = {**OPENCV_TVL1_DEFAULTS, **dict(cfg.flow_params),
+                           "built_on": "the flow actors (see each sample's json)"}
+        backend_class(backend_name)  # an unknown name fails here, before any work
+    else:
+        backend_name = resolve_backend_name(cfg.flow_backend)
+        params_resolved = backend_class(backend_name)(**dict(cfg.flow_params)).params()
     if backend_name != cfg.flow_backend:
         import dataclasses
         cfg = dataclasses.replace(cfg, flow_backend=backend_name)
@@ -427,7 +440,7 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     chosen, other_rows = select(catalog, cfg)
     tasks = load_or_write_plan(fs, out, cfg, make_tasks(chosen, cfg))
     resolved = {**cfg.to_dict(), "fingerprint": cfg.content_fingerprint(),
-                "flow_params_resolved": backend_class(backend_name)(**dict(cfg.flow_params)).params(),
+                "flow_params_resolved": params_resolved,
                 "classes": list(catalog.classes)}
     write_bytes_atomic(fs, join(out, fmt.CONFIG_FILE), json.dumps(resolved, indent=2).encode())
 

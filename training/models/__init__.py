@@ -21,37 +21,9 @@ THE CONTRACT every model follows (the loader, loops and losses rely on it):
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Callable
+from training.registry import Registry
 
-_REGISTRY: dict[str, Callable] = {}
-_loaded = False
-
-
-def register_model(fn: Callable) -> Callable:
-    """Decorator: registers `fn` under its own name; `fn(**kwargs) -> nn.Module`."""
-    if fn.__name__ in _REGISTRY:
-        raise ValueError(f"model {fn.__name__!r} registered twice")
-    _REGISTRY[fn.__name__] = fn
-    return fn
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _loaded = True
-
-
-def list_models() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, **kwargs):
-    _load_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+_REGISTRY = Registry("model", __name__, __path__)
+register_model = _REGISTRY.register  # decorator for entry functions
+list_models = _REGISTRY.names
+create_model = _REGISTRY.create

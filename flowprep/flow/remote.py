@@ -1,0 +1,247 @@
+"""Flow on Ray actors that hold a GPU: CPU tasks decode, resize and encode, the actors batch their flow.
+
+`FlowActor` builds one backend once and merges the `compute` requests of many CPU tasks into batched
+calls; `RemoteFlow` is the backend object those tasks hand to the core in place of a local backend
+(same `name`, `params()`, `preferred_batch`, `compute`), so the core never learns about Ray.
+`FlowPool` is the driver's side: it starts the actors, gives each task the least-loaded one, stops them.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ACTOR_CPUS = 1  # an actor's event loop, (un)pickling and host<->GPU copies keep about one core busy
+ACTOR_START_TIMEOUT_S = 300.0  # actors not placed by then: more GPUs asked for than the cluster has
+
+
+def default_gpus_per_actor(backend_name: str) -> float:
+    """1 GPU per actor for a CUDA backend ('torch-cuda', 'opencv-cuda'), none for a CPU one."""
+    return 1.0 if "cuda" in backend_name else 0.0
+
+
+@dataclass
+class _Request:
+    prev_u8: np.ndarray  # uint8 (n,H,W)
+    next_u8: np.ndarray  # uint8 (n,H,W)
+    arrived_s: float  # event-loop time
+    future: object  # asyncio.Future -> float32 (n,H,W,2)
+
+
+class FlowActor:
+    """Async Ray actor: one flow backend, requests from many callers merged into batches.
+
+    A batch runs when `max_pairs` pairs of one frame size are queued, or `max_wait_s` after its oldest
+    request arrived. The backend runs in one side thread, so requests keep queueing while a batch
+    computes. A batch that raises is redone request by request: only the bad request gets the error.
+    """
+
+    def __init__(self, backend_cls, params: dict, max_pairs: int = 0, max_wait_s: float = 0.01):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.backend = backend_cls(**params)
+        self.max_pairs = int(max_pairs or max(1, getattr(self.backend, "preferred_batch", 1)))
+        self.max_wait_s = float(max_wait_s)
+        self._queue: list[_Request] = []
+        self._arrived = None  # asyncio.Event, made inside the actor's event loop on first use
+        self._loop_task = None
+        self._gpu = ThreadPoolExecutor(1)  # one backend call at a time
+        self.pairs_per_call: Counter = Counter()  # batch size (pairs) -> backend calls of that size
+        self.requests = 0
+
+    def describe(self) -> dict:
+        """What the sample json records (the real backend), and where the actor runs."""
+        import ray
+
+        return {"name": getattr(self.backend, "name", type(self.backend).__name__), "params": self.backend.params(),
+                "preferred_batch": int(getattr(self.backend, "preferred_batch", 1)),
+                "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""}
+
+    def stats(self) -> dict:
+        return {"requests": self.requests, "calls": sum(self.pairs_per_call.values()),
+                "pairs": sum(n * c for n, c in self.pairs_per_call.items()), "pairs_per_call": dict(self.pairs_per_call)}
+
+    async def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray | None = None) -> np.ndarray:
+        """uint8 (n,H,W) x2 -> float32 (n,H,W,2) px; `next_u8` None: `prev_u8` is a window of n+1 frames."""
+        import asyncio
+
+        if next_u8 is None:
+            prev_u8, next_u8 = prev_u8[:-1], prev_u8[1:]
+        if prev_u8.shape != next_u8.shape or prev_u8.ndim != 3:
+            raise ValueError(f"expected two uint8 (n,H,W) arrays of one shape, got {prev_u8.shape} and {next_u8.shape}")
+        loop = asyncio.get_running_loop()
+        if self._loop_task is None:
+            self._arrived = asyncio.Event()
+            self._loop_task = loop.create_task(self._batch_loop())
+        request = _Request(prev_u8, next_u8, loop.time(), loop.create_future())
+        self._queue.append(request)
+        self.requests += 1
+        self._arrived.set()
+        return await request.future
+
+    async def _batch_loop(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            # Wait for more callers to join, but never past the oldest request's deadline.
+            while self._queued_pairs() < self.max_pairs:
+                remaining_s = self._queue[0].arrived_s + self.max_wait_s - loop.time()
+                if remaining_s <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining_s)
+                except asyncio.TimeoutError:
+                    break
+            await self._run(self._take_batch())
+
+    def _queued_pairs(self) -> int:
+        hw = self._queue[0].prev_u8.shape[1:]
+        return sum(len(r.prev_u8) for r in self._queue if r.prev_u8.shape[1:] == hw)
+
+    def _take_batch(self) -> list[_Request]:
+        """The oldest request, then later ones of its frame size while they fit in max_pairs."""
+        first = self._queue[0]
+        batch, pairs = [first], len(first.prev_u8)
+        for r in self._queue[1:]:
+            if r.prev_u8.shape[1:] == first.prev_u8.shape[1:] and pairs + len(r.prev_u8) <= self.max_pairs:
+                batch.append(r)
+                pairs += len(r.prev_u8)
+        taken = {id(r) for r in batch}
+        self._queue = [r for r in self._queue if id(r) not in taken]
+        return batch
+
+    async def _run(self, batch: list[_Request]) -> None:
+        import asyncio
+
+        try:
+            prev_u8 = np.concatenate([r.prev_u8 for r in batch])
+            next_u8 = np.concatenate([r.next_u8 for r in batch])
+            flow_xy = await asyncio.get_running_loop().run_in_executor(self._gpu, self.backend.compute, prev_u8, next_u8)
+            self.pairs_per_call[len(prev_u8)] += 1
+            if flow_xy.shape != prev_u8.shape + (2,):
+                raise RuntimeError(f"backend returned flow of shape {flow_xy.shape} for pairs {prev_u8.shape}")
+        except Exception as exc:
+            if len(batch) > 1:  # find the request at fault: the others must not fail with it
+                for request in batch:
+                    await self._run([request])
+            elif not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        start = 0
+        for request in batch:
+            n = len(request.prev_u8)
+            if not request.future.done():  # a caller may have gone away
+                request.future.set_result(flow_xy[start:start + n])
+            start += n
+
+
+class RemoteFlow:
+    """A flow backend whose `compute` runs on a FlowActor; picklable, handed to CPU tasks."""
+
+    def __init__(self, actor, described: dict):
+        self.actor = actor
+        self.name = described["name"]
+        self._params = described["params"]
+        self.preferred_batch = described["preferred_batch"]
+        self.node_id = described["node_id"]
+
+    def params(self) -> dict:
+        return dict(self._params)
+
+    def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
+        """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px, computed on the actor."""
+        import ray
+
+        prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
+        # The core passes a window's frames [:-1] and [1:]: ship the window once, half the bytes.
+        if prev_u8.shape == next_u8.shape and len(prev_u8) > 1 and np.array_equal(prev_u8[1:], next_u8[:-1]):
+            call = self.actor.compute.remote(np.concatenate([prev_u8, next_u8[-1:]]))
+        else:
+            call = self.actor.compute.remote(prev_u8, next_u8)
+        try:
+            return ray.get(call)
+        except ray.exceptions.RayTaskError as exc:  # the backend raised: say what, not Ray's traceback
+            cause = exc.cause if exc.cause is not None else str(exc).strip().splitlines()[-1]
+            raise RuntimeError(f"{self.name} flow on a flow actor failed: {type(cause).__name__}: {cause}") from None
+        except ray.exceptions.RayActorError as exc:
+            raise RuntimeError(f"{self.name} flow actor died: {str(exc).strip().splitlines()[0]}") from None
+
+
+class FlowPool:
+    """The driver's flow actors: started before the tasks, the least-loaded one given to each task."""
+
+    def __init__(self, flows: list[RemoteFlow]):
+        self.flows = flows
+        self.load = [0] * len(flows)  # tasks in flight per actor
+        self.flow_of: dict = {}  # task ObjectRef -> index into flows
+
+    @classmethod
+    def start(cls, cfg, ray) -> "FlowPool":
+        """`cfg.flow_actors` actors with `cfg.gpus_per_flow_actor` GPUs each, spread over the nodes."""
+        from . import backend_class
+
+        gpus = cfg.gpus_per_flow_actor if cfg.gpus_per_flow_actor is not None else default_gpus_per_actor(cfg.flow_backend)
+        # Restarted when it dies (node lost, driver crash); the call in flight is retried once on the new one.
+        actor_cls = ray.remote(FlowActor).options(num_cpus=ACTOR_CPUS, num_gpus=gpus, max_restarts=-1,
+                                                  max_task_retries=1, scheduling_strategy="SPREAD")
+        actors = [actor_cls.remote(backend_class(cfg.flow_backend), dict(cfg.flow_params)) for _ in range(cfg.flow_actors)]
+        try:
+            described = ray.get([a.describe.remote() for a in actors], timeout=ACTOR_START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            cls._kill(actors, ray)
+            raise RuntimeError(
+                f"{cfg.flow_actors} flow actor(s) with {gpus} GPU(s) each were not placed within "
+                f"{ACTOR_START_TIMEOUT_S:.0f} s; the cluster has {ray.cluster_resources().get('GPU', 0):g} GPU(s) "
+                f"and {ray.cluster_resources().get('CPU', 0):g} CPU(s): lower --flow-actors or --gpus-per-flow-actor") from None
+        except ray.exceptions.RayActorError as exc:
+            cls._kill(actors, ray)
+            raise RuntimeError(f"a {cfg.flow_backend} flow actor failed to start: {str(exc).strip().splitlines()[-1]}") from None
+        log.info("%d %s flow actor(s), %g GPU(s) each, on %d node(s)", len(actors), cfg.flow_backend, gpus,
+                 len({d["node_id"] for d in described}))
+        return cls([RemoteFlow(a, d) for a, d in zip(actors, described)])
+
+    def acquire(self) -> RemoteFlow:
+        index = min(range(len(self.flows)), key=self.load.__getitem__)
+        self.load[index] += 1
+        return self.flows[index]
+
+    def near(self, flow: RemoteFlow):
+        """Run the task on its actor's node (frames and flow stay local), elsewhere when that node is full."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(flow.node_id, soft=True, _spill_on_unavailable=True)
+
+    def submitted(self, ref, flow: RemoteFlow) -> None:
+        self.flow_of[ref] = self.flows.index(flow)
+
+    def release(self, ref) -> None:
+        index = self.flow_of.pop(ref, None)
+        if index is not None:
+            self.load[index] -= 1
+
+    def stop(self, ray) -> dict:
+        """Kill the actors; returns (and logs) what they did: requests, backend calls, pairs."""
+        totals: Counter = Counter()
+        try:
+            for stats in ray.get([f.actor.stats.remote() for f in self.flows], timeout=30):
+                totals.update(requests=stats["requests"], calls=stats["calls"], pairs=stats["pairs"])
+        except ray.exceptions.RayError as exc:  # statistics are best effort
+            log.warning("flow actor statistics unavailable: %s", exc)
+        self._kill([f.actor for f in self.flows], ray)
+        log.info("flow actors: %d requests, %d backend calls, %d pairs (%.1f pairs per call)", totals["requests"],
+                 totals["calls"], totals["pairs"], totals["pairs"] / max(totals["calls"], 1))
+        return dict(totals)
+
+    @staticmethod
+    def _kill(actors, ray) -> None:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
