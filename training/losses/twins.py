@@ -69,6 +69,15 @@ def twin_views(clips: torch.Tensor, generator: torch.Generator | None = None,
     std=(1, 1, 1), pixel_max=255`) -> two independently augmented views of the same shape.
     `flip=False` for datasets whose labels name a direction (Something-Something's left/right);
     `spatial=False` applies only the colour ops, for clips the loader already cropped twice (`views=2`)."""
+    views = [augment_clips(clips, generator, mean, std, pixel_max, flip, spatial) for _ in range(2)]
+    return views[0], views[1]
+
+
+def augment_clips(clips: torch.Tensor, generator: torch.Generator | None = None,
+                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                  pixel_max: float = 1.0, flip: bool = True, spatial: bool = True) -> torch.Tensor:
+    """One view of `twin_views` (same arguments): each clip gets its own draw of family A, shared by
+    its frames. `flowprep-train twins` calls it with `spatial=False` on the loader's two crops."""
     if clips.dim() != 5:
         raise ValueError(f"expected clips (B, C, T, H, W), got shape {tuple(clips.shape)}")
     scale = shift = None
@@ -79,11 +88,8 @@ def twin_views(clips: torch.Tensor, generator: torch.Generator | None = None,
         shift = torch.tensor(mean or (0.0,) * channels, dtype=clips.dtype, device=clips.device).view(shape)
         clips = clips * scale + shift
     clips = clips / pixel_max
-    views = []
-    for _ in range(2):
-        view = torch.stack([_augment_clip(clip, generator, flip, spatial) for clip in clips]) * pixel_max
-        views.append(view if scale is None else (view - shift) / scale)
-    return views[0], views[1]
+    view = torch.stack([_augment_clip(clip, generator, flip, spatial) for clip in clips]) * pixel_max
+    return view if scale is None else (view - shift) / scale
 
 
 def _uniform(generator: torch.Generator | None, low: float = 0.0, high: float = 1.0) -> float:

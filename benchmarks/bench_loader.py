@@ -1,0 +1,163 @@
+"""Loader throughput (clips/s per worker, streaming from shards) and training step rate, side by side.
+
+    python benchmarks/bench_loader.py                      # synthetic 256x256 shards in a temp dir
+    python benchmarks/bench_loader.py --shards DIR          # a real `flowprep extract` output (partition train)
+    python benchmarks/bench_loader.py --out benchmarks/results/loader_cpu.md
+
+Rows are measured in one run on the same shards, so their ratios are comparable: the clip pipeline
+(decode only the sampled frames) against decoding every JPEG of a video (what `.decode()` on the whole
+sample would cost), per modality, and with 1 vs N DataLoader workers. The step rate row says how many
+clips/s one training step of a model consumes on this device: the loader keeps it busy when its
+clips/s (all workers) exceed that.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_synthetic_shards(folder: Path, videos: int, frames: int, size: int, per_shard: int = 4) -> None:
+    """Shards with smooth random textures (JPEG sizes like real frames, not flat images)."""
+    import cv2
+    import webdataset as wds
+
+    from flowprep.format import FLOW_X, FLOW_Y, RGB, frame_member, make_key, shard_name
+
+    rng = np.random.default_rng(0)
+    names = []
+
+    def jpeg(img):
+        return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+    def texture(channels):
+        small = rng.integers(0, 256, (size // 8, size // 8, channels), dtype=np.uint8)
+        return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels)
+
+    for s in range(0, videos, per_shard):
+        names.append(shard_name("train", s // per_shard, 0))
+        with wds.TarWriter(str(folder / names[-1])) as w:
+            for v in range(s, min(s + per_shard, videos)):
+                key = make_key("c", f"v{v}")
+                meta = {"format_version": 1, "key": key, "label": v % 4, "splits": {"1": "train"},
+                        "num_frames": frames, "num_flows": frames - 1, "height": size, "width": size}
+                sample = {"__key__": key, "json": __import__("json").dumps(meta).encode(), "cls": b"0"}
+                rgb, fx, fy = texture(3), texture(1), texture(1)
+                for i in range(frames):  # shifted copies: distinct bytes per frame, same statistics
+                    sample[frame_member(RGB, i)] = jpeg(np.roll(rgb, i, axis=1))
+                    if i < frames - 1:
+                        sample[frame_member(FLOW_X, i)] = jpeg(np.roll(fx, i, axis=0))
+                        sample[frame_member(FLOW_Y, i)] = jpeg(np.roll(fy, i, axis=0))
+                w.write(sample)
+    (folder / "train.shards.txt").write_text("".join(n + "\n" for n in names))
+
+
+def clips_per_second(iterable, warmup: int = 2) -> tuple[float, int]:
+    it = iter(iterable)
+    for _ in range(warmup):
+        next(it)
+    t0, n = time.perf_counter(), 0
+    for item in it:
+        n += len(item["label"]) if hasattr(item["label"], "__len__") else 1
+    return n / (time.perf_counter() - t0), n
+
+
+def full_decode(urls) -> list[dict]:
+    """Baseline: decode every JPEG of every video (what `.decode()` on the whole sample does)."""
+    from training.data import decode_jpeg, videos
+
+    for sample in videos(({"url": u, "stream": open(u, "rb")} for u in urls), print):
+        for k, v in sample.items():
+            if k.endswith(".jpg"):
+                decode_jpeg(v, gray=not k.startswith("rgb"))
+        yield {"label": 0}
+
+
+def step_rate(model_name: str, batch: int, frames: int, crop: int, in_channels: int, steps: int) -> float:
+    """clips/s of SGD steps (forward + backward) on random input, after one warm-up step."""
+    import torch
+
+    from training.models import create_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = create_model(model_name, num_classes=51, in_channels=in_channels).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, in_channels, frames, crop, crop, device=device)
+    y = torch.randint(0, 51, (batch,), device=device)
+    for i in range(steps + 1):
+        if i == 1:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    import torch
+
+    from training.data import ClipSpec, ShardClipDataset, make_loader, shard_urls
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shards", help="flowprep output folder (default: synthetic shards)")
+    ap.add_argument("--videos", type=int, default=16)
+    ap.add_argument("--frames", type=int, default=48, help="frames per synthetic video")
+    ap.add_argument("--size", type=int, default=256, help="side of synthetic frames, px")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--models", default="resnet3d_tiny,resnet3d_18")
+    ap.add_argument("--out", help="write the markdown table here")
+    args = ap.parse_args()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.shards) if args.shards else Path(tmp)
+        if not args.shards:
+            write_synthetic_shards(folder, args.videos, args.frames, args.size)
+        urls = shard_urls(str(folder), ["train"])
+        rows = []
+        base, _ = clips_per_second(full_decode(urls), warmup=1)
+        rows.append(("decode every JPEG of a video (no clip selection)", "rgb+flow", 1, base))
+        for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
+            spec = ClipSpec(modalities=modalities, frames=16, crop_size=112)
+            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1)
+            rate, _ = clips_per_second(ds.samples(0, 1, 0, 1))
+            rows.append(("clip pipeline, T=16, crop 112, in process", "+".join(modalities), 1, rate))
+        for workers in sorted({1, args.workers}):
+            spec = ClipSpec(modalities=("rgb", "flow"), frames=16, crop_size=112)
+            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
+                                  epoch_samples=args.videos * 4)  # long enough to amortise worker start
+            rate, _ = clips_per_second(make_loader(ds, batch_size=4, num_workers=workers), warmup=1)
+            rows.append((f"DataLoader, {workers} worker(s), batch 4 (total)", "rgb+flow", workers, rate))
+        steps = []
+        for name in args.models.split(","):
+            steps.append((name, step_rate(name, batch=8, frames=16, crop=112, in_channels=3, steps=2)))
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the cores
+    lines = [f"Device: {device}; torch threads {torch.get_num_threads()}; load average {load:.1f} at the end; "
+             f"{'shards ' + args.shards if args.shards else f'synthetic {args.size}x{args.size} JPEG shards, {args.videos} videos x {args.frames} frames'}.",
+             "", "| loader | modalities | workers | clips/s | clips/s per worker | vs decode-all |", "|---|---|---|---|---|---|"]
+    for what, mods, workers, rate in rows:
+        lines.append(f"| {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {rate / base:.1f}x |")
+    lines += ["", "| training step (batch 8, 3x16x112x112, fwd+bwd, SGD) | clips/s |", "|---|---|"]
+    lines += [f"| {name} | {rate:.1f} |" for name, rate in steps]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("# Loader and step-rate benchmark\n\nCommand: `python benchmarks/bench_loader.py "
+                                  f"--out {args.out}`\n\n" + table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""One frozen config per entry point (train, evaluate, fuse); CLI flags map one to one onto the fields.
+
+Defaults are the papers' recipe (IMRS 4.2.2, Dual-action 4.2, after Hara et al. 2018): SGD, momentum
+0.9, weight decay 5e-4, lr 0.1 from scratch (0.001 when fine-tuning from `--pretrained`), x0.1 when
+the validation loss has not improved for 10 epochs, batch 32, 80 epochs, 16-frame clips, 112 crops.
+The resolved config is written as JSON beside the outputs (`config.json` in `out`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("teacher", "baseline", "student", "twins")  # teacher: flow; the others: RGB
+MODE_MODALITY = {"teacher": "flow", "baseline": "rgb", "student": "rgb", "twins": "rgb"}
+MODE_DEFAULT_LOSS = {"teacher": "ce", "baseline": "ce", "student": "mars", "twins": "twins"}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCHEDULES = ("plateau", "cosine", "constant")
+
+
+def _f(default, help: str, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class DataFields:
+    """Where clips come from and how they are cut; shared by every entry point."""
+
+    data: str = _f("", "flowprep output folder (local path or s3://...), holding <partition>.shards.txt")
+    split: str = _f("1", "official split id whose train/test labels select the videos (json 'splits')")
+    num_classes: int = _f(0, "classes; 0 = read from the data's manifest.parquet")
+    frames: int = _f(16, "clip length T (consecutive frames for 3D nets, segments for 2D nets)")
+    crop_size: int = _f(112, "crop side (px) fed to the network")
+    batch_size: int = _f(32, "clips per batch per process")
+    workers: int = _f(4, "DataLoader worker processes per process")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N (torchrun sets cuda:LOCAL_RANK)")
+    precision: str = _f("auto", "auto = bf16 autocast on CUDA when supported, else fp32", PRECISIONS)
+    seed: int = _f(0, "seeds model init and every random choice of the loader")
+
+
+@dataclass(frozen=True)
+class TrainConfig(DataFields):
+    mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", MODES)
+    out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
+    model: str = _f("resnet3d_18", "model registry name (training.models.list_models())")
+    loss: str = _f("", "loss registry name; empty = ce for teacher/baseline, mars for student, twins")
+    loss_args: str = _f("{}", "JSON keyword arguments of the loss, e.g. '{\"alpha\": 50}'")
+    teacher: str = _f("", "student mode: checkpoint (.pt) of a trained flow teacher; frozen in eval mode")
+    pretrained: str = _f("", "3D-ResNets/MARS Kinetics checkpoint to fine-tune from (then use --lr 0.001)")
+    train_partitions: str = _f("train", "comma-separated shard partitions to stream for training")
+    val_partitions: str = _f("test", "partitions for the per-epoch validation; empty = no validation")
+    train_split_name: str = _f("train", "videos whose splits[split] equals this are trained on")
+    val_split_name: str = _f("test", "videos whose splits[split] equals this are validated on")
+    crop: str = _f("random", "train crop: random | multiscale_corner | center", ("random", "multiscale_corner", "center"))
+    flip: bool = _f(True, "random horizontal flip (negates flow x); off for direction-defined classes")
+    epochs: int = _f(80, "epochs (one pass over the selected videos each, unless --epoch-samples)")
+    epoch_samples: int = _f(0, "> 0: fixed-length epochs of this many videos, shards drawn with replacement")
+    lr: float = _f(0.1, "initial learning rate (0.1 from scratch, 0.001 fine-tuning)")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(5e-4, "SGD weight decay")
+    lr_schedule: str = _f("plateau", "plateau (x factor after patience epochs w/o improvement), cosine, constant",
+                          LR_SCHEDULES)
+    lr_factor: float = _f(0.1, "plateau: multiply the lr by this")
+    lr_patience: int = _f(10, "plateau: epochs without improvement of the monitored loss")
+    buffer_size: int = _f(64, "shuffle buffer (videos) per worker")
+    val_every: int = _f(1, "validate every N epochs (clip level, centre crop, 1 clip per video)")
+    log_every: int = _f(20, "write a step line to metrics.jsonl every N steps")
+    resume: bool = _f(True, "continue from OUT/last.pt when it exists")
+    max_steps: int = _f(0, "> 0: stop each epoch after this many steps (smoke tests)")
+    precise_bn_batches: int = _f(0, "> 0: after each epoch, recompute BatchNorm statistics over this many training "
+                                    "batches (precise BN; short runs whose running averages lag the weights)")
+
+    @property
+    def modality(self) -> str:
+        return MODE_MODALITY[self.mode]
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or MODE_DEFAULT_LOSS[self.mode]
+
+
+@dataclass(frozen=True)
+class EvalConfig(DataFields):
+    checkpoint: str = _f("", "checkpoint (.pt) written by `flowprep-train train`")
+    out: str = _f("", "output folder: results.json, scores.pt, confusion.png, config.json")
+    partitions: str = _f("test", "comma-separated shard partitions to evaluate")
+    split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
+    test_clips: int = _f(10, "uniform clips per video; video score = mean softmax over clips x crops")
+    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
+
+
+@dataclass(frozen=True)
+class FuseConfig(DataFields):
+    checkpoint_a: str = _f("", "first stream, e.g. the RGB student")
+    checkpoint_b: str = _f("", "second stream, e.g. the flow teacher")
+    method: str = _f("average", "average (score averaging) or attention (paper 002's fusion module)",
+                     ("average", "attention"))
+    out: str = _f("", "output folder: results.json, confusion.png, fusion.pt, config.json")
+    train_partitions: str = _f("train", "attention: partitions the fusion module is trained on")
+    train_split_name: str = _f("train", "attention: videos the fusion module is trained on")
+    partitions: str = _f("test", "partitions to evaluate")
+    split_name: str = _f("test", "videos to evaluate")
+    epochs: int = _f(10, "attention: epochs of the fusion module (streams frozen)")
+    lr: float = _f(0.01, "attention: SGD learning rate of the fusion module")
+    test_clips: int = _f(10, "uniform clips per video at evaluation")
+    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
+
+
+def validate(cfg) -> None:
+    """Stops at once on a bad value, naming it."""
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise ValueError(f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)!r}: choose one of {choices}")
+    if not cfg.data:
+        raise ValueError("--data is required: a flowprep output folder")
+    if not cfg.out:
+        raise ValueError("--out is required")
+    if isinstance(cfg, TrainConfig):
+        if cfg.mode == "student" and not cfg.teacher:
+            raise ValueError("--mode student needs --teacher CHECKPOINT (a trained flow teacher)")
+        json.loads(cfg.loss_args)
+
+
+def to_json(cfg) -> str:
+    return json.dumps({"entry": type(cfg).__name__, **dataclasses.asdict(cfg)}, indent=2, sort_keys=True)
+
+
+def write_config(cfg, folder: str | Path) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "config.json").write_text(to_json(cfg) + "\n")
+
+
+def from_dict(cls, values: dict):
+    """A config from a dict (e.g. a checkpoint's), ignoring keys the class does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})

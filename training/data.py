@@ -1,0 +1,509 @@
+"""Streaming loader: flowprep shards -> clips `float32 (C,T,H,W)` for 3D / 2D nets, RGB and flow aligned.
+
+The pipeline is a chain of small generator stages (webdataset style), built per DataLoader worker:
+
+    shard urls -> shuffle shards (seed, epoch) -> split by node -> split by worker -> open (fsspec)
+    -> tar members -> group by video key -> select split -> pick clip frames (keep only those bytes)
+    -> shuffle buffer -> decode + crop + flip + normalize -> samples
+
+Only the JPEGs of the sampled frames are decoded: the clip indices are drawn from the metadata before
+any image is touched, and the shuffle buffer holds only the bytes of those frames, not whole videos.
+
+Clip alignment (the shard contract, `flowprep.format`): flow t is frame t -> t+1 and a video of N
+frames has N-1 flows, so RGB frames t..t+T-1 pair with flows t..t+T-1 and a clip start satisfies
+start + T <= N - 1 whenever flow is read (teacher, student, fusion); RGB-only clips may use all N.
+A video shorter than the clip (N-1 < T) is looped, as 3D-ResNets' `LoopPadding` does: indices
+0, 1, .., n-1, 0, 1, .. so every clip has exactly T frames.
+
+Epochs: with `epoch_samples=0` (default) an epoch is one pass: every selected video yields exactly
+once across all nodes and workers (shards are dealt out rank-major, then worker-major; the loop
+handles ranks that get fewer samples with DDP's Join). With `epoch_samples>0` shards are drawn with
+replacement and every worker stops after its share (fixed-length epochs for huge or uneven data).
+Everything random (shard order, buffer, clip start, crop, flip) is seeded from (seed, epoch, rank,
+worker), so an epoch replays exactly: this is what makes checkpoint resume exact.
+
+A bad sample (missing member, corrupt JPEG or json) is skipped, logged and counted, never fatal: each
+yielded sample carries `bad_so_far` (its worker's running count) and `worker`, and `BadSampleTally`
+sums them in the training process.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch.utils.data
+
+from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, flip_flow_x_levels,
+                             frame_member)
+
+log = logging.getLogger(__name__)
+
+# MARS / 3D-ResNets subtract the ActivityNet mean (pixel values 0..255) and do not divide by a std.
+ACTIVITYNET_MEAN_RGB = (114.7748, 107.7354, 99.4750)
+# Quantized flow is centred at 127.5 (zero flow), paper 001 section 4.2.2.
+FLOW_CENTER_LEVEL = QUANT_LEVELS / 2.0
+# 3D-ResNets' multi-scale crop: side = short side * scale.
+MULTISCALE_SCALES = (1.0, 0.5 ** 0.25, 0.5 ** 0.5, 0.5 ** 0.75, 0.5)
+CROP_MODES = ("random", "multiscale_corner", "center")
+SAMPLINGS = ("consecutive", "segments")
+MODALITIES = ("rgb", "flow")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What one sample of the loader holds; `train` picks random vs deterministic test sampling."""
+
+    modalities: tuple[str, ...] = ("rgb",)  # ("rgb",), ("flow",) or ("rgb", "flow") (same frames/crop/flip)
+    frames: int = 16  # T: consecutive frames (3D nets) or segments (2D nets)
+    sampling: str = "consecutive"
+    train: bool = True
+    crop_size: int = 112  # output side, px
+    crop: str = "random"  # train: random | multiscale_corner | center; test always uses test_crops
+    flip: bool = True  # random horizontal flip at train time (negates flow x)
+    test_clips: int = 1  # uniform clips per video at test time
+    test_crops: int = 1  # 1 centre; 3 short-side squares, ends + centre (TSN/STM); 5 corners + centre; 10 = 5 + flips
+    views: int = 1  # 2: a second, independently cropped/flipped view of the same frames (twins loss)
+
+    def __post_init__(self):
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if not self.modalities or bad:
+            raise ValueError(f"modalities {self.modalities!r}: expected a non-empty subset of {MODALITIES}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling {self.sampling!r}: expected one of {SAMPLINGS}")
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop {self.crop!r}: expected one of {CROP_MODES}")
+        if self.test_crops not in (1, 3, 5, 10):
+            raise ValueError(f"test_crops {self.test_crops}: expected 1, 3, 5 or 10")
+        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2):
+            raise ValueError(f"bad clip spec {self!r}")
+
+    @property
+    def needs_flow(self) -> bool:
+        return "flow" in self.modalities
+
+
+# ---- clip indices ---------------------------------------------------------------------------------
+
+def usable_frames(num_frames: int, needs_flow: bool) -> int:
+    """Frames a clip may start from and cover: N-1 when flow is read (N-1 flows), else N."""
+    return num_frames - 1 if needs_flow else num_frames
+
+
+def loop_pad(indices: list[int], length: int) -> list[int]:
+    """3D-ResNets' LoopPadding: repeat `indices` until there are `length` of them."""
+    return [indices[i % len(indices)] for i in range(length)]
+
+
+def consecutive_indices(n_usable: int, frames: int, start: int) -> list[int]:
+    """Frames start..start+T-1, looped when the video is shorter than the clip."""
+    if n_usable >= frames:
+        return list(range(start, start + frames))
+    return loop_pad(list(range(n_usable)), frames)
+
+
+def segment_indices(n_usable: int, segments: int, rng: random.Random | None) -> list[int]:
+    """TSN: one frame per equal segment; random within it (train) or its centre (rng=None, test)."""
+    bounds = np.linspace(0, n_usable, segments + 1)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        lo_i, hi_i = int(lo), max(int(lo) + 1, int(np.ceil(hi)))  # at least one frame per segment
+        out.append(rng.randrange(lo_i, hi_i) if rng else (lo_i + hi_i - 1) // 2)
+    return [min(i, n_usable - 1) for i in out]
+
+
+def segment_test_indices(n_usable: int, segments: int, clips: int) -> list[list[int]]:
+    """`clips` deterministic TSN clips for multi-clip testing (the papers draw 10 at random): clip k
+    takes, in every segment, the frame at fraction (k + 0.5) / clips of it; 1 clip = the centres."""
+    if clips == 1:
+        return [segment_indices(n_usable, segments, None)]
+    bounds = np.linspace(0, n_usable, segments + 1)
+    spans = [(int(lo), max(int(lo) + 1, int(np.ceil(hi)))) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [[min(lo + int((k + 0.5) * (hi - lo) / clips), n_usable - 1) for lo, hi in spans] for k in range(clips)]
+
+
+def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random) -> list[list[int]]:
+    """Frame indices of every clip to read from a video of `num_frames` RGB frames (1 clip at train)."""
+    n = usable_frames(num_frames, spec.needs_flow)
+    if n < 1:
+        raise ValueError(f"video has {num_frames} frames: too few for {spec.modalities}")
+    if spec.sampling == "segments":
+        if spec.train:
+            return [segment_indices(n, spec.frames, rng)]
+        return segment_test_indices(n, spec.frames, spec.test_clips)
+    last_start = max(n - spec.frames, 0)
+    if spec.train:
+        return [consecutive_indices(n, spec.frames, rng.randint(0, last_start))]
+    starts = np.linspace(0, last_start, spec.test_clips).round().astype(int) if spec.test_clips > 1 else [last_start // 2]
+    return [consecutive_indices(n, spec.frames, int(s)) for s in starts]
+
+
+# ---- crops ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Crop:
+    """A square-or-not box (px, in the source frame) resized to the output size, then maybe flipped."""
+
+    y0: int
+    x0: int
+    height: int
+    width: int
+    flip: bool = False
+
+
+def train_crop(height: int, width: int, spec: ClipSpec, rng: random.Random) -> Crop:
+    size = spec.crop_size
+    if spec.crop == "multiscale_corner":
+        side = int(min(height, width) * rng.choice(MULTISCALE_SCALES))
+        y0, x0 = rng.choice(_corner_positions(height, width, side, side))
+        box = Crop(y0, x0, side, side)
+    elif spec.crop == "random":
+        ch, cw = min(size, height), min(size, width)
+        box = Crop(rng.randint(0, height - ch), rng.randint(0, width - cw), ch, cw)
+    else:
+        box = center_crop(height, width, size)
+    return replace(box, flip=spec.flip and rng.random() < 0.5)
+
+
+def center_crop(height: int, width: int, size: int) -> Crop:
+    ch, cw = min(size, height), min(size, width)
+    return Crop((height - ch) // 2, (width - cw) // 2, ch, cw)
+
+
+def _corner_positions(height: int, width: int, ch: int, cw: int) -> list[tuple[int, int]]:
+    """(y0, x0) of the centre and the four corners, 3D-ResNets' MultiScaleCornerCrop order."""
+    return [((height - ch) // 2, (width - cw) // 2), (0, 0), (0, width - cw), (height - ch, 0),
+            (height - ch, width - cw)]
+
+
+def test_crops(height: int, width: int, spec: ClipSpec) -> list[Crop]:
+    if spec.test_crops == 1:
+        return [center_crop(height, width, spec.crop_size)]
+    if spec.test_crops == 3:  # TSN/TSM/STM: short side x short side at both ends and the centre, resized
+        side = min(height, width)
+        along = [0, (max(height, width) - side) // 2, max(height, width) - side]
+        return [Crop(a, 0, side, side) if height > width else Crop(0, a, side, side) for a in along]
+    ch, cw = min(spec.crop_size, height), min(spec.crop_size, width)
+    crops = [Crop(y, x, ch, cw) for y, x in _corner_positions(height, width, ch, cw)]
+    return crops + [replace(c, flip=True) for c in crops] if spec.test_crops == 10 else crops
+
+
+# ---- decode + augment -----------------------------------------------------------------------------
+
+def decode_jpeg(data: bytes, gray: bool) -> np.ndarray:
+    """JPEG bytes -> uint8 (H,W) (gray) or (H,W,3) RGB; raises ValueError on corrupt data."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("corrupt JPEG")
+    return img if gray else img[:, :, ::-1]  # OpenCV decodes BGR
+
+
+def apply_crop(img: np.ndarray, crop: Crop, size: int) -> np.ndarray:
+    """Cut the box, resize to size x size (only when the box differs), mirror when crop.flip."""
+    import cv2
+
+    out = img[crop.y0:crop.y0 + crop.height, crop.x0:crop.x0 + crop.width]
+    if out.shape[0] != size or out.shape[1] != size:
+        # Flow levels are resized as values, without rescaling magnitudes, as MARS does.
+        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
+    return out[:, ::-1] if crop.flip else out
+
+
+def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
+    """float32 (3,T,S,S): RGB pixels (0..255) minus the ActivityNet mean."""
+    clip = np.stack([apply_crop(decode_jpeg(b, gray=False), crop, size) for b in frames_jpeg])  # (T,S,S,3)
+    clip = clip.astype(np.float32) - np.float32(ACTIVITYNET_MEAN_RGB)
+    return np.ascontiguousarray(clip.transpose(3, 0, 1, 2))
+
+
+def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
+    """float32 (2,T,S,S): quantized flow levels minus 127.5; a flip negates x on the levels (255-q)."""
+    levels_x = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_x_jpeg])
+    levels_y = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_y_jpeg])
+    if crop.flip:
+        levels_x = flip_flow_x_levels(levels_x.astype(np.int16))  # mirrored image: x motion reverses
+    clip = np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL)
+    return np.ascontiguousarray(clip)
+
+
+# ---- pipeline stages (generators over dicts) ------------------------------------------------------
+
+def shard_urls(data: str, partitions: Iterable[str]) -> list[str]:
+    """Shard urls of a flowprep output folder (local or fsspec url) from its '<partition>.shards.txt'."""
+    import fsspec
+
+    base = data.rstrip("/")
+    urls = []
+    for partition in partitions:
+        list_url = f"{base}/{partition}{SHARD_LIST_SUFFIX}"
+        try:
+            with fsspec.open(list_url, "rt") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no shard list {list_url}: is {data!r} a `flowprep extract` output "
+                                    f"folder with a {partition!r} partition?") from None
+        urls += [n if "://" in n or n.startswith("/") else f"{base}/{n}" for n in names]
+    if not urls:
+        raise ValueError(f"no shards listed for partitions {list(partitions)} in {data!r}")
+    return urls
+
+
+def deal(items: list, index: int, count: int) -> list:
+    """The share of participant `index` of `count`: items index, index+count, ... (no overlap)."""
+    return items[index::count]
+
+
+def open_shards(urls: Iterable[str], on_error: Callable[[Exception], None]) -> Iterator[dict]:
+    """{"url", "stream"} per shard, opened with fsspec (local, s3://, gs://...) or webdataset's `pipe:`."""
+    import fsspec
+
+    for url in urls:
+        try:
+            if url.startswith("pipe:"):
+                import webdataset as wds
+
+                stream = wds.gopen(url)
+            else:
+                stream = fsspec.open(url, "rb").open()
+        except Exception as exn:  # an unreadable shard is skipped like a bad sample
+            on_error(ValueError(f"cannot open shard {url}: {exn}"))
+            continue
+        try:
+            yield {"url": url, "stream": stream}
+        finally:
+            stream.close()
+
+
+def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
+    """Raw samples `{"__key__", "json": bytes, "rgb.000000.jpg": bytes, ...}` of every shard."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    def handler(exn: Exception) -> bool:
+        on_error(exn)
+        return True  # keep going
+
+    yield from group_by_keys(tar_file_expander(shards, handler=handler), handler=handler)
+
+
+def select_split(samples: Iterable[dict], split: str, split_name: str | None,
+                 on_error: Callable[[Exception], None]) -> Iterator[dict]:
+    """Keeps videos whose json `splits[split] == split_name` (None keeps all); parses json once."""
+    for sample in samples:
+        try:
+            meta = json.loads(sample["json"])
+            keep = split_name is None or meta["splits"].get(str(split)) == split_name
+        except Exception as exn:
+            on_error(ValueError(f"{sample.get('__key__')} ({sample.get('__url__')}): bad json: {exn!r}"))
+            continue
+        if keep:
+            yield {**sample, "meta": meta}
+
+
+def pick_clips(samples: Iterable[dict], spec: ClipSpec, rng: random.Random,
+               on_error: Callable[[Exception], None]) -> Iterator[dict]:
+    """Draws clip indices from the metadata and keeps only those frames' bytes (before any decode)."""
+    kinds = ([RGB] if "rgb" in spec.modalities else []) + ([FLOW_X, FLOW_Y] if spec.needs_flow else [])
+    for sample in samples:
+        try:
+            clips = clip_indices(int(sample["meta"]["num_frames"]), spec, rng)
+            needed = sorted({i for clip in clips for i in clip})
+            frames = {}
+            for name in (frame_member(kind, i) for kind in kinds for i in needed):
+                if name not in sample:
+                    raise KeyError(f"missing member {name}")
+                frames[name] = sample[name]
+        except Exception as exn:
+            on_error(ValueError(f"{sample['__key__']} ({sample.get('__url__')}): {exn!r}"))
+            continue
+        yield {"__key__": sample["__key__"], "__url__": sample.get("__url__"), "meta": sample["meta"],
+               "clips": clips, "frames": frames}
+
+
+def shuffle_buffer(samples: Iterable[dict], size: int, rng: random.Random) -> Iterator[dict]:
+    """Reservoir shuffle: fill `size`, then emit a random element per new one (webdataset's idea)."""
+    if size <= 1:
+        yield from samples
+        return
+    buf: list = []
+    for sample in samples:
+        buf.append(sample)
+        if len(buf) >= size:
+            k = rng.randrange(len(buf))
+            buf[k], buf[-1] = buf[-1], buf[k]
+            yield buf.pop()
+    rng.shuffle(buf)
+    yield from buf
+
+
+def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
+    """Decoded, augmented samples of one picked video: 1 at train time, clips x crops at test time."""
+    meta, frames = picked["meta"], picked["frames"]
+    height, width = int(meta["height"]), int(meta["width"])
+    out = []
+    for clip_index, indices in enumerate(picked["clips"]):
+        crops = [train_crop(height, width, spec, rng)] if spec.train else test_crops(height, width, spec)
+        for crop_index, crop in enumerate(crops):
+            views = [crop] + ([train_crop(height, width, spec, rng)] if spec.views == 2 else [])
+            item: dict[str, Any] = {"label": int(meta["label"]), "key": picked["__key__"],
+                                    "clip_index": clip_index * len(crops) + crop_index}
+            for v, view in enumerate(views):
+                suffix = "" if v == 0 else str(v + 1)
+                if "rgb" in spec.modalities:
+                    item["rgb" + suffix] = rgb_clip([frames[frame_member(RGB, i)] for i in indices], view,
+                                                    spec.crop_size)
+                if spec.needs_flow:
+                    item["flow" + suffix] = flow_clip([frames[frame_member(FLOW_X, i)] for i in indices],
+                                                      [frames[frame_member(FLOW_Y, i)] for i in indices],
+                                                      view, spec.crop_size)
+            out.append(item)
+    return out
+
+
+# ---- the dataset ----------------------------------------------------------------------------------
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world_size) from torch.distributed when initialised, else torchrun's env, else (0, 1)."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class ShardClipDataset(torch.utils.data.IterableDataset):
+    """IterableDataset over flowprep shards; holds the epoch (set_epoch) that seeds all randomness.
+
+    Plain attributes only, so it pickles: DataLoader workers start by unpickling it (forkserver).
+    """
+
+    def __init__(self, urls: list[str], spec: ClipSpec, split: str = "1", split_name: str | None = "train",
+                 shuffle: bool | None = None, buffer_size: int = 64, seed: int = 0, epoch_samples: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        if not urls:
+            raise ValueError("no shard urls")
+        self.urls, self.spec, self.split, self.split_name = list(urls), spec, str(split), split_name
+        self.shuffle = spec.train if shuffle is None else shuffle
+        self.buffer_size, self.seed, self.epoch_samples = buffer_size, seed, epoch_samples
+        self._rank, self._world = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def rank_world(self) -> tuple[int, int]:
+        if self._rank is not None:
+            return self._rank, self._world or 1
+        return dist_info()
+
+    def check_world(self, num_workers: int) -> None:
+        """Fails early when some rank would get no shard at all (a misconfigured launch)."""
+        _, world = self.rank_world()
+        if self.epoch_samples == 0 and len(self.urls) < world:
+            raise ValueError(f"{len(self.urls)} shards for {world} ranks: every rank needs at least one shard; "
+                             "extract with more shards or set epoch_samples")
+        if self.epoch_samples == 0 and len(self.urls) < world * max(num_workers, 1):
+            log.warning("%d shards for %d ranks x %d workers: some workers will idle", len(self.urls), world,
+                        num_workers)
+
+    def worker_urls(self, rank: int, world: int, worker: int, num_workers: int) -> Iterator[str]:
+        """The shards this (rank, worker) reads this epoch; over all of them each shard once."""
+        if self.epoch_samples:
+            rng = random.Random(f"resample-{self.seed}-{self.epoch}-{rank}-{worker}")
+            while True:
+                yield rng.choice(self.urls)
+        urls = list(self.urls)
+        if self.shuffle:
+            # A str seed is hashed with sha512, identical in every process (hash() of a str is not).
+            random.Random(f"shards-{self.seed}-{self.epoch}").shuffle(urls)  # same order on every rank
+        yield from deal(deal(urls, rank, world), worker, num_workers)
+
+    def samples(self, rank: int, world: int, worker: int, num_workers: int) -> Iterator[dict]:
+        """Every sample of this (rank, worker); callable without a DataLoader (tests, benchmarks)."""
+        rng = random.Random(f"samples-{self.seed}-{self.epoch}-{rank}-{worker}")
+        bad = 0
+
+        def on_error(exn: Exception) -> None:
+            nonlocal bad
+            bad += 1
+            log.warning("skipped bad sample/shard (%d so far on rank %d worker %d): %s", bad, rank, worker, exn)
+
+        raw = videos(open_shards(self.worker_urls(rank, world, worker, num_workers), on_error), on_error)
+        picked = pick_clips(select_split(raw, self.split, self.split_name, on_error), self.spec, rng, on_error)
+        picked = shuffle_buffer(picked, self.buffer_size if self.shuffle else 0, rng)
+        limit = self.epoch_samples // (world * num_workers) if self.epoch_samples else None
+        produced = 0
+        for p in picked:
+            try:
+                items = make_clips(p, self.spec, rng)
+            except Exception as exn:
+                on_error(ValueError(f"{p['__key__']} ({p['__url__']}): {exn!r}"))
+                continue
+            for item in items:
+                yield {**item, "bad_so_far": bad, "worker": rank * num_workers + worker}
+            produced += 1
+            if limit is not None and produced >= limit:
+                return
+
+    def __iter__(self) -> Iterator[dict]:
+        rank, world = self.rank_world()
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        return self.samples(rank, world, worker, num_workers)
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one decode thread per worker: workers already use every core
+
+
+def worker_context():
+    """multiprocessing context of the DataLoader workers: forkserver (spawn where there is none).
+
+    Not fork: a fork copies the parent's memory but none of its threads, so a lock held at that moment
+    by a Ray client (gRPC) or a torch/OpenMP pool thread stays locked in the worker forever. The server
+    preloads this module, so a worker starts without re-importing torch and OpenCV.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])  # only used if the server is not running yet (one per process)
+    return ctx
+
+
+def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pin_memory: bool = False,
+                drop_last: bool = False):
+    """torch DataLoader over `dataset`; batches are dicts of stacked tensors.
+
+    With workers, the calling script needs an `if __name__ == "__main__":` guard (see worker_context).
+    """
+    dataset.check_world(num_workers)
+    # Workers are not persistent: each epoch's workers must unpickle the dataset after set_epoch.
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=False,
+        prefetch_factor=4 if num_workers else None, multiprocessing_context=worker_context() if num_workers else None)
+
+
+class BadSampleTally:
+    """Sums the per-worker running counts of skipped samples seen in batches (reset per epoch)."""
+
+    def __init__(self):
+        self.by_worker: dict[int, int] = {}
+
+    def update(self, batch: dict) -> None:
+        for worker, bad in zip(batch["worker"].tolist(), batch["bad_so_far"].tolist()):
+            self.by_worker[worker] = max(self.by_worker.get(worker, 0), bad)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_worker.values())
