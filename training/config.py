@@ -44,6 +44,8 @@ class TrainConfig(DataFields):
     mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", MODES)
     out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
     model: str = _f("resnet3d_18", "model registry name (training.models.list_models())")
+    model_args: str = _f("{}", "JSON keyword arguments of the model, e.g. '{\"paths\": [\"me\"]}' (ACTION "
+                               "ablation) or '{\"modules\": [\"cstm\"]}' (STM)")
     loss: str = _f("", "loss registry name; empty = ce for teacher/baseline, mars for student, twins")
     loss_args: str = _f("{}", "JSON keyword arguments of the loss, e.g. '{\"alpha\": 50}'")
     teacher: str = _f("", "student mode: checkpoint (.pt) of a trained flow teacher; frozen in eval mode")
@@ -120,7 +122,13 @@ def validate(cfg) -> None:
     if isinstance(cfg, TrainConfig):
         if cfg.mode == "student" and not cfg.teacher:
             raise ValueError("--mode student needs --teacher CHECKPOINT (a trained flow teacher)")
-        json.loads(cfg.loss_args)
+        for flag, value in (("--loss-args", cfg.loss_args), ("--model-args", cfg.model_args)):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{flag} {value!r} is not JSON: {exc}") from None
+            if not isinstance(parsed, dict):
+                raise ValueError(f"{flag} {value!r}: expected a JSON object of keyword arguments")
 
 
 def to_json(cfg) -> str:

@@ -132,18 +132,18 @@ class Features(nn.Module):
         return self.model.forward_features(x)
 
 
-def build_model(name: str, num_classes: int, in_channels: int, pretrained: str = "") -> nn.Module:
+def build_model(name: str, num_classes: int, in_channels: int, pretrained: str = "", model_args: str = "{}") -> nn.Module:
     from .models import create_model
 
     kwargs = {"pretrained": pretrained} if pretrained else {}
-    return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs, **json.loads(model_args))
 
 
 def load_trained(path: str, device: torch.device) -> tuple[nn.Module, TrainConfig, dict]:
     """(model in eval mode, its TrainConfig, checkpoint) from a checkpoint written by `train`."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = from_dict(TrainConfig, ckpt["config"])
-    model = build_model(cfg.model, ckpt["num_classes"], IN_CHANNELS[cfg.modality])
+    model = build_model(cfg.model, ckpt["num_classes"], IN_CHANNELS[cfg.modality], model_args=cfg.model_args)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), cfg, ckpt
 
@@ -184,7 +184,7 @@ def train(cfg: TrainConfig) -> dict:
     names = class_names(cfg.data, cfg.num_classes)
     num_classes = len(names)
 
-    model = build_model(cfg.model, num_classes, IN_CHANNELS[cfg.modality], cfg.pretrained).to(device)
+    model = build_model(cfg.model, num_classes, IN_CHANNELS[cfg.modality], cfg.pretrained, cfg.model_args).to(device)
     teacher = None
     if cfg.mode == "student":
         teacher, teacher_cfg, _ = load_trained(cfg.teacher, device)
