@@ -52,3 +52,18 @@ def write_video():
 def _quiet_threads(monkeypatch):
     # Tests share 2 cores; keep OpenCV from spawning a thread per core in each test process.
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine two threads spin
+    against each other (a tiny twins step: 4 s with 2 threads, 0.5 s with 1, under load)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -18,15 +18,6 @@ EXTRACT = ["--dataset", "sample", "--executor", "inline", "--size", "32", "--wor
            "--flow-param", "nscales=2", "--flow-param", "warps=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine two threads spin
-    against each other (a tiny twins step: 4 s with 2 threads, 0.5 s with 1, under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def test_compare_command_end_to_end_on_sample(tmp_path):
     import pyarrow.parquet as pq

@@ -21,15 +21,6 @@ R50_BLOCK_IN = [64, 256, 256] + [256, 512, 512, 512] + [512] + [1024] * 5 + [102
 R50_BLOCK_WIDTH = [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine two threads spin
-    against each other (a tiny twins step: 4 s with 2 threads, 0.5 s with 1, under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def num_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

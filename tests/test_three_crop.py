@@ -16,15 +16,6 @@ from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, make_clips, segment_te
 from training.data import test_crops as crops_at_test  # not `test_*`: pytest would collect it  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine two threads spin
-    against each other (a tiny twins step: 4 s with 2 threads, 0.5 s with 1, under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.mark.parametrize("height, width", [(48, 64), (64, 48), (40, 40)])
 def test_three_crops_are_short_side_squares_along_the_long_side(height, width):

@@ -13,15 +13,6 @@ from training.models import create_model, list_models
 TINY_2D = [n for n in list_models() if n.split("_")[0] in ("tsn", "tsm", "action", "stm") and n.endswith("_tiny")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine two threads spin
-    against each other (a tiny twins step: 4 s with 2 threads, 0.5 s with 1, under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def loop_correlation_loss(y_a: list[list[float]], y_b: list[list[float]], beta: float) -> float:
     """Eq. 8-9 with plain Python loops: C_ij = sum_n a_ni b_nj / (|a_:i| |b_:j|)."""
