@@ -146,3 +146,14 @@ def test_real_kinetics_csvs_both_schemas(tmp_path):
     val = load_catalog("kinetics400", str(tmp_path), str(base / "kinetics-400_val.csv"))
     assert len(val.classes) == 400 and "arm wrestling" in val.classes  # quoted multi-word labels
     assert val.items[0].rel_path.endswith(".mp4") and len(val.items[0].video_id) == 11 + 14
+
+
+def test_sample_catalog_lists_a_tree_generated_with_other_settings(tmp_path):
+    from flowprep.datasets.sample import CLASSES, generate
+
+    generate(tmp_path, videos_per_class=2, frames=3, size_px=16)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.avi")}
+    catalog = load_catalog("sample", str(tmp_path))
+    assert len(catalog.items) == 2 * len(CLASSES)
+    assert all((tmp_path / item.rel_path).is_file() for item in catalog.items)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.avi")} == before  # not regenerated

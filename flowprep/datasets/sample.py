@@ -87,12 +87,17 @@ def generate(root: Path, videos_per_class: int = VIDEOS_PER_CLASS, frames: int =
 
 
 def catalog(root: str, annotations: str | None = None) -> Catalog:
+    """The videos under `root`: generated with the defaults on first use; a tree that `generate` wrote
+    with other settings (more videos, say) is listed as it is, not overwritten."""
     root_path = Path(root)
-    generate(root_path)
+    marker = root_path / "sample.json"
+    if not marker.is_file():
+        generate(root_path)
+    videos_per_class = json.loads(marker.read_text())["videos_per_class"]
     items = tuple(
         VideoItem(video_id=f"{class_name}_{i:03d}", class_name=class_name, label=label,
                   rel_path=f"{class_name}/{class_name}_{i:03d}.avi",
                   splits={"1": "test" if i % TEST_EVERY == 0 else "train"})
-        for label, class_name in enumerate(CLASSES) for i in range(VIDEOS_PER_CLASS)
+        for label, class_name in enumerate(CLASSES) for i in range(videos_per_class)
     )
     return Catalog("sample", str(root_path), CLASSES, items, LAYOUT)

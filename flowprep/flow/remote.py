@@ -168,6 +168,9 @@ class RemoteFlow:
         else:
             call = self.actor.compute.remote(prev_u8, next_u8)
         try:
+            # A plain ray.get on purpose: while this task waits for the GPU, Ray lends its CPU to the
+            # next queued task (decode / encode of another video), which is the CPU-GPU overlap;
+            # --max-in-flight bounds how many tasks that lets run at once.
             return ray.get(call)
         except ray.exceptions.RayTaskError as exc:  # the backend raised: say what, not Ray's traceback
             cause = exc.cause if exc.cause is not None else str(exc).strip().splitlines()[-1]

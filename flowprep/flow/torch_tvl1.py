@@ -437,10 +437,11 @@ class TorchCudaTVL1(TorchTVL1):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        try:
-            import torch
-        except ImportError as exc:
-            return False, f"torch is not installed (pip install torch): {exc}"
+        ok, reason = super().available()
+        if not ok:
+            return ok, reason
+        import torch
+
         try:
             if not torch.cuda.is_available():
                 return False, f"torch {torch.__version__} sees no CUDA device"
