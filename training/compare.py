@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import MODES, EvalConfig, TrainConfig, validate, write_config
+from .config import MODES, EvalConfig, TestProtocol, TrainConfig, validate, write_config
 
 if TYPE_CHECKING:  # torch is imported where it is used, so the CLI can import CompareConfig cheaply
     import torch
@@ -34,15 +34,13 @@ def _f(default, help: str, choices=None):
 
 
 @dataclass(frozen=True)
-class CompareConfig(TrainConfig):
+class CompareConfig(TrainConfig, TestProtocol):
     """TrainConfig's flags shared by every run, plus the list of models and the test protocol."""
 
     mode: str = _f("baseline", "default mode of the runs (an entry's ':mode' overrides it)", MODES)
     models: str = _f("tsn_tiny,tsm_tiny,action_tiny,stm_tiny", "comma-separated registry names, each `name[:mode]`")
     eval_partitions: str = _f("test", "partitions the final evaluation reads")
     eval_split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
-    test_clips: int = _f(10, "uniform clips per video at evaluation")
-    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
     speed_batches: int = _f(3, "timed inference batches for clips/s (after one untimed warm-up)")
 
 

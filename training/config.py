@@ -40,6 +40,14 @@ class DataFields:
 
 
 @dataclass(frozen=True)
+class TestProtocol:
+    """How a video is tested: clips x crops, scores averaged; shared by evaluate, fuse and compare."""
+
+    test_clips: int = _f(10, "uniform clips per video; video score = mean softmax over clips x crops")
+    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
+
+
+@dataclass(frozen=True)
 class TrainConfig(DataFields):
     mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", MODES)
     out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
@@ -83,17 +91,15 @@ class TrainConfig(DataFields):
 
 
 @dataclass(frozen=True)
-class EvalConfig(DataFields):
+class EvalConfig(DataFields, TestProtocol):
     checkpoint: str = _f("", "checkpoint (.pt) written by `flowprep-train train`")
     out: str = _f("", "output folder: results.json, scores.pt, confusion.png, config.json")
     partitions: str = _f("test", "comma-separated shard partitions to evaluate")
     split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
-    test_clips: int = _f(10, "uniform clips per video; video score = mean softmax over clips x crops")
-    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
 
 
 @dataclass(frozen=True)
-class FuseConfig(DataFields):
+class FuseConfig(DataFields, TestProtocol):
     checkpoint_a: str = _f("", "first stream, e.g. the RGB student")
     checkpoint_b: str = _f("", "second stream, e.g. the flow teacher")
     method: str = _f("average", "average (score averaging) or attention (paper 002's fusion module)",
@@ -105,8 +111,6 @@ class FuseConfig(DataFields):
     split_name: str = _f("test", "videos to evaluate")
     epochs: int = _f(10, "attention: epochs of the fusion module (streams frozen)")
     lr: float = _f(0.01, "attention: SGD learning rate of the fusion module")
-    test_clips: int = _f(10, "uniform clips per video at evaluation")
-    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
 
 
 def validate(cfg) -> None:
