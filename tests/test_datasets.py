@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flowprep.datasets import DATASETS, load_catalog
@@ -157,3 +158,38 @@ def test_sample_catalog_lists_a_tree_generated_with_other_settings(tmp_path):
     assert len(catalog.items) == 2 * len(CLASSES)
     assert all((tmp_path / item.rel_path).is_file() for item in catalog.items)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.avi")} == before  # not regenerated
+
+
+def global_shift_px(frame_a: np.ndarray, frame_b: np.ndarray) -> tuple[float, float]:
+    """(dx, dy) px that moves frame_a's content onto frame_b (phase correlation of the grey frames)."""
+    import cv2
+
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64) for f in (frame_a, frame_b)]
+    (dx, dy), _ = cv2.phaseCorrelate(*grey)
+    return dx, dy
+
+
+@pytest.mark.parametrize("class_name", ["drift_right", "drift_left", "drift_down", "drift_up"])
+def test_varying_sample_moves_along_its_class_at_a_changing_speed(class_name):
+    from flowprep.datasets.sample import _DIRECTION_XY, render_video
+
+    video = render_video(np.random.default_rng(3), class_name, frames=24, size_px=96, motion="varying")
+    shifts = np.array([global_shift_px(video[t], video[t + 1]) for t in range(len(video) - 1)])  # (T-1, 2) px
+    direction = np.array(_DIRECTION_XY[class_name])
+    along = shifts @ direction  # px per frame along the class direction
+    across = shifts @ direction[::-1]
+    assert (along > 0).all(), along  # content moves the way the class name says, every frame
+    assert np.abs(across).max() < 0.2, across
+    assert along.max() > 1.5 * along.min(), along  # the speed swings within the video (swing >= 0.3)
+
+
+def test_sample_split_2_trains_on_one_video_in_four(tmp_path):
+    from flowprep.datasets.sample import CLASSES, generate
+
+    generate(tmp_path, videos_per_class=8, frames=3, size_px=16, motion="varying")
+    catalog = load_catalog("sample", str(tmp_path))
+    assert Counter(i.splits["1"] for i in catalog.items) == {"train": 6 * len(CLASSES), "test": 2 * len(CLASSES)}
+    assert Counter(i.splits["2"] for i in catalog.items) == {"train": 2 * len(CLASSES), "test": 6 * len(CLASSES)}
+    assert all(i.splits["1"] != i.splits["2"] for i in catalog.items)  # split 2 swaps split 1's roles
+    with pytest.raises(ValueError, match="sample motion"):
+        generate(tmp_path / "other", motion="jumping")

@@ -168,3 +168,15 @@ def test_model_args_reach_the_model_and_its_checkpoint(tmp_path):
     assert result["num_videos"] == 2
     with pytest.raises(ValueError, match="--model-args"):
         main(["baseline", *common, "--model", "action_tiny", "--model-args", "paths=me", "--out", str(tmp_path / "x")])
+
+
+def test_an_empty_selection_fails_naming_partitions_and_split(data, teacher, tmp_path):
+    # No video is in a 'holdout' half of split 1: training on nothing must stop, not "train" for every
+    # epoch and leave a checkpoint that never saw a clip.
+    with pytest.raises(ValueError, match=r"no training clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
+        main(["baseline", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "2",
+              "--train-split-name", "holdout", "--val-partitions", "", *COMMON])
+    assert not (tmp_path / "run" / "last.pt").exists()
+    with pytest.raises(ValueError, match=r"no test clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
+        main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out", str(tmp_path / "ev"),
+              "--partitions", "train", "--split-name", "holdout", "--frames", "4", "--crop-size", "16", "--workers", "0", "--device", "cpu"])

@@ -22,6 +22,7 @@ import click
 
 from .compare import CompareConfig
 from .config import EvalConfig, FuseConfig, TrainConfig
+from .demo import DemoConfig
 
 _CLICK_TYPES = {"int": int, "float": float, "str": str}
 
@@ -109,14 +110,12 @@ def fuse(**kwargs) -> dict:
 
 
 @cli.command()
-@click.option("--out", required=True, help="working folder: shards, runs, table")
-@click.option("--epochs", default=None, type=int, help="epochs per stream (default: the demo's own)")
-@click.option("--workers", default=1, show_default=True, help="DataLoader workers")
-def demo(out: str, epochs: int | None, workers: int) -> dict:
+@config_options(DemoConfig)
+def demo(**kwargs) -> dict:
     """Extract the `sample` dataset, train teacher / baseline / student, print the comparison table."""
     from .demo import run_demo
 
-    return run_demo(out, epochs=epochs, workers=workers)
+    return run_demo(DemoConfig(**kwargs))
 
 
 @cli.command()

@@ -269,6 +269,9 @@ def train(cfg: TrainConfig) -> dict:
                                                 **{k: float(v.detach()) for k, v in terms.items()}})
         keys = sorted(sums)
         totals = all_reduce_sum([float(sums[k]) for k in keys] + [float(correct), seen, tally.total], device)
+        if totals[-2] == 0:  # an empty selection would otherwise "train" every epoch on nothing, silently
+            raise ValueError(no_clips_message(cfg.data, cfg.train_partitions, cfg.split, cfg.train_split_name,
+                                              "training"))
         seen_all = max(totals[-2], 1)
         epoch_metrics = {"kind": "epoch", "epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
                          **{f"train_{k}": totals[j] / seen_all for j, k in enumerate(keys)},
@@ -360,6 +363,11 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 # ---- evaluation and fusion ----------------------------------------------------------------------------
 
+def no_clips_message(data: str, partitions: str, split: str, split_name: str, what: str) -> str:
+    return (f"no {what} clips in {data}: no video of partitions {partitions!r} has splits[{split!r}] == "
+            f"{split_name!r} (or every sample was bad); check --split and the partition / split-name flags")
+
+
 @torch.no_grad()
 def clip_logits(streams: dict[str, tuple[nn.Module, str]], loader, device: torch.device, precision: str) -> dict:
     """Runs every stream over every test clip: {"keys": [...], "labels": (N,), "logits": {stream: (N,K)}}."""
@@ -429,6 +437,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     model, train_cfg, ckpt = load_trained(cfg.checkpoint, device)
     _, loader = test_loader(cfg, (train_cfg.modality,), model.sampling, cfg.partitions, cfg.split_name)
     scored = clip_logits({"model": (model, train_cfg.modality)}, loader, device, cfg.precision)
+    if not scored["keys"]:
+        raise ValueError(no_clips_message(cfg.data, cfg.partitions, cfg.split, cfg.split_name, "test"))
     results = score_metrics(scored["keys"], scored["labels"], scored["logits"]["model"], ckpt["num_classes"])
     results["bad_samples"] = scored["bad_samples"]
     if rank != 0:
@@ -477,6 +487,8 @@ def fuse(cfg: FuseConfig) -> dict:
         fusion.eval()
     _, loader = test_loader(cfg, modalities, model_a.sampling, cfg.partitions, cfg.split_name)
     scored = clip_logits(streams, loader, device, cfg.precision)
+    if not scored["keys"]:
+        raise ValueError(no_clips_message(cfg.data, cfg.partitions, cfg.split, cfg.split_name, "test"))
     la, lb = scored["logits"]["a"], scored["logits"]["b"]
     with torch.no_grad():
         fused = fusion([la.to(device), lb.to(device)]).cpu() if fusion else average_scores([la, lb])
