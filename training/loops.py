@@ -315,7 +315,8 @@ def recompute_batchnorm(model: nn.Module, loader, modality: str, device: torch.d
                         batches: int) -> None:
     """Precise BN: BatchNorm running statistics recomputed as the plain average over `batches` training
     batches with the final weights, instead of the exponential average trailing the whole epoch's
-    changing weights (what a short run's test accuracy suffers from). Per rank, not all-reduced."""
+    changing weights (what a short run's test accuracy suffers from). Under DDP every rank averages its
+    own `batches` batches, then the ranks average theirs: the statistics of batches x world batches."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
@@ -329,6 +330,21 @@ def recompute_batchnorm(model: nn.Module, loader, modality: str, device: torch.d
             model(batch[modality].to(device, non_blocking=True))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
+    average_over_ranks([buf for m in norms for buf in (m.running_mean, m.running_var) if buf is not None])
+
+
+@torch.no_grad()
+def average_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """In place: each tensor becomes its mean over the ranks (a no-op outside torch.distributed).
+
+    Without it each rank would keep statistics of its own batches only, and DDP's buffer broadcast
+    would then impose rank 0's on everyone at the next forward.
+    """
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    for t in tensors:
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
 
 
 @torch.no_grad()
