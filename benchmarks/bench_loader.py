@@ -127,17 +127,22 @@ def main() -> None:
         rows = []
         base, _ = clips_per_second(full_decode(urls), warmup=1)
         rows.append(("decode every JPEG of a video (no clip selection)", "rgb+flow", 1, base))
+        # Every row streams the same workload: fixed-length epochs of 4x the videos (long enough to
+        # amortise a worker's start), shards drawn with replacement.
+        epoch_samples = args.videos * 4
         for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
             spec = ClipSpec(modalities=modalities, frames=16, crop_size=112)
-            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1)
+            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
+                                  epoch_samples=epoch_samples)
             rate, _ = clips_per_second(ds.samples(0, 1, 0, 1))
             rows.append(("clip pipeline, T=16, crop 112, in process", "+".join(modalities), 1, rate))
-        for workers in sorted({1, args.workers}):
+        for workers in sorted({0, 1, args.workers}):
             spec = ClipSpec(modalities=("rgb", "flow"), frames=16, crop_size=112)
             ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
-                                  epoch_samples=args.videos * 4)  # long enough to amortise worker start
+                                  epoch_samples=epoch_samples)
             rate, _ = clips_per_second(make_loader(ds, batch_size=4, num_workers=workers), warmup=1)
-            rows.append((f"DataLoader, {workers} worker(s), batch 4 (total)", "rgb+flow", workers, rate))
+            what = "in the training process" if workers == 0 else f"{workers} worker(s)"
+            rows.append((f"DataLoader, {what}, batch 4 (total)", "rgb+flow", max(workers, 1), rate))
         steps = []
         for name in args.models.split(","):
             steps.append((name, step_rate(name, batch=8, frames=16, crop=112, in_channels=3, steps=2)))
