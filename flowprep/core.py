@@ -79,9 +79,13 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
             return
         t0 = time.perf_counter()
         stack_u8 = np.stack(gray_window)
-        flow_xy = backend.compute(stack_u8[:-1], stack_u8[1:])  # float32 (B,H,W,2) px
-        t1 = time.perf_counter()
-        levels = fmt.quantize_flow(flow_xy, settings.bound_px)  # uint8 (B,H,W,2)
+        if hasattr(backend, "compute_levels"):  # a remote backend quantizes where the flow is: fewer bytes back
+            levels = backend.compute_levels(stack_u8, settings.bound_px)  # uint8 (B,H,W,2)
+            t1 = time.perf_counter()
+        else:
+            flow_xy = backend.compute(stack_u8[:-1], stack_u8[1:])  # float32 (B,H,W,2) px
+            t1 = time.perf_counter()
+            levels = fmt.quantize_flow(flow_xy, settings.bound_px)  # uint8 (B,H,W,2)
         for b in range(levels.shape[0]):
             members[fmt.frame_member(fmt.FLOW_X, num_flows)] = encode_jpeg(levels[b, :, :, 0], settings.flow_jpeg_quality)
             members[fmt.frame_member(fmt.FLOW_Y, num_flows)] = encode_jpeg(levels[b, :, :, 1], settings.flow_jpeg_quality)

@@ -201,3 +201,14 @@ def test_driver_without_the_backend_starts_actors_and_refuses_auto(tmp_path, mon
     with pytest.raises(ValueError, match="unknown flow backend"):
         run_extract(ExtractConfig(dataset="sample", root=str(tmp_path / "v"), out=str(tmp_path / "o2"),
                                   flow_backend="nope", flow_actors=1), show_progress=False)
+
+
+def test_levels_from_the_actor_are_the_quantized_flow_in_a_quarter_of_the_bytes():
+    from flowprep import format as fmt
+
+    actor = FlowActor(CountingFlow, {}, max_pairs=4, max_wait_s=0.01)
+    window = frames(4, seed=5)
+    levels = asyncio.run(asyncio.wait_for(actor.compute_levels(window, 20.0), 60))
+    flow_xy = expected_flow(window)
+    assert levels.dtype == np.uint8 and levels.nbytes * 4 == flow_xy.astype(np.float32).nbytes
+    np.testing.assert_array_equal(levels, fmt.quantize_flow(flow_xy, 20.0))

@@ -83,6 +83,19 @@ class FlowActor:
         self._arrived.set()
         return await request.future
 
+    async def compute_levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
+        """uint8 (n+1,H,W) window -> uint8 (n,H,W,2) quantized flow (`format.quantize_flow`).
+
+        Quantized here, next to the backend, the reply is a quarter of float32 flow's bytes; the levels
+        are the ones the CPU task would have computed from the float flow.
+        """
+        import asyncio
+
+        from .. import format as fmt
+
+        flow_xy = await self.compute(window_u8)
+        return await asyncio.get_running_loop().run_in_executor(None, fmt.quantize_flow, flow_xy, bound_px)
+
     async def _batch_loop(self) -> None:
         import asyncio
 
@@ -159,14 +172,22 @@ class RemoteFlow:
 
     def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
         """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px, computed on the actor."""
-        import ray
-
         prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
         # The core passes a window's frames [:-1] and [1:]: ship the window once, half the bytes.
         if prev_u8.shape == next_u8.shape and len(prev_u8) > 1 and np.array_equal(prev_u8[1:], next_u8[:-1]):
-            call = self.actor.compute.remote(np.concatenate([prev_u8, next_u8[-1:]]))
-        else:
-            call = self.actor.compute.remote(prev_u8, next_u8)
+            return self._wait(self.actor.compute.remote(np.concatenate([prev_u8, next_u8[-1:]])))
+        return self._wait(self.actor.compute.remote(prev_u8, next_u8))
+
+    def compute_levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
+        """uint8 (B+1,H,W) window -> uint8 (B,H,W,2) flow levels, flow and quantization on the actor.
+
+        The core prefers this to `compute` when a backend has it: a quarter of the bytes come back.
+        """
+        return self._wait(self.actor.compute_levels.remote(np.asarray(window_u8), float(bound_px)))
+
+    def _wait(self, call):
+        import ray
+
         try:
             # A plain ray.get on purpose: while this task waits for the GPU, Ray lends its CPU to the
             # next queued task (decode / encode of another video), which is the CPU-GPU overlap;
