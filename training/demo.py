@@ -6,7 +6,8 @@ evaluate everything on the test videos -> print a markdown table.
 
 The defaults are the regime distillation is for (docs/training.md#the-demo has the measurements):
 - few labels: split "2" of `sample` trains on 4 videos per class and tests on the other 12 (48 videos).
-  With 12 per class the RGB baseline learns the motion by itself and no student loss helps clearly;
+  With 12 per class and one speed per video the RGB baseline learns the motion by itself, and the
+  student's extra loss term costs more than it gives in 48 steps;
 - a loss over every stage (Dual-action), not only the pooled vector (MARS): a student can reproduce the
   pooled vector per training video by memorising its texture, but not the teacher's motion maps;
 - motion that varies within a video (`motion="varying"`): a clip's flow then tells more than its
