@@ -18,6 +18,7 @@ it would turn `drift_left` into `drift_right`.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -89,6 +90,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     shards = root / "shards"
     t0 = time.perf_counter()
     generate(root / "videos", motion=cfg.motion)  # the catalog lists a generated tree as it is
+    # Like every run below (--no-resume), the extraction starts over: resuming shards of another
+    # --motion or --split run in the same folder would keep the old videos' flow.
+    shutil.rmtree(shards, ignore_errors=True)
     # As a user would run it: a separate process (the training package needs only the shards, and
     # `flowprep extract` ends with sys.exit).
     subprocess.run([sys.executable, "-m", "flowprep.cli", "extract", *EXTRACT_ARGS, "--split", cfg.split,
