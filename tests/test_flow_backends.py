@@ -53,12 +53,15 @@ def test_available_answers_without_raising(name):
     assert ok or reason, "an unavailable backend must say why"
 
 
-@pytest.mark.parametrize("name", list(BACKENDS))
-def test_backend_contract_and_translation(name):
-    cls = backend_class(name)
-    ok, reason = cls.available()
+def skip_unless_available(name: str) -> None:
+    ok, reason = backend_class(name).available()
     if not ok:
         pytest.skip(f"{name} not available here: {reason}")
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_contract_and_translation(name):
+    skip_unless_available(name)
     backend = create_backend(name)
     prev, nxt = _textured_pair((2, 1))
     batch = 2
@@ -70,16 +73,13 @@ def test_backend_contract_and_translation(name):
 
 @pytest.mark.parametrize("name", list(BACKENDS))
 def test_params_name_every_parameter(name):
-    cls = backend_class(name)
-    ok, reason = cls.available()
-    if not ok:
-        pytest.skip(f"{name} not available here: {reason}")
+    skip_unless_available(name)
     params = create_backend(name, warps=3).params()
     assert set(OPENCV_TVL1_DEFAULTS) <= set(params), set(OPENCV_TVL1_DEFAULTS) - set(params)
     assert params["warps"] == 3 and "impl" in params
     json.dumps(params)  # recorded in every sample's metadata
     with pytest.raises(ValueError, match="unknown TV-L1 parameter"):
-        cls(no_such_param=1)
+        backend_class(name)(no_such_param=1)
 
 
 def test_explicit_unavailable_backend_is_an_error(monkeypatch):

@@ -7,6 +7,9 @@ A backend is a class with:
     params() -> dict                           every parameter it runs with, recorded in each sample's json
     preferred_batch: int                       how many frame pairs it wants per `compute` call
     compute(prev_u8, next_u8) -> flow_xy      uint8 (B,H,W) x2 -> float32 (B,H,W,2) px, frame t -> t+1
+optionally:
+    compute_levels(window_u8, bound_px)        uint8 (B+1,H,W) -> uint8 (B,H,W,2) `format.quantize_flow` levels;
+                                               the core prefers it (a remote backend sends back fewer bytes)
 Adding a backend is one module plus one line in BACKENDS; tests parametrize over BACKENDS.
 """
 from __future__ import annotations
