@@ -7,7 +7,6 @@ again with the same command ends with every video exactly once.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -490,7 +489,7 @@ def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .manifest import schema
+    from .manifest import schema, table_from_parquet_bytes
     from .storage import TMP_MARK, atomic_open
 
     # Temporaries of attempts killed between writing and renaming (no writer is left running now).
@@ -508,7 +507,7 @@ def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], 
                 name = path.rsplit("/", 1)[-1]
                 if name not in blobs:
                     raise RuntimeError(f"{path}: task part missing after the run; re-run the same command")
-                table = pq.read_table(io.BytesIO(blobs[name]))
+                table = table_from_parquet_bytes(blobs[name])
                 report.add(table.to_pylist())
                 tables.append(table)
             if sum(t.num_rows for t in tables) >= rows_per_group:

@@ -1,7 +1,6 @@
 """Object storage end to end, against a real S3-compatible server (moto) on loopback, not a mocked client."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -118,9 +117,9 @@ def test_resume_on_s3_redoes_only_the_missing_task(s3_server, videos):
     report = json.loads(s3_server.get_object(Bucket=BUCKET, Key="run2/report.json")["Body"].read())
     assert report["resumed_tasks"] == 3 and report["ok"] == 8
 
-    import pyarrow.parquet as pq
+    from flowprep.manifest import table_from_parquet_bytes
 
-    manifest = pq.read_table(io.BytesIO(s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read()))
+    manifest = table_from_parquet_bytes(s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read())
     assert sorted(manifest.column("key").to_pylist()) == sorted(set(manifest.column("key").to_pylist()))
 
 

@@ -91,12 +91,13 @@ def set_rng_states(states: dict) -> None:
 def dataset_classes(data: str) -> list[str]:
     """Class names by label, from the extractor's manifest.parquet."""
     import fsspec
-    import pyarrow.parquet as pq
+
+    from flowprep.manifest import table_from_parquet_bytes
 
     url = f"{data.rstrip('/')}/manifest.parquet"
     try:
         with fsspec.open(url, "rb") as f:
-            table = pq.read_table(f, columns=["label", "class_name"]).to_pylist()
+            table = table_from_parquet_bytes(f.read(), columns=["label", "class_name"]).to_pylist()
     except FileNotFoundError:
         raise FileNotFoundError(f"{url} not found: pass --num-classes") from None
     names = {row["label"]: row["class_name"] for row in table if row["label"] is not None and row["label"] >= 0}
