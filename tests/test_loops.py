@@ -125,6 +125,23 @@ def test_fuse_two_streams(data, teacher, tmp_path, method):
     assert (tmp_path / "fused" / "fusion.pt").is_file() == (method == "attention")
 
 
+def test_clip_grad_norm_bounds_the_first_update(data, tmp_path):
+    """SGD without momentum or decay moves the weights by lr x the clipped gradient: its norm is the bound."""
+    bound = 1e-3
+    main(["baseline", "--data", str(data), "--out", str(tmp_path), "--val-partitions", "", "--epochs", "1",
+          "--max-steps", "1", "--log-every", "1", "--lr", "1", "--momentum", "0", "--weight-decay", "0",
+          "--clip-grad-norm", str(bound), *COMMON])
+    loops.seed_everything(3)  # the run's seed: the same initial weights
+    initial = dict(loops.build_model("resnet3d_tiny", len(CLASSES), 3).named_parameters())
+    trained = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    update = torch.sqrt(sum(((trained[k] - w.detach()) ** 2).sum() for k, w in initial.items()))
+    (line,) = step_lines(tmp_path)
+    assert line["grad_norm"] > 10 * bound  # the raw gradient, logged: clipping was active
+    assert float(update) == pytest.approx(bound, rel=1e-3)
+    with pytest.raises(ValueError, match="--clip-grad-norm -1"):
+        main(["baseline", "--data", str(data), "--out", str(tmp_path), "--clip-grad-norm", "-1", *COMMON])
+
+
 def test_bad_flags_fail_naming_the_value(data, tmp_path):
     with pytest.raises(ValueError, match="--teacher"):
         main(["student", "--data", str(data), "--out", str(tmp_path), *COMMON])

@@ -78,6 +78,9 @@ class TrainConfig(DataFields):
     log_every: int = _f(20, "write a step line to metrics.jsonl every N steps")
     resume: bool = _f(True, "continue from OUT/last.pt when it exists")
     max_steps: int = _f(0, "> 0: stop each epoch after this many steps (smoke tests)")
+    clip_grad_norm: float = _f(0.0, "> 0: clip the gradients' global L2 norm to this before each step (the TSN/TSM "
+                                    "recipes use 20); Twins Training from scratch needs it: at init its "
+                                    "correlation loss divides by near-zero logit norms")
     precise_bn_batches: int = _f(0, "> 0: after each epoch, recompute BatchNorm statistics over this many training "
                                     "batches (precise BN; short runs whose running averages lag the weights)")
 
@@ -124,6 +127,8 @@ def validate(cfg) -> None:
     if not cfg.out:
         raise ValueError("--out is required")
     if isinstance(cfg, TrainConfig):
+        if cfg.clip_grad_norm < 0:
+            raise ValueError(f"--clip-grad-norm {cfg.clip_grad_norm}: must be >= 0 (0 = no clipping)")
         if cfg.mode == "student" and not cfg.teacher:
             raise ValueError("--mode student needs --teacher CHECKPOINT (a trained flow teacher)")
         for flag, value in (("--loss-args", cfg.loss_args), ("--model-args", cfg.model_args)):

@@ -195,6 +195,9 @@ def train(cfg: TrainConfig) -> dict:
     from .losses import create_loss
 
     loss_fn = create_loss(cfg.loss_name, **json.loads(cfg.loss_args))
+    if cfg.mode == "twins" and not cfg.pretrained and not cfg.clip_grad_norm and rank == 0:
+        log.warning("twins from scratch without --clip-grad-norm: the correlation loss's first gradients can "
+                    "derail training (docs/baselines.md); the TSN/TSM recipe clips at 20")
     net = Features(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -257,6 +260,9 @@ def train(cfg: TrainConfig) -> dict:
                     terms = loss_fn(feats, target, **extra)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(terms["loss"]).backward()
+                if cfg.clip_grad_norm:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
+                    terms["grad_norm"] = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)  # before
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
