@@ -507,7 +507,10 @@ def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], 
                 name = path.rsplit("/", 1)[-1]
                 if name not in blobs:
                     raise RuntimeError(f"{path}: task part missing after the run; re-run the same command")
-                table = table_from_parquet_bytes(blobs[name])
+                try:
+                    table = table_from_parquet_bytes(blobs[name], path)
+                except ValueError as exc:  # no part means "task not done": re-running redoes that task
+                    raise RuntimeError(f"{str(exc).rstrip('.')}; delete it and re-run the same command") from None
                 report.add(table.to_pylist())
                 tables.append(table)
             if sum(t.num_rows for t in tables) >= rows_per_group:

@@ -30,7 +30,7 @@ def test_compare_command_end_to_end_on_sample(tmp_path):
                       standalone_mode=False)
     except SystemExit as stop:  # `flowprep extract` exits with its status even outside standalone mode
         assert stop.code == 0, f"extract of the sample dataset exited with {stop.code}"
-    manifest = table_from_parquet_bytes((data / "manifest.parquet").read_bytes()).to_pylist()
+    manifest = table_from_parquet_bytes((data / "manifest.parquet").read_bytes(), "manifest.parquet").to_pylist()
     num_test = sum(r["status"] == "ok" and r["partition"] == "test" for r in manifest)
     num_classes = len({r["label"] for r in manifest})
     rows = train_main(["compare", "--data", str(data), "--out", str(out), "--models", "tsn_tiny,action_tiny:twins",

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from flowprep.manifest import empty_row, read_manifest, rows_to_parquet_bytes, table_from_parquet_bytes, write_part
 from flowprep.runner import merge_manifest
 from flowprep.storage import filesystem
@@ -20,8 +22,8 @@ def rows(n: int, task: int) -> list[dict]:
 def test_parquet_bytes_round_trip_and_column_selection():
     written = rows(3, task=1)
     data = rows_to_parquet_bytes(written)
-    assert table_from_parquet_bytes(data).to_pylist() == written
-    assert table_from_parquet_bytes(data, columns=["key", "frames"]).to_pylist() == [
+    assert table_from_parquet_bytes(data, "part").to_pylist() == written
+    assert table_from_parquet_bytes(data, "part", columns=["key", "frames"]).to_pylist() == [
         {"key": r["key"], "frames": r["frames"]} for r in written]
 
 
@@ -36,6 +38,20 @@ def test_merge_concatenates_every_part_once(tmp_path):
     assert sorted(r["key"] for r in merged) == sorted(["c/missing"] + [r["key"] for t in range(5)
                                                                       for r in rows(t + 1, t)])
     assert report.totals["ok"] == 15 and report.totals["skipped"] == 1
+
+
+def test_a_corrupt_part_fails_the_merge_naming_it(tmp_path):
+    fs, out = filesystem(str(tmp_path))
+    write_part(fs, out, "train", 0, rows(2, 0))
+    (tmp_path / "_parts" / "train-00001.parquet").write_bytes(b"PAR1 cut short")
+    parts = sorted(fs.glob(f"{out}/_parts/*.parquet"))
+    with pytest.raises(RuntimeError, match=r"train-00001\.parquet: not a readable Parquet file \(14 bytes\).*"
+                                           r"delete it and re-run"):
+        merge_manifest(fs, out, [], parts)
+    assert not (tmp_path / "manifest.parquet").exists()  # the atomic write left no half manifest
+    (tmp_path / "_parts" / "train-00001.parquet").unlink()
+    merge_manifest(fs, out, [], sorted(fs.glob(f"{out}/_parts/*.parquet")))
+    assert len(read_manifest(fs, out)) == 2  # the other part was not lost
 
 
 # A process that merges and reads a manifest and then exits, like `flowprep extract` does. Before the fix,

@@ -119,7 +119,8 @@ def test_resume_on_s3_redoes_only_the_missing_task(s3_server, videos):
 
     from flowprep.manifest import table_from_parquet_bytes
 
-    manifest = table_from_parquet_bytes(s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read())
+    manifest = table_from_parquet_bytes(s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read(),
+                                        "run2/manifest.parquet")
     assert sorted(manifest.column("key").to_pylist()) == sorted(set(manifest.column("key").to_pylist()))
 
 

@@ -97,7 +97,7 @@ def dataset_classes(data: str) -> list[str]:
     url = f"{data.rstrip('/')}/manifest.parquet"
     try:
         with fsspec.open(url, "rb") as f:
-            table = table_from_parquet_bytes(f.read(), columns=["label", "class_name"]).to_pylist()
+            table = table_from_parquet_bytes(f.read(), url, columns=["label", "class_name"]).to_pylist()
     except FileNotFoundError:
         raise FileNotFoundError(f"{url} not found: pass --num-classes") from None
     names = {row["label"]: row["class_name"] for row in table if row["label"] is not None and row["label"] >= 0}
