@@ -54,6 +54,56 @@ def tree_kinetics400(root: Path) -> tuple[str, str | None]:
     return str(root / "videos"), str(root / "ann")  # CCCCCCCCCCC is missing
 
 
+def tree_kinetics600(root: Path) -> tuple[str, str | None]:
+    touch(root / "kinetics-600_val.csv", b"label,youtube_id,time_start,time_end,split\nabseiling,AAAAAAAAAAA,5,15,val\n"
+                                         b"acting in play,BBBBBBBBBBB,0,10,val\n")
+    touch(root / "kinetics-600_test.csv", b"youtube_id,time_start,time_end,split\nCCCCCCCCCCC,1,11,test\n")
+    touch(root / "abseiling" / "AAAAAAAAAAA_000005_000015.mp4")
+    touch(root / "CCCCCCCCCCC_000001_000011.mp4")
+    return str(root), None  # BBBBBBBBBBB is missing
+
+
+def tree_kinetics700(root: Path) -> tuple[str, str | None]:
+    touch(root / "ann" / "kinetics-700_validate.csv",
+          b"label,youtube_id,time_start,time_end,split\ntestifying,---QUuC4vJs,84,94,validate\n")
+    touch(root / "ann" / "label_map_k700.txt", b"abseiling\ntestifying\n")
+    touch(root / "v" / "testifying" / "---QUuC4vJs_000084_000094.mp4")
+    touch(root / "v" / "unlisted_000000_000010.mp4")
+    return str(root / "v"), str(root / "ann")
+
+
+def tree_sthv2(root: Path) -> tuple[str, str | None]:
+    touch(root / "something-something-v2-labels.json",
+          b'{"Closing something": "1", "Putting something onto something": "0"}')
+    touch(root / "something-something-v2-train.json",
+          b'[{"id": "11", "label": "closing a box", "template": "Closing [something]", "placeholders": ["a box"]}]')
+    touch(root / "something-something-v2-validation.json",
+          b'[{"id": "22", "template": "Putting [something] onto [something]"},'
+          b' {"id": "33", "template": "Closing [something]"}]')
+    touch(root / "something-something-v2-test.json", b'[{"id": "44"}]')
+    for video_id in ("11", "22", "44", "55"):
+        touch(root / f"{video_id}.webm")
+    return str(root), None  # 33 is missing, 55 in no list
+
+
+def tree_frame_folders(root: Path, prefix: str) -> tuple[str, str | None]:
+    touch(root / f"{prefix}-labels.csv", b"Swiping Left\nThumb Up\n")
+    touch(root / f"{prefix}-train.csv", b"1;Thumb Up\n2;Swiping Left\n")
+    touch(root / f"{prefix}-validation.csv", b"3;Thumb Up\n")
+    touch(root / f"{prefix}-test.csv", b"4\n")
+    for video_id in ("1", "2", "4", "5"):
+        touch(root / "frames" / video_id / "00001.jpg")
+    return str(root / "frames"), str(root)  # 3 is missing, 5 in no list
+
+
+def tree_sthv1(root: Path) -> tuple[str, str | None]:
+    return tree_frame_folders(root, "something-something-v1")
+
+
+def tree_jester(root: Path) -> tuple[str, str | None]:
+    return tree_frame_folders(root, "jester-v1")
+
+
 def tree_folder(root: Path) -> tuple[str, str | None]:
     for rel in ("b_class/one.mp4", "b_class/two.avi", "a_class/three.mkv", "a_class/notes.txt"):
         touch(root / rel)
@@ -69,6 +119,11 @@ TREES = {
     "ucf101": (tree_ucf101, 5, 1, 1),
     "hmdb51": (tree_hmdb51, 7, 1, 1),
     "kinetics400": (tree_kinetics400, 4, 1, 0),
+    "kinetics600": (tree_kinetics600, 3, 1, 0),
+    "kinetics700": (tree_kinetics700, 2, 0, 1),
+    "sthv2": (tree_sthv2, 5, 1, 1),
+    "sthv1": (tree_sthv1, 5, 1, 1),
+    "jester": (tree_jester, 5, 1, 1),
     "folder": (tree_folder, 4, 0, 0),
     "sample": (tree_sample, None, 0, 0),
 }
@@ -147,6 +202,48 @@ def test_real_kinetics_csvs_both_schemas(tmp_path):
     val = load_catalog("kinetics400", str(tmp_path), str(base / "kinetics-400_val.csv"))
     assert len(val.classes) == 400 and "arm wrestling" in val.classes  # quoted multi-word labels
     assert val.items[0].rel_path.endswith(".mp4") and len(val.items[0].video_id) == 11 + 14
+
+
+def test_real_kinetics600_and_700_csvs_with_their_label_maps(tmp_path):
+    for version, val_name, classes in ((600, "kinetics-600_val.head200.csv", 600),
+                                       (700, "kinetics-700_validate.head200.csv", 700)):
+        base = shared_path("annotations", f"kinetics{version}")
+        catalog = load_catalog(f"kinetics{version}", str(tmp_path), str(base))  # both CSVs + the label map
+        label_map = (base / f"mmaction2_label_map_k{version}.txt").read_text().splitlines()
+        assert list(catalog.classes) == label_map and len(catalog.classes) == classes
+        assert Counter(i.splits["1"] for i in catalog.items) == {"val": 200, "test": 200}
+        assert all(i.label >= 0 for i in catalog.items if i.splits["1"] == "val")
+        assert all(i.label == -1 for i in catalog.items if i.splits["1"] == "test")
+        assert len(load_catalog(f"kinetics{version}", str(tmp_path), str(base / val_name)).items) == 200
+
+
+def test_real_sthv2_lists_parse_to_exact_counts(tmp_path):
+    base = shared_path("annotations", "sthv2")
+    catalog = load_catalog("sthv2", str(tmp_path), str(base))
+    assert len(catalog.classes) == 174
+    assert list(catalog.classes) == (base / "mmaction2_label_map.txt").read_text().splitlines()
+    assert Counter(i.splits["1"] for i in catalog.items) == {"val": 200, "test": 200}
+    by_id = {i.video_id: i for i in catalog.items}
+    first = by_id["74225"]  # "Spinning [something] that quickly stops spinning"
+    assert first.class_name == "Spinning something that quickly stops spinning"
+    assert catalog.classes[first.label] == first.class_name and first.rel_path == "74225.webm"
+    assert all(i.label == -1 for i in catalog.items if i.splits["1"] == "test")
+
+
+@pytest.mark.parametrize("name, prefix, classes, test_videos", [
+    ("sthv1", "something-something-v1", 174, 10960), ("jester", "jester-v1", 27, 14743)])
+def test_real_20bn_csvs_parse_to_exact_counts(name, prefix, classes, test_videos, tmp_path):
+    base = shared_path("annotations", name)
+    catalog = load_catalog(name, str(tmp_path), str(base))
+    assert len(catalog.classes) == classes
+    assert list(catalog.classes) == (base / "mmaction2_label_map.txt").read_text().splitlines()
+    assert Counter(i.splits["1"] for i in catalog.items) == {"train": 200, "val": 200, "test": test_videos}
+    assert all(i.kind == "frames" and i.problem.startswith("missing") for i in catalog.items)
+    assert catalog.frame_fps == 12
+    train = [i for i in catalog.items if i.splits["1"] == "train"]
+    assert all(catalog.classes[i.label] == i.class_name for i in train)
+    first_line = (base / f"{prefix}-train.head200.csv").read_text().splitlines()[0]
+    assert f"{train[0].video_id};{train[0].class_name}" == first_line
 
 
 def test_sample_catalog_lists_a_tree_generated_with_other_settings(tmp_path):

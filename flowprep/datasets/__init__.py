@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # frames of frame-folder datasets (Jester, SSv1, rawframes)
+KIND_VIDEO, KIND_FRAMES = "video", "frames"  # VideoItem.kind: a video file, or a folder of numbered frames
 
 DATASETS: dict[str, str] = {
     "ucf101": "flowprep.datasets.ucf101:catalog",
     "hmdb51": "flowprep.datasets.hmdb51:catalog",
-    "kinetics400": "flowprep.datasets.kinetics400:catalog",
+    "kinetics400": "flowprep.datasets.kinetics:kinetics400",
+    "kinetics600": "flowprep.datasets.kinetics:kinetics600",
+    "kinetics700": "flowprep.datasets.kinetics:kinetics700",
+    "sthv2": "flowprep.datasets.sthv2:catalog",
+    "sthv1": "flowprep.datasets.sthv1:catalog",
+    "jester": "flowprep.datasets.jester:catalog",
     "folder": "flowprep.datasets.folder:catalog",
     "sample": "flowprep.datasets.sample:catalog",
 }
@@ -35,6 +42,7 @@ class VideoItem:
     rel_path: str
     splits: dict[str, str] = field(default_factory=dict)  # official split '1'..'3' -> 'train'/'test'/...
     problem: str = ""  # non-empty: the video cannot be extracted, and this says why
+    kind: str = KIND_VIDEO  # KIND_FRAMES: `rel_path` is a folder of numbered JPEG/PNG frames
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Catalog:
     classes: tuple[str, ...]  # index = label
     items: tuple[VideoItem, ...]
     layout: str = ""  # one line: what the dataset expects on disk
+    frame_fps: float = 0.0  # frame rate of its frame folders as distributed (12 for Jester, SSv1); 0: none
 
     def problems(self) -> list[VideoItem]:
         return [item for item in self.items if item.problem]
@@ -60,8 +69,9 @@ def dataset_function(name: str):
 
 
 def dataset_layout(name: str) -> str:
-    module_name = DATASETS[name].split(":")[0]
-    return importlib.import_module(module_name).LAYOUT
+    """The one-line layout: the function's own LAYOUT (one module serving several names), else the module's."""
+    function = dataset_function(name)
+    return getattr(function, "LAYOUT", None) or importlib.import_module(function.__module__).LAYOUT
 
 
 def load_catalog(name: str, root: str, annotations: str | None = None) -> Catalog:
@@ -101,7 +111,7 @@ def mirror_listing(url: str, dest: Path) -> str:
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if rel.lower().endswith(VIDEO_EXTENSIONS) or (info.get("size") or 0) > SHADOW_MAX_BYTES:
+        if rel.lower().endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) or (info.get("size") or 0) > SHADOW_MAX_BYTES:
             target.touch()
         else:
             fs.get_file(path, str(target))
@@ -122,6 +132,17 @@ def index_videos(root: str | Path) -> dict[str, str]:
                 rel = (Path(dirpath) / filename).relative_to(root).as_posix()
                 found[rel] = rel
     return found
+
+
+def index_frame_folders(root: str | Path) -> dict[str, str]:
+    """Every immediate sub-folder of `root` (a frame folder per video, as Jester and SSv1 ship), by name.
+
+    Listed without looking inside: a dataset has ~100,000 of them, and an empty or broken one is the
+    extraction's to report (a failed row naming its first bad frame), not the listing's."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    return {entry.name: entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")}
 
 
 def read_lines(path: Path) -> list[str]:

@@ -1,8 +1,11 @@
-"""Kinetics-400: `<youtube_id>_<start:06d>_<end:06d>.mp4`, in class folders or flat, + the official CSVs.
+"""Kinetics-400 / 600 / 700: `<youtube_id>_<start:06d>_<end:06d>.mp4`, in class folders or flat, + the CSVs.
 
+The three versions differ only in their files' names and class counts, so one code path reads them
+all (`kinetics(version, ...)`); the registry's `kinetics400/600/700` are its three entry points.
 Both CSV schemas are read: 2017 (`label,youtube_id,time_start,time_end,split,is_cc`, quoted labels,
-split 'val') and the later one (no `is_cc`, split 'validate'); the test list has no label column
-(label -1). Kinetics has one official split, recorded as split '1'.
+split 'val') and the later one (no `is_cc`, split 'validate', as every 600 / 700 release); the test
+list has no label column (label -1). The class list is a `*label_map*.txt` beside the CSVs when there
+is one (MMAction2's order), else the sorted labels of the CSVs. One official split, recorded as '1'.
 """
 from __future__ import annotations
 
@@ -11,9 +14,16 @@ from pathlib import Path
 
 from . import Catalog, VideoItem, index_videos, missing_problem, read_lines
 
-LAYOUT = ("ROOT/[<class>/]<youtube_id>_<start:06d>_<end:06d>.mp4 and the official CSVs "
-          "(kinetics-400_{train,val,test}.csv, any schema) in ROOT or --annotations DIR; "
-          "optional *label_map*.txt fixes the class order")
+VERSIONS = (400, 600, 700)
+
+
+def layout(version: int) -> str:
+    return (f"ROOT/[<class>/]<youtube_id>_<start:06d>_<end:06d>.mp4 and the official CSVs "
+            f"(kinetics-{version}_{{train,val|validate,test}}.csv, any schema) in ROOT or --annotations DIR "
+            f"or FILE; optional *label_map*.txt fixes the class order")
+
+
+LAYOUT = layout(400)
 PARTITION_ALIASES = {"validate": "val", "valid": "val", "training": "train", "testing": "test"}
 
 
@@ -21,20 +31,22 @@ def clip_stem(youtube_id: str, start: str, end: str) -> str:
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
 
 
-def _annotation_files(root: Path, annotations: str | None) -> tuple[list[Path], Path | None]:
+def _annotation_files(root: Path, annotations: str | None, version: int) -> tuple[list[Path], Path | None]:
     base = Path(annotations) if annotations else root
     if base.is_file():
         return [base], None
     csvs = sorted(base.glob("*.csv"))
     if not csvs:
-        raise FileNotFoundError(f"Kinetics CSV files not found in {base} (pass --annotations DIR or FILE)")
+        raise FileNotFoundError(f"Kinetics-{version} CSV files not found in {base} (pass --annotations DIR or FILE)")
     label_maps = sorted(base.glob("*label_map*.txt"))
+    # A folder holding several versions' maps (MMAction2's label_map_k600.txt beside ..._k700.txt): this version's.
+    label_maps = [p for p in label_maps if str(version) in p.name] or label_maps
     return csvs, (label_maps[0] if label_maps else None)
 
 
-def catalog(root: str, annotations: str | None = None) -> Catalog:
+def kinetics(version: int, root: str, annotations: str | None = None) -> Catalog:
     root_path = Path(root)
-    csv_files, label_map = _annotation_files(root_path, annotations)
+    csv_files, label_map = _annotation_files(root_path, annotations, version)
     rows: list[tuple[str, str, str, Path]] = []  # (stem, label, partition, csv)
     for csv_file in csv_files:
         with open(csv_file, newline="", encoding="utf-8") as f:
@@ -66,4 +78,20 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
     for stem, rel in sorted(by_stem.items()):
         class_name = rel.split("/")[0].replace("_", " ") if "/" in rel else ""
         items.append(VideoItem(video_id=stem, class_name=class_name, label=label_of.get(class_name, -1), rel_path=rel))
-    return Catalog("kinetics400", str(root_path), tuple(classes), tuple(items), LAYOUT)
+    return Catalog(f"kinetics{version}", str(root_path), tuple(classes), tuple(items), layout(version))
+
+
+def kinetics400(root: str, annotations: str | None = None) -> Catalog:
+    return kinetics(400, root, annotations)
+
+
+def kinetics600(root: str, annotations: str | None = None) -> Catalog:
+    return kinetics(600, root, annotations)
+
+
+def kinetics700(root: str, annotations: str | None = None) -> Catalog:
+    return kinetics(700, root, annotations)
+
+
+for _version, _function in zip(VERSIONS, (kinetics400, kinetics600, kinetics700)):
+    _function.LAYOUT = layout(_version)
