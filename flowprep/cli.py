@@ -47,6 +47,8 @@ def main(verbose: bool) -> None:
 @click.option("--size", "size_px", type=int, default=256, show_default=True, help="Output size in px.")
 @click.option("--fps", type=float, default=None, help="Resample to a constant frame rate (default: every frame).")
 @click.option("--max-frames", type=int, default=None, help="Stop each video after N frames (debugging).")
+@click.option("--video-timeout-s", type=float, default=3600.0, show_default=True,
+              help="Wall-clock limit per video; a video over it is a failed row 'timeout' (0: no limit).")
 @click.option("--flow-backend", default="opencv", show_default=True, help="Registry name or 'auto'.")
 @click.option("--flow-param", "flow_params", multiple=True, help="TV-L1 override NAME=VALUE (OpenCV names), repeatable.")
 @click.option("--bound", "bound_px", type=float, default=20.0, show_default=True, help="Flow clip bound in px.")

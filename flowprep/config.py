@@ -30,6 +30,7 @@ class ExtractConfig:
     size_px: int = 256
     fps: float | None = None
     max_frames: int | None = None
+    video_timeout_s: float = 3600.0  # wall-clock limit per video; 0: none (a hung decoder then hangs its task)
     flow_backend: str = "opencv"
     flow_params: tuple[tuple[str, float], ...] = ()  # OpenCV-named TV-L1 overrides, e.g. (('warps', 3),)
     bound_px: float = 20.0
@@ -61,6 +62,7 @@ class ExtractConfig:
             (1 <= self.flow_jpeg_quality <= 100, f"flow_jpeg_quality must be 1..100, not {self.flow_jpeg_quality}"),
             (1 <= self.rgb_jpeg_quality <= 100, f"rgb_jpeg_quality must be 1..100, not {self.rgb_jpeg_quality}"),
             (self.fps is None or self.fps > 0, f"fps must be > 0, not {self.fps}"),
+            (self.video_timeout_s >= 0, f"video_timeout_s must be >= 0, not {self.video_timeout_s}"),
             (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
             (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),
             (self.flow_actors >= 0, f"flow_actors must be >= 0, not {self.flow_actors}"),
@@ -73,9 +75,9 @@ class ExtractConfig:
             if not ok:
                 raise ValueError(message)
 
-    def video_settings(self) -> VideoSettings:
+    def video_settings(self, decode_threads: int = 0) -> VideoSettings:
         return VideoSettings(Resize(self.resize_mode, self.size_px), self.bound_px, self.flow_jpeg_quality,
-                             self.rgb_jpeg_quality, self.fps, self.max_frames)
+                             self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))

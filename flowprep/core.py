@@ -9,6 +9,7 @@ from typing import BinaryIO
 import numpy as np
 
 from . import __version__, format as fmt
+from .deadline import VideoTimeout, iterate_until
 from .decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps
 
 
@@ -22,6 +23,8 @@ class VideoSettings:
     rgb_jpeg_quality: int = 95
     fps: float | None = None  # None: keep every decoded frame
     max_frames: int | None = None  # debugging / tests only: stop after this many frames
+    timeout_s: float = 0.0  # wall-clock limit per video (decode + flow + encode); 0: none
+    decode_threads: int = 0  # FFmpeg decoder threads (the task's CPU share); 0: FFmpeg's default (all cores)
 
 
 @dataclass
@@ -65,9 +68,12 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
     members: dict[str, bytes] = {}
     seconds = {"decode": 0.0, "flow": 0.0, "encode": 0.0}
     info = StreamInfo()
-    frames = decode_frames(source, settings.resize, info, settings.max_frames)
+    started = time.monotonic()
+    frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads)
     if settings.fps:
         frames = resample_fps(frames, info, settings.fps)
+    if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
+        frames = iterate_until(frames, started + settings.timeout_s, settings.timeout_s)
 
     batch = max(1, int(getattr(backend, "preferred_batch", 1)))
     gray_window: list[np.ndarray] = []  # frames whose outgoing flow is not computed yet, + the last one
@@ -106,6 +112,8 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
             flush_flows(keep_last=True)
         t_decode = time.perf_counter()
     flush_flows(keep_last=False)
+    if settings.timeout_s and time.monotonic() > started + settings.timeout_s:
+        raise VideoTimeout(settings.timeout_s, f"all {num_frames} frames decoded, flow not finished in time")
     if num_frames < 2:
         raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow needs at least 2")
 
@@ -128,6 +136,10 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
         "vfr": info.is_vfr(),
         "source_frames": info.decoded_frames,
         "container_frames": info.container_frames,
+        # Declared by the container vs decoded (both from the stream's start): audit a dataset for
+        # short videos. decoded is null when --max-frames stopped decoding early.
+        "declared_duration_s": round(info.declared_duration_s, 4) or None,
+        "decoded_duration_s": round(info.decoded_duration_s(), 4) if info.complete else None,
         "codec": info.codec,
         "rotation_deg": info.rotation_deg,
         "resize": {"mode": settings.resize.mode, "size_px": settings.resize.size_px, "interpolation": "linear"},

@@ -46,6 +46,10 @@ class StreamInfo:
     decoded_frames: int = 0
     pts_s: list[float] = field(default_factory=list)
     tick_s: float = 0.0  # the stream's time base: timestamps are only this precise
+    start_s: float | None = None  # the stream's start time (its first timestamp), s
+    declared_duration_s: float = 0.0  # the video stream's length as the container declares it; 0: none
+    packets_end_s: float = 0.0  # end of the last demuxed video packet, from `start_s`
+    complete: bool = False  # True once the stream was decoded to its end (not stopped by max_frames)
 
     def is_vfr(self, tolerance: float = 0.01) -> bool:
         """True when frame durations vary by more than `tolerance` (relative) or two time-base ticks."""
@@ -59,6 +63,13 @@ class StreamInfo:
         gaps = np.diff(np.asarray(self.pts_s))
         return float(np.median(gaps)) if gaps.size else 1.0 / max(self.container_fps, 1.0)
 
+    def decoded_duration_s(self) -> float:
+        """End of the last decoded frame, from the stream's start (what `declared_duration_s` counts)."""
+        if not self.pts_s:
+            return 0.0
+        start_s = self.start_s if self.start_s is not None else self.pts_s[0]
+        return self.pts_s[-1] + self.frame_duration_s() - start_s
+
     def measured_fps(self) -> float:
         if len(self.pts_s) < 2 or self.pts_s[-1] <= self.pts_s[0]:
             return self.container_fps
@@ -71,12 +82,77 @@ def rotate_upright(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns_ccw)) if quarter_turns_ccw else rgb
 
 
+# A video is truncated when it decodes to more than TRUNCATION_FRAMES frames (counted, or as time)
+# less than its container declares. Measured on the real clips of ../shared/data/videos
+# (benchmarks/results/truncation_margins.md): every one decodes to exactly its declared frame count
+# and reaches its video stream's declared duration; where only the container's duration is known it
+# is the longest track's, and the Matroska clip's audio outlasts its video by 0.048 s (1.4 frames),
+# hence 2 frames. Copies cut at 90% of their bytes fall short by 3 frames (the 32-frame WebM) to 76
+# (the 795-frame AVI); a cut that loses only its last frame or two passes.
+TRUNCATION_FRAMES = 2
+# A hole in the timeline (frames lost mid-stream, the demuxer resyncing past damage) longer than
+# this many frame durations and GAP_MIN_S is a failed row; shorter irregular gaps are left alone
+# because variable-frame-rate phone video has them (a frame rate that halves in low light).
+GAP_FRAMES, GAP_MIN_S = 10, 0.5
+
+
+def declared_duration_s(container, stream) -> float:
+    """The video stream's duration from the container: the stream's own, else its Matroska DURATION
+    tag, else the container's (the longest stream's); 0.0 when nothing is declared."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")  # 'HH:MM:SS.nnnnnnnnn', written by FFmpeg's Matroska muxer
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        pass
+    return container.duration / 1e6 if container.duration and container.duration > 0 else 0.0
+
+
+def expected_duration_s(info: StreamInfo) -> float:
+    """The longest of what the file declares: the stream's duration, frames / fps (an AVI cut short
+    has its duration re-estimated from its size, but its header still counts every frame) and the
+    end of the last packet demuxed (a decoder that stopped while packets went on)."""
+    declared_s = max(info.declared_duration_s, info.packets_end_s)
+    if info.container_frames and info.container_fps:
+        declared_s = max(declared_s, info.container_frames / info.container_fps)
+    return declared_s
+
+
+def incomplete(info: StreamInfo) -> VideoError | None:
+    """The VideoError for a stream that decoded to less than its file declares, or None.
+
+    'truncated: decoded 3.9 s of 10.3 s (118 frames)' when it ends early or lacks frames the header
+    counts; 'frames missing: ...' for a hole in the middle. Only for a stream decoded to its end."""
+    if not info.complete or not info.pts_s:
+        return None
+    frame_s = info.frame_duration_s()
+    decoded_s = info.decoded_duration_s()
+    declared_s = expected_duration_s(info)
+    short_frames = info.container_frames - info.decoded_frames
+    # 1e-6: a clip exactly TRUNCATION_FRAMES short must not fail on float rounding of its timestamps
+    if declared_s - decoded_s > TRUNCATION_FRAMES * frame_s + 1e-6 or short_frames > TRUNCATION_FRAMES:
+        of_frames = f" of {info.container_frames}" if info.container_frames else ""
+        return VideoError("truncated", f"decoded {decoded_s:.1f} s of {declared_s:.1f} s "
+                                       f"({info.decoded_frames}{of_frames} frames)")
+    gaps_s = np.diff(np.asarray(info.pts_s))
+    if gaps_s.size and gaps_s.max() > max(GAP_FRAMES * frame_s, GAP_MIN_S):
+        at = int(gaps_s.argmax())
+        return VideoError("frames missing", f"no frame from {info.pts_s[at]:.1f} s to {info.pts_s[at + 1]:.1f} s "
+                                            f"({info.decoded_frames} frames decoded over {decoded_s:.1f} s)")
+    return None
+
+
 def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
-                  max_frames: int | None = None) -> Iterator[np.ndarray]:
+                  max_frames: int | None = None, threads: int = 0) -> Iterator[np.ndarray]:
     """Yield uint8 (H,W,3) RGB frames in presentation order, upright and resized; fill `info`.
 
+    `threads`: the decoder's threads (0: FFmpeg's default, one per core of the machine, which
+    multiplies past a task's share when many tasks share the machine).
     Raises VideoError for anything wrong with the file, including a stream that breaks mid-way
-    (after the frames already yielded: the caller discards the partial video).
+    (after the frames already yielded: the caller discards the partial video) or one that ends
+    short of what its container declares (`incomplete`).
     """
     import av
     import cv2
@@ -90,16 +166,23 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
             kinds = ", ".join(s.type for s in container.streams) or "no streams"
             raise VideoError("no video stream", f"container holds {kinds}")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg has no decoder for it (or a damaged header names none)
+            raise VideoError("no decoder", "FFmpeg has no decoder for the video stream's codec")
         stream.thread_type = "AUTO"  # frame-threaded decoding; frames still come out in pts order
+        if threads:
+            stream.codec_context.thread_count = threads
         info.codec = stream.codec_context.name
         info.coded_hw = (stream.codec_context.height, stream.codec_context.width)
         info.container_fps = float(stream.average_rate or stream.guessed_rate or 0)
         info.container_frames = int(stream.frames or 0)
         time_base = float(stream.time_base) if stream.time_base else 1.0 / max(info.container_fps, 1)
         info.tick_s = time_base
+        info.declared_duration_s = declared_duration_s(container, stream)
+        if stream.start_time is not None:
+            info.start_s = stream.start_time * time_base
         target_hw = None
         try:
-            for frame in container.decode(stream):
+            for frame in _demux_decode(container, stream, info, time_base):
                 if info.decoded_frames == 0:
                     info.rotation_deg = int(round(frame.rotation or 0))
                 rgb = rotate_upright(frame.to_ndarray(format="rgb24"), info.rotation_deg)
@@ -115,12 +198,24 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
                     return
         except av.error.FFmpegError as exc:
             raise VideoError("decode error", f"after {info.decoded_frames} frames: {exc}") from exc
+    info.complete = True
     if info.decoded_frames == 0:
         raise VideoError("no frames", "the video stream decoded to zero frames")
-    # FFmpeg often ends a truncated file quietly; the container's own count tells (where it has one).
-    if info.container_frames and info.decoded_frames < 0.95 * info.container_frames - 1:
-        raise VideoError("truncated", f"decoded {info.decoded_frames} of the {info.container_frames} frames "
-                                      "the container declares")
+    # FFmpeg ends a truncated file quietly (an interrupted download decodes up to where it stops).
+    problem = incomplete(info)
+    if problem:
+        raise problem
+
+
+def _demux_decode(container, stream, info: StreamInfo, time_base: float):
+    """`container.decode(stream)`, also recording in `info` where the demuxed packets end."""
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            if info.start_s is None:
+                info.start_s = packet.pts * time_base
+            end_s = (packet.pts + (packet.duration or 0)) * time_base - info.start_s
+            info.packets_end_s = max(info.packets_end_s, end_s)
+        yield from packet.decode()
 
 
 def resample_fps(frames: Iterator[np.ndarray], info: StreamInfo, fps: float) -> Iterator[np.ndarray]:

@@ -125,10 +125,11 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
     from .flow import create_backend
     from .shards import ShardWriter, task_shard_paths
 
-    cv2.setNumThreads(opencv_threads(cfg))
+    threads = opencv_threads(cfg)
+    cv2.setNumThreads(threads)
     fs_out, out = filesystem(cfg.out)
     fs_in, root = filesystem(cfg.root)
-    settings = cfg.video_settings()
+    settings = cfg.video_settings(decode_threads=threads)  # FFmpeg would start a thread per core
     backend = flow if flow is not None else create_backend(cfg.flow_backend, **dict(cfg.flow_params))
     # A previous attempt of this task may have published some shards before dying: start clean.
     remove_quietly(fs_out, task_shard_paths(fs_out, out, task.partition, task.index))
