@@ -23,7 +23,20 @@ def _parse_flow_params(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]
     return tuple(params)
 
 
-@click.group()
+class _Commands(click.Group):
+    """A missing optional package (s3fs for s3:// URLs, ...) ends any command in one line saying what
+    to install, not in a traceback."""
+
+    def invoke(self, ctx):
+        from .storage import MissingDependency
+
+        try:
+            return super().invoke(ctx)
+        except MissingDependency as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Video datasets -> RGB + TV-L1 optical-flow WebDataset shards."""

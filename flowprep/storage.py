@@ -14,11 +14,20 @@ from contextlib import contextmanager
 TMP_MARK = ".tmp-"  # temporary names hold this; `verify` and resume ignore and clean them
 
 
+class MissingDependency(RuntimeError):
+    """An optional package a URL needs is not installed; the message is one line saying what to install."""
+
+
 def filesystem(url: str):
     """(fs, path) for a local path or URL such as s3://bucket/prefix (gs://, az://, ... when installed)."""
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    except ImportError as exc:  # fsspec's own: 'Install s3fs to access S3', raised deep in its registry
+        protocol = url.split("://", 1)[0]
+        hint = "pip install 'flowprep[s3]'" if protocol in ("s3", "s3a") else f"{exc} (its fsspec implementation)"
+        raise MissingDependency(f"{url}: {protocol}:// needs a package that is not installed: {hint}") from None
     return fs, path.rstrip("/") if path not in ("/", "") else path
 
 

@@ -23,6 +23,7 @@ import click
 from .compare import CompareConfig
 from .config import EvalConfig, FuseConfig, TrainConfig
 from .demo import DemoConfig
+from .optional import missing_message
 
 _CLICK_TYPES = {"int": int, "float": float, "str": str}
 
@@ -49,7 +50,21 @@ def _print(result: dict) -> None:
                           indent=2, default=str))
 
 
-@click.group()
+class _Commands(click.Group):
+    """A missing optional dependency (torch, matplotlib, s3fs) ends a command in one line naming
+    what to install, not in a traceback from deep inside the import."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            message = missing_message(exc, f"flowprep-train {ctx.invoked_subcommand or ''}".strip())
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def cli(verbose: bool) -> None:
     """Train flow teachers and distilled RGB students on flowprep shards."""

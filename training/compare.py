@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import MODES, EvalConfig, TestProtocol, TrainConfig, validate, write_config
+from .optional import drawing
 
 if TYPE_CHECKING:  # torch is imported where it is used, so the CLI can import CompareConfig cheaply
     import torch
@@ -163,6 +164,7 @@ def markdown_table(rows: list[dict], cfg: CompareConfig) -> str:
     return header + "\n".join(lines) + "\n"
 
 
+@drawing
 def plot_comparison(rows: list[dict], png: Path) -> None:
     """One figure, four bar panels sharing the model axis: video top-1, params, GFLOPs, clips/s."""
     import matplotlib

@@ -26,6 +26,7 @@ from .config import EvalConfig, FuseConfig, TrainConfig, from_dict, validate, wr
 from .data import ACTIVITYNET_MEAN_RGB, BadSampleTally, ClipSpec, ShardClipDataset, make_loader, shard_urls
 from .losses.twins import augment_clips
 from .models.utils import freeze
+from .optional import drawing
 
 log = logging.getLogger(__name__)
 IN_CHANNELS = {"rgb": 3, "flow": 2}
@@ -532,6 +533,7 @@ def fuse(cfg: FuseConfig) -> dict:
 
 # ---- pictures ---------------------------------------------------------------------------------------
 
+@drawing
 def plot_curves(metrics_path: Path, png: Path) -> None:
     """Loss and top-1 per epoch, train and validation, from metrics.jsonl."""
     import matplotlib
@@ -556,6 +558,7 @@ def plot_curves(metrics_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
+@drawing
 def plot_confusion(confusion: list[list[int]], names: list[str], png: Path, title: str) -> None:
     """Row-normalised confusion matrix (rows: true class), counts written in the cells when few classes."""
     import matplotlib
