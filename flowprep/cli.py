@@ -45,9 +45,10 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--dataset", required=True, help="Registry name: see `flowprep datasets`.")
-@click.option("--root", default=None, help="Dataset folder or URL (s3://...). `sample`: where to generate it.")
+@click.option("--root", default=None, help="Dataset folder or URL (s3://...). Default: $FLOWPREP_DATA/<dataset>, "
+              "else ./data/<dataset>. `sample`: where to generate it.")
 @click.option("--annotations", default=None, help="Split files / CSVs, when not inside --root.")
-@click.option("--out", required=True, help="Output folder or URL (s3://bucket/prefix).")
+@click.option("--out", default=None, help="Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.")
 @click.option("--workers", default=1, show_default=True, help="Parallel tasks (Ray workers).")
 @click.option("--executor", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
               help="inline: run in this process (debugging, tests).")
@@ -59,6 +60,8 @@ def main(verbose: bool) -> None:
               help="square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept.")
 @click.option("--size", "size_px", type=int, default=256, show_default=True, help="Output size in px.")
 @click.option("--fps", type=float, default=None, help="Resample to a constant frame rate (default: every frame).")
+@click.option("--frame-fps", type=float, default=0.0,
+              help="Frame rate of frame-folder videos (default: the dataset's own, 12 for jester and sthv1).")
 @click.option("--max-frames", type=int, default=None, help="Stop each video after N frames (debugging).")
 @click.option("--video-timeout-s", type=float, default=3600.0, show_default=True,
               help="Wall-clock limit per video; a video over it is a failed row 'timeout' (0: no limit).")
@@ -82,18 +85,29 @@ def main(verbose: bool) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: tuple[str, ...], **flags) -> None:
     """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""
-    from .config import ExtractConfig
-    from .runner import run_extract
-    from .storage import join
+    import os
 
-    if flags["root"] is None:
-        if flags["dataset"] != "sample":
-            raise click.UsageError(f"--root is required for dataset {flags['dataset']!r}")
-        flags["root"] = join(flags["out"], "_sample_videos") if "://" not in flags["out"] else "flowprep-sample-videos"
+    from .config import ExtractConfig
+    from .datasets import DATASETS, dataset_layout
+    from .defaults import missing_root_message, resolve_paths
+    from .runner import fit_local_workers, run_extract
+
+    if flags["dataset"] not in DATASETS:
+        raise click.UsageError(f"unknown dataset {flags['dataset']!r}; choose one of: {', '.join(DATASETS)}")
+    paths = resolve_paths(flags["dataset"], flags["root"], flags["out"], os.environ)
+    missing = missing_root_message(flags["dataset"], paths, dataset_layout(flags["dataset"]))
+    if missing:
+        raise click.ClickException(missing)
+    flags.update(root=paths.root, out=paths.out)
     try:
         cfg = ExtractConfig(**flags, partitions=tuple(p for p in partitions.split(",") if p),
                             flow_params=_parse_flow_params(flow_params), shard_max_bytes=shard_max_mb * 2**20)
-        summary = run_extract(cfg, show_progress=not no_progress)
+        fitted = fit_local_workers(cfg)
+        workers = f"{fitted.workers}" + (f" (asked {cfg.workers}; a local run uses at most one per core)"
+                                          if fitted.workers != cfg.workers else "")
+        click.echo(f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "
+                   f"workers {workers}", err=True)
+        summary = run_extract(fitted, show_progress=not no_progress)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_summary(summary))

@@ -11,7 +11,7 @@ from .core import VideoSettings
 
 # Fields that change what lands in the shards; a resumed run must agree on all of them.
 CONTENT_FIELDS = (
-    "dataset", "root", "annotations", "split", "partitions", "limit", "resize_mode", "size_px", "fps",
+    "dataset", "root", "annotations", "split", "partitions", "limit", "resize_mode", "size_px", "fps", "frame_fps",
     "max_frames", "flow_backend", "flow_params", "bound_px", "flow_jpeg_quality", "rgb_jpeg_quality",
     "videos_per_task", "seed",
 )
@@ -29,6 +29,7 @@ class ExtractConfig:
     resize_mode: str = "square"
     size_px: int = 256
     fps: float | None = None
+    frame_fps: float = 0.0  # rate of frame-folder videos (images have no timestamps); 0: the dataset's own (12 for Jester, SSv1)
     max_frames: int | None = None
     video_timeout_s: float = 3600.0  # wall-clock limit per video; 0: none (a hung decoder then hangs its task)
     flow_backend: str = "opencv"
@@ -62,6 +63,7 @@ class ExtractConfig:
             (1 <= self.flow_jpeg_quality <= 100, f"flow_jpeg_quality must be 1..100, not {self.flow_jpeg_quality}"),
             (1 <= self.rgb_jpeg_quality <= 100, f"rgb_jpeg_quality must be 1..100, not {self.rgb_jpeg_quality}"),
             (self.fps is None or self.fps > 0, f"fps must be > 0, not {self.fps}"),
+            (self.frame_fps >= 0, f"frame_fps must be >= 0, not {self.frame_fps}"),
             (self.video_timeout_s >= 0, f"video_timeout_s must be >= 0, not {self.video_timeout_s}"),
             (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
             (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),

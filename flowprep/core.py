@@ -11,6 +11,7 @@ import numpy as np
 from . import __version__, format as fmt
 from .deadline import VideoTimeout, iterate_until
 from .decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps
+from .frames import FrameFolder, decode_frame_folder
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def library_versions() -> dict[str, str]:
     return {"flowprep": __version__, "opencv": cv2.__version__, "av": av.__version__, "numpy": np.__version__}
 
 
-def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, backend) -> VideoResult:
+def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend) -> VideoResult:
     """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
@@ -69,7 +70,10 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
     seconds = {"decode": 0.0, "flow": 0.0, "encode": 0.0}
     info = StreamInfo()
     started = time.monotonic()
-    frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads)
+    if isinstance(source, FrameFolder):  # numbered images (Jester, SSv1, rawframes): same frames, same info
+        frames = decode_frame_folder(source, settings.resize, info, settings.max_frames)
+    else:
+        frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads)
     if settings.fps:
         frames = resample_fps(frames, info, settings.fps)
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
@@ -127,6 +131,7 @@ def process_video(source: str | BinaryIO, meta: dict, settings: VideoSettings, b
         "class": meta["class"],
         "splits": meta.get("splits", {}),
         "source": meta.get("source", ""),
+        "input": "frames" if isinstance(source, FrameFolder) else "video",  # frames: fps is --frame-fps, not measured
         "num_frames": num_frames,
         "num_flows": num_flows,
         "height": height,

@@ -19,7 +19,7 @@ from typing import Callable
 
 from . import format as fmt
 from .config import ExtractConfig
-from .datasets import UNSPLIT_NOTE, Catalog, VideoItem, load_catalog
+from .datasets import KIND_FRAMES, UNSPLIT_NOTE, Catalog, VideoItem, load_catalog
 from .manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, done_parts, empty_row, write_part
 from .storage import filesystem, is_local, join, remove_quietly, write_bytes_atomic
 
@@ -107,6 +107,21 @@ def load_or_write_plan(fs, out: str, cfg: ExtractConfig, tasks: list[Task]) -> l
 
 # ---- one task (runs on a worker) -------------------------------------------------------------
 
+def fit_local_workers(cfg: ExtractConfig) -> ExtractConfig:
+    """At most one worker per core when the job runs on this machine alone (no --ray-address / RAY_ADDRESS).
+
+    TV-L1 is CPU-bound, so workers past the core count only compete; and a local Ray told of 64 CPUs
+    would start up to 64 worker processes on a 2-core laptop. A cluster's own CPU count is Ray's to
+    manage, so `--workers` is left as asked there."""
+    import dataclasses
+
+    cores = os.cpu_count() or 1
+    if ray_address(cfg) is None and cfg.workers > cores:
+        log.warning("--workers %d on a %d-core machine without a cluster: using %d", cfg.workers, cores, cores)
+        return dataclasses.replace(cfg, workers=cores)
+    return cfg
+
+
 def opencv_threads(cfg: ExtractConfig) -> int:
     if cfg.threads_per_worker:
         return cfg.threads_per_worker
@@ -145,9 +160,12 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             try:
                 if item.rel_path in (known_bad or {}):
                     raise VideoError("worker crashed", known_bad[item.rel_path])
-                if fs_in.size(path) == 0:
+                if item.kind == KIND_FRAMES:  # a folder of numbered images, read through fs_in frame by frame
+                    from .frames import open_frame_folder
+                    result = process_video(open_frame_folder(fs_in, path, cfg.frame_fps), meta, settings, backend)
+                elif fs_in.size(path) == 0:
                     raise VideoError("empty file", "zero bytes")
-                if is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object
+                elif is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object
                     result = process_video(path, meta, settings, backend)
                 else:
                     with fs_in.open(path, "rb") as f:
@@ -434,6 +452,7 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     from .flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS
 
     started = time.time()
+    cfg = fit_local_workers(cfg)
     if cfg.flow_actors:
         # The actors build the backend on the GPU nodes; the driver (a CPU-only head, say) may not
         # have the accelerator, so it neither checks availability nor picks `auto` here.
@@ -453,6 +472,7 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     fs, out = filesystem(cfg.out)
     fs.makedirs(out, exist_ok=True)
     catalog = load_catalog(cfg.dataset, cfg.root, cfg.annotations)
+    cfg = resolve_frame_fps(cfg, catalog)
     chosen, other_rows = select(catalog, cfg)
     tasks = load_or_write_plan(fs, out, cfg, make_tasks(chosen, cfg))
     resolved = {**cfg.to_dict(), "fingerprint": cfg.content_fingerprint(),
@@ -477,6 +497,21 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     for name in (REPORT_FILE, "summary.json"):  # summary.json: the name earlier versions wrote
         write_bytes_atomic(fs, join(out, name), json.dumps(summary, indent=2).encode())
     return summary
+
+
+def resolve_frame_fps(cfg: ExtractConfig, catalog: Catalog) -> ExtractConfig:
+    """--frame-fps, else the dataset's own rate; a frame-folder video with neither stops the job at once."""
+    import dataclasses
+
+    if cfg.frame_fps:
+        return cfg
+    if catalog.frame_fps:
+        return dataclasses.replace(cfg, frame_fps=catalog.frame_fps)
+    frames = next((item for item in catalog.items if item.kind == KIND_FRAMES and not item.problem), None)
+    if frames is not None:
+        raise ValueError(f"{frames.rel_path} is a folder of frames, which have no timestamps: pass --frame-fps "
+                         f"(the rate they were extracted at)")
+    return cfg
 
 
 REPORT_FILE = "report.json"
