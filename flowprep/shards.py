@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
 
 from . import format as fmt
 from .storage import TMP_MARK, join
 
+log = logging.getLogger(__name__)
 _MTIME = 1_700_000_000  # a fixed member mtime keeps shards byte-identical across re-runs
 
 
@@ -64,16 +66,23 @@ class ShardWriter:
         return self.published
 
     def abort(self) -> None:
-        if self._tar is not None:
+        """Discard the open shard. Called while an error propagates, often the storage's own (a full
+        disk fails closing the tar too), so closing may fail: the temporary file is removed anyway and
+        the caller's error, not a second one from here, is the one raised."""
+        if self._tar is None:
+            return
+        for close in (self._tar.close, self._file.close):
             try:
-                self._tar.close()
-                self._file.close()
-            finally:
-                try:
-                    self.fs.rm(self._tmp_path)
-                except FileNotFoundError:
-                    pass
-                self._tar = self._file = None
+                close()
+            except Exception:  # the file is being thrown away; its error says nothing new
+                pass
+        try:
+            self.fs.rm(self._tmp_path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # the store is down: the next run's merge deletes temporaries
+            log.warning("could not remove %s (%r); the next run removes it", self._tmp_path, exc)
+        self._tar = self._file = None
 
 
 def task_shard_paths(fs, out_dir: str, partition: str, task_index: int) -> list[str]:
