@@ -199,5 +199,52 @@ def preview(out: str, key: str, output_png: str, frames: int) -> None:
     click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, frames {indices})")
 
 
+@main.group()
+def export() -> None:
+    """Write extracted shards in another tool's layout."""
+
+
+@export.command("mmaction2")
+@click.argument("out")
+@click.argument("dest")
+def export_mmaction2_command(out: str, dest: str) -> None:
+    """OUT's shards -> DEST/rawframes/<class>/<video>/{img,flow_x,flow_y}_00001.jpg + MMAction2 lists."""
+    from .export import ExportConfig, export_mmaction2
+
+    try:
+        export_mmaction2(ExportConfig(out, dest), log=lambda line: click.echo(line, err=True))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group("import")
+def import_() -> None:
+    """Pack data prepared by other tools into flowprep shards, without recomputing it."""
+
+
+@import_.command("rawframes")
+@click.option("--root", required=True, help="The rawframes tree; the lists' frame_dir are relative to it.")
+@click.option("--list", "lists", multiple=True, required=True,
+              help="MMAction2 rawframe list (frame_dir total_frames label), repeatable; partition from its name.")
+@click.option("--out", required=True, help="Output folder or URL.")
+@click.option("--dataset", default="rawframes", show_default=True, help="Dataset name recorded in every sample.")
+@click.option("--label-map", default=None, help="Class names, one a line, in label order.")
+@click.option("--with-offset", is_flag=True, help="List lines are `frame_dir offset total_frames label`.")
+@click.option("--bound", "bound_px", type=float, default=20.0, show_default=True,
+              help="Bound (px) the flow JPEGs were quantized with.")
+@click.option("--videos-per-task", type=int, default=32, show_default=True)
+@click.option("--shard-max-mb", type=int, default=512, show_default=True)
+def import_rawframes(shard_max_mb: int, lists: tuple[str, ...], **flags) -> None:
+    """img_00001.jpg + flow_x/flow_y (MMAction2, denseflow or TSN numbering) -> shards + manifest."""
+    from .importer import ImportConfig, run_import
+
+    try:
+        summary = run_import(ImportConfig(**flags, lists=lists, shard_max_bytes=shard_max_mb * 2**20))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_summary(summary))
+    sys.exit(EXIT_PARTIAL if summary["failed"] else EXIT_OK)
+
+
 if __name__ == "__main__":
     main()
