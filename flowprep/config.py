@@ -32,7 +32,7 @@ class ExtractConfig:
     frame_fps: float = 0.0  # rate of frame-folder videos (images have no timestamps); 0: the dataset's own (12 for Jester, SSv1)
     max_frames: int | None = None
     video_timeout_s: float = 3600.0  # wall-clock limit per video; 0: none (a hung decoder then hangs its task)
-    flow_backend: str = "opencv"
+    flow_backend: str = "auto"  # resolved on the driver (numba on a CPU node) and recorded resolved
     flow_params: tuple[tuple[str, float], ...] = ()  # OpenCV-named TV-L1 overrides, e.g. (('warps', 3),)
     bound_px: float = 20.0
     flow_jpeg_quality: int = 95

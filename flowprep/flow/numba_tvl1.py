@@ -1,0 +1,173 @@
+"""Fused CPU TV-L1: OpenCV's `tvl1flow.cpp` step by step, each inner iteration one pass over memory.
+
+OpenCV runs an inner iteration as ten functions (estimateV, divergence x2, estimateU, forwardGradient
+x2, estimateDualVariables), each a full pass writing a temporary image: ~30 passes through memory.
+Here (`_numba_kernels.sweep`) one iteration is one row sweep that updates the state in place: row y's
+flow update reads the dual variables p of rows y and y-1 before their own update, and row y-1's dual
+update needs the new flow of rows y-1 and y, so the sweep updates u on row y, then p on row y-1. The
+warp (buildFlowMap + three cubic remaps + calcGradRho) is one pass too, and the median filter is an
+unrolled sorting network, SIMD-vectorized by LLVM.
+
+Same flow as OpenCV's, by construction: every float operation of the iteration is OpenCV's, in its
+order and precision (float32, no FMA, no reassociation), including the stopping error summed
+sequentially in float32, so a pair stops at the iteration OpenCV stops at. The pyramid and the flow
+zoom call cv::resize itself; the median is exact. The cubic remap differs from OpenCV 5's (whose
+SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the measured
+agreement; tests/test_numba_tvl1.py asserts it.
+
+One pair at a time on one thread: a batch is a loop, so a pair's flow never depends on its batch,
+and parallelism comes from workers (one per core), as with OpenCV.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
+
+_MIN_SCALE_SIDE = 16  # calc() stops building the pyramid below 16 px (either side)
+
+
+class _Workspace:
+    """The float32 planes of one pyramid level, allocated once per level size and reused."""
+
+    def __init__(self, h: int, w: int):
+        planes = ("I1x", "I1y", "I1wx", "I1wy", "grad", "rho_c", "p11", "p12", "p21", "p22", "median_out")
+        for name in planes:
+            setattr(self, name, np.empty((h, w), np.float32))
+        self.err_row = np.empty(w, np.float32)
+        self.padded = {}  # median radius -> (H+2r, W+2r) buffer
+
+    def padded_for(self, radius: int) -> np.ndarray:
+        if radius not in self.padded:
+            h, w = self.I1x.shape
+            self.padded[radius] = np.empty((h + 2 * radius, w + 2 * radius), np.float32)
+        return self.padded[radius]
+
+
+class FusedTVL1Solver:
+    """`__call__(I0, I1)`: float32 (H,W) frames 0..255 -> flow_xy float32 (H,W,2) px, OpenCV's calc().
+
+    `iterations_run` / `pixel_steps` count the inner iterations of the last call (benchmarks)."""
+
+    def __init__(self, params: dict):
+        if params["gamma"] != 0:
+            raise ValueError(f"fused TV-L1 implements gamma = 0 only (OpenCV's default); got gamma={params['gamma']!r}")
+        if params["use_initial_flow"]:
+            raise ValueError("fused TV-L1 does not take an initial flow (use_initial_flow=False)")
+        if params["median_filtering"] not in (0, 1, 3, 5):
+            raise ValueError("median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float flow; "
+                             f"got {params['median_filtering']!r}")
+        from flowprep.flow import _numba_kernels
+
+        self.k = _numba_kernels
+        self.p = params
+        self._workspaces: dict[tuple[int, int], _Workspace] = {}
+        self.iterations_run = 0
+        self.pixel_steps = 0
+
+    def _workspace(self, h: int, w: int) -> _Workspace:
+        if (h, w) not in self._workspaces:
+            self._workspaces[(h, w)] = _Workspace(h, w)
+        return self._workspaces[(h, w)]
+
+    def __call__(self, I0: np.ndarray, I1: np.ndarray) -> np.ndarray:
+        import cv2
+
+        p = self.p
+        step = float(p["scale_step"])
+        I0s, I1s = [I0], [I1]
+        for _ in range(1, int(p["nscales"])):
+            down0 = cv2.resize(I0s[-1], None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR)
+            if down0.shape[0] < _MIN_SCALE_SIDE or down0.shape[1] < _MIN_SCALE_SIDE:
+                break
+            I0s.append(down0)
+            I1s.append(cv2.resize(I1s[-1], None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR))
+
+        self.iterations_run = self.pixel_steps = 0
+        u1 = np.zeros(I0s[-1].shape, np.float32)
+        u2 = np.zeros(I0s[-1].shape, np.float32)
+        zoom = np.float32(1.0 / step)  # multiply(u, Scalar(1 / scaleStep)) on a float image
+        for s in range(len(I0s) - 1, -1, -1):
+            self._one_scale(I0s[s], I1s[s], u1, u2)
+            if s == 0:
+                break
+            finer_wh = I0s[s - 1].shape[::-1]
+            u1 = cv2.resize(u1, finer_wh, interpolation=cv2.INTER_LINEAR) * zoom
+            u2 = cv2.resize(u2, finer_wh, interpolation=cv2.INTER_LINEAR) * zoom
+        return np.stack([u1, u2], axis=-1)
+
+    def _one_scale(self, I0: np.ndarray, I1: np.ndarray, u1: np.ndarray, u2: np.ndarray) -> None:
+        """procOneScale, updating u1, u2 in place."""
+        k, p = self.k, self.p
+        h, w = I0.shape
+        ws = self._workspace(h, w)
+        # the scalars exactly as OpenCV rounds them to float
+        scaled_epsilon = np.float32(p["epsilon"] * p["epsilon"] * h * w)
+        l_t = np.float32(p["lambda"] * p["theta"])
+        taut = np.float32(p["tau"] / p["theta"])
+        theta = np.float32(p["theta"])
+        median = int(p["median_filtering"])
+        inner, outer = int(p["inner_iterations"]), int(p["outer_iterations"])
+
+        k.centered_gradient(I1, ws.I1x, ws.I1y)
+        for plane in (ws.p11, ws.p12, ws.p21, ws.p22):
+            plane.fill(0)
+        for _ in range(int(p["warps"])):
+            k.warp(I0, I1, ws.I1x, ws.I1y, u1, u2, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c)
+            error = np.float32(np.finfo(np.float32).max)
+            n_outer = 0
+            while n_outer < outer and error > scaled_epsilon:
+                if median > 1:
+                    self._median(u1, median, ws)
+                    self._median(u2, median, ws)
+                n, error = k.inner_loop(u1, u2, ws.p11, ws.p12, ws.p21, ws.p22, ws.I1wx, ws.I1wy, ws.grad,
+                                        ws.rho_c, l_t, theta, taut, scaled_epsilon, inner, ws.err_row)
+                self.iterations_run += n
+                self.pixel_steps += n * h * w
+                n_outer += 1
+
+    def _median(self, u: np.ndarray, ksize: int, ws: _Workspace) -> None:
+        """cv::medianBlur(u, u, ksize), in place."""
+        radius = ksize // 2
+        padded = ws.padded_for(radius)
+        self.k.pad_replicate(u, radius, padded)
+        (self.k.median5 if ksize == 5 else self.k.median3)(padded, ws.median_out)
+        u[...] = ws.median_out
+
+
+class NumbaTVL1:
+    """The fused CPU TV-L1 backend: OpenCV's algorithm and parameters, ~10x its speed per core."""
+
+    name = "numba"
+    preferred_batch = 4  # pairs are solved one by one; a few per call keeps the core's window small
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import numba  # noqa: F401
+        except ImportError as exc:
+            return False, f"numba is not installed (pip install numba): {exc}"
+        return True, ""
+
+    def __init__(self, **overrides):
+        self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
+        self._solver = FusedTVL1Solver(self._params)
+
+    def params(self) -> dict:
+        import numba
+
+        from flowprep import __version__
+
+        return {**self._params, "impl": f"flowprep fused TV-L1 {__version__} (numba {numba.__version__}, cpu)"}
+
+    def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
+        """uint8 (B,H,W) x2 -> flow_xy float32 (B,H,W,2) px, frame t -> t+1."""
+        prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
+        if prev_u8.shape != next_u8.shape or prev_u8.ndim != 3:
+            raise ValueError(f"expected two uint8 (B,H,W) arrays of one shape, got {prev_u8.shape} and {next_u8.shape}")
+        if min(prev_u8.shape[1:], default=0) < 3 and prev_u8.shape[0]:
+            raise ValueError(f"frames must be at least 3x3 px for TV-L1's gradients, got {prev_u8.shape[1:]}")
+        flows = np.empty(prev_u8.shape + (2,), np.float32)
+        for b in range(prev_u8.shape[0]):
+            flows[b] = self._solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+        return flows

@@ -1,0 +1,202 @@
+"""The fused CPU TV-L1 (`numba` backend), pass by pass against plain references of OpenCV's steps.
+
+The references below are `tvl1flow.cpp`'s functions written one pass each in float32 numpy (numpy does
+no FMA contraction, so every float operation is OpenCV's). The fused sweep must equal them bit for bit;
+the median must equal cv2.medianBlur bit for bit; the cubic warp is within float32 rounding of
+cv2.remap. Real-frame fidelity against OpenCV is in test_flow_backends.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("numba")
+
+from flowprep.flow import _median_networks, create_backend  # noqa: E402
+from flowprep.flow import _numba_kernels as K  # noqa: E402
+from flowprep.flow.numba_tvl1 import NumbaTVL1  # noqa: E402
+
+F = np.float32
+L_T, THETA, TAUT = F(0.15 * 0.3), F(0.3), F(0.25 / 0.3)
+
+
+def _random_state(shape, seed):
+    """u1, u2, p11, p12, p21, p22 and I1wx, I1wy, grad, rho_c as a warp leaves them."""
+    rng = np.random.default_rng(seed)
+    state = [rng.normal(0, 1.5, shape).astype(F) for _ in range(2)] + \
+            [rng.uniform(-0.9, 0.9, shape).astype(F) for _ in range(4)]
+    I1wx, I1wy = (rng.normal(0, 20, shape).astype(F) for _ in range(2))
+    I1wx[0, :3] = 0  # flat pixels: the FLT_EPSILON case of the thresholding step
+    I1wy[0, :3] = 0
+    grad = I1wx * I1wx + I1wy * I1wy
+    rho_c = rng.normal(0, 10, shape).astype(F)
+    return state, (I1wx, I1wy, grad, rho_c)
+
+
+# ---- plain references: one OpenCV function, one pass ------------------------------------------
+
+@np.errstate(divide="ignore", invalid="ignore")  # -rho / grad where grad = 0 is computed, never used
+def _estimate_v(I1wx, I1wy, u1, u2, grad, rho_c):
+    rho = rho_c + (I1wx * u1 + I1wy * u2)
+    fi = -rho / grad
+    d1 = np.where(rho < -L_T * grad, L_T * I1wx, np.where(rho > L_T * grad, -L_T * I1wx,
+                  np.where(grad > np.finfo(F).eps, fi * I1wx, F(0))))
+    d2 = np.where(rho < -L_T * grad, L_T * I1wy, np.where(rho > L_T * grad, -L_T * I1wy,
+                  np.where(grad > np.finfo(F).eps, fi * I1wy, F(0))))
+    return u1 + d1, u2 + d2
+
+
+def _divergence(v1, v2):
+    div = np.empty_like(v1)
+    div[1:, 1:] = (v1[1:, 1:] - v1[1:, :-1]) + (v2[1:, 1:] - v2[:-1, 1:])
+    div[0, 1:] = v1[0, 1:] - v1[0, :-1] + v2[0, 1:]
+    div[1:, 0] = v1[1:, 0] + v2[1:, 0] - v2[:-1, 0]
+    div[0, 0] = v1[0, 0] + v2[0, 0]
+    return div
+
+
+def _forward_gradient(u):
+    dx, dy = np.zeros_like(u), np.zeros_like(u)
+    dx[:, :-1] = u[:, 1:] - u[:, :-1]
+    dy[:-1, :] = u[1:, :] - u[:-1, :]
+    return dx, dy
+
+
+def _reference_iteration(state, consts):
+    u1, u2, p11, p12, p21, p22 = (a.copy() for a in state)
+    I1wx, I1wy, grad, rho_c = consts
+    v1, v2 = _estimate_v(I1wx, I1wy, u1, u2, grad, rho_c)
+    n1 = v1 + THETA * _divergence(p11, p12)
+    n2 = v2 + THETA * _divergence(p21, p22)
+    squared = ((n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2)).ravel()
+    error = np.cumsum(squared, dtype=F)[-1]  # estimateU: a sequential float sum in row-major order
+    out = [n1, n2]
+    for u, (pa, pb) in ((n1, (p11, p12)), (n2, (p21, p22))):
+        ux, uy = _forward_gradient(u)
+        g = np.hypot(ux.astype(np.float64), uy.astype(np.float64)).astype(F)
+        ng = F(1) + TAUT * g
+        out += [(pa + TAUT * ux) / ng, (pb + TAUT * uy) / ng]
+    return [out[0], out[1], out[2], out[3], out[4], out[5]], error
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (7, 9), (16, 21)])
+def test_fused_sweep_equals_the_separate_passes_bit_for_bit(shape):
+    state, consts = _random_state(shape, seed=shape[1])
+    ours = [a.copy() for a in state]
+    err_row = np.empty(shape[1], F)
+    for _ in range(4):  # several iterations: the duals read by the next one must be right too
+        state, ref_error = _reference_iteration(state, consts)
+        error = K.sweep(*ours, *consts, L_T, THETA, TAUT, err_row)
+        for name, a, b in zip(("u1", "u2", "p11", "p12", "p21", "p22"), ours, state):
+            assert np.array_equal(a, b), f"{name} differs at {np.argwhere(a != b)[:3].tolist()}"
+        assert F(error) == ref_error
+
+
+def test_inner_loop_stops_where_opencv_stops():
+    state, consts = _random_state((12, 14), seed=3)
+    errors, ref_state = [], state
+    for _ in range(6):
+        ref_state, e = _reference_iteration(ref_state, consts)
+        errors.append(e)
+    threshold = F((errors[2] + errors[3]) / 2) if errors[3] < errors[2] else F(errors[3])
+    expected = next(i + 1 for i, e in enumerate(errors) if not e > threshold)
+    ours = [a.copy() for a in state]
+    n, error = K.inner_loop(*ours, *consts, L_T, THETA, TAUT, threshold, 30, np.empty(14, F))
+    assert n == expected and F(error) == errors[n - 1]
+    n, _ = K.inner_loop(*[a.copy() for a in state], *consts, L_T, THETA, TAUT, F(0), 2, np.empty(14, F))
+    assert n == 2  # and never more than asked
+
+
+@pytest.mark.parametrize("ksize", [3, 5])
+@pytest.mark.parametrize("shape", [(5, 5), (13, 31), (40, 56)])
+def test_median_equals_cv_median_blur(ksize, shape):
+    rng = np.random.default_rng(ksize * 100 + shape[0])
+    u = rng.normal(0, 3, shape).astype(F)
+    u[::3] = np.round(u[::3])  # ties
+    r = ksize // 2
+    padded = np.empty((shape[0] + 2 * r, shape[1] + 2 * r), F)
+    K.pad_replicate(u, r, padded)
+    assert np.array_equal(padded, np.pad(u, r, mode="edge"))
+    out = np.empty_like(u)
+    (K.median5 if ksize == 5 else K.median3)(padded, out)
+    assert np.array_equal(out, cv2.medianBlur(u, ksize))
+
+
+def test_median_network_module_is_what_its_generator_writes():
+    assert _median_networks.render() == Path(_median_networks.__file__).read_text(), \
+        "regenerate: python -m flowprep.flow._median_networks"
+
+
+def test_centered_gradient_follows_opencv_border_rule():
+    rng = np.random.default_rng(5)
+    img = (rng.random((9, 11)) * 255).astype(F)
+    dx, dy = np.empty_like(img), np.empty_like(img)
+    K.centered_gradient(img, dx, dy)
+    padded = np.pad(img, 1, mode="edge")  # the border differences are half one-sided ones
+    assert np.array_equal(dx, F(0.5) * (padded[1:-1, 2:] - padded[1:-1, :-2]))
+    assert np.array_equal(dy, F(0.5) * (padded[2:, 1:-1] - padded[:-2, 1:-1]))
+
+
+@pytest.mark.parametrize("spread_px", [1.5, 30.0])  # near the identity; far outside the image
+def test_warp_matches_cv_remap_and_calc_grad_rho(spread_px):
+    rng = np.random.default_rng(7)
+    h, w = 40, 52
+    I0, I1, I1x, I1y = ((rng.random((h, w)) * 255).astype(F) for _ in range(4))
+    u1, u2 = (rng.normal(0, spread_px, (h, w)).astype(F) for _ in range(2))
+    out = [np.empty((h, w), F) for _ in range(4)]
+    K.warp(I0, I1, I1x, I1y, u1, u2, *out)
+    I1wx, I1wy, grad, rho_c = out
+    map_x = np.arange(w, dtype=F)[None, :] + u1
+    map_y = np.arange(h, dtype=F)[:, None] + u2
+    ref = {name: cv2.remap(img, map_x, map_y, cv2.INTER_CUBIC) for name, img in (("I1", I1), ("x", I1x), ("y", I1y))}
+    # OpenCV 5's SIMD remap rounds differently (fused multiply-adds): a few float32 ulps of 255
+    assert np.abs(I1wx - ref["x"]).max() < 1e-3 and np.abs(I1wy - ref["y"]).max() < 1e-3
+    assert np.array_equal(grad, I1wx * I1wx + I1wy * I1wy)
+    I1w = rho_c + I1wx * u1 + I1wy * u2 + I0  # invert calcGradRho: the warped I1, to rounding
+    assert np.abs(I1w - ref["I1"]).max() < 1e-2
+
+
+def _pair(seed, shape=(48, 64), shift=(2, 1)):
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.uniform(0, 255, (shape[0] + 16, shape[1] + 16)).astype(F), (0, 0), 2.0)
+    big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
+    dx, dy = shift
+    prev = big[8:8 + shape[0], 8:8 + shape[1]]
+    nxt = big[8 - dy:8 - dy + shape[0], 8 - dx:8 - dx + shape[1]]
+    return prev.round().astype(np.uint8), nxt.round().astype(np.uint8)
+
+
+def test_pair_alone_equals_pair_in_a_batch_run_after_run():
+    pairs = [_pair(1), _pair(2, shift=(-3, 2)), _pair(3, shift=(0, 0))]
+    prev, nxt = np.stack([p for p, _ in pairs]), np.stack([n for _, n in pairs])
+    backend = create_backend("numba")
+    together = backend.compute(prev, nxt)
+    again = create_backend("numba").compute(prev, nxt)
+    assert np.array_equal(together, again)
+    for i in range(3):
+        assert np.array_equal(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0], together[i])
+    assert np.allclose(np.median(together[0, 12:-12, 12:-12], axis=(0, 1)), [2, 1], atol=0.15)
+
+
+def test_median_3_and_no_median_run_and_differ():
+    prev, nxt = _pair(4)
+    flows = {m: create_backend("numba", median_filtering=m, nscales=2).compute(prev[None], nxt[None])[0]
+             for m in (0, 3, 5)}
+    assert not np.array_equal(flows[0], flows[5]) and not np.array_equal(flows[3], flows[5])
+
+
+def test_rejects_what_it_does_not_implement():
+    with pytest.raises(ValueError, match="gamma"):
+        NumbaTVL1(gamma=0.5)
+    with pytest.raises(ValueError, match="initial flow"):
+        NumbaTVL1(use_initial_flow=True)
+    with pytest.raises(ValueError, match="median_filtering"):
+        NumbaTVL1(median_filtering=7)
+    backend = NumbaTVL1()
+    with pytest.raises(ValueError, match="one shape"):
+        backend.compute(np.zeros((1, 8, 8), np.uint8), np.zeros((1, 8, 9), np.uint8))
+    assert backend.compute(np.zeros((0, 8, 8), np.uint8), np.zeros((0, 8, 8), np.uint8)).shape == (0, 8, 8, 2)
+    assert "numba" in backend.params()["impl"]
