@@ -248,9 +248,12 @@ class TVL1Solver:
     `compiled` runs the inner iteration and the median filter through torch.compile;
     `sync_every` is how many inner iterations run between host checks of "any pair still active"
     (the result does not depend on it: converged pairs are masked, the check only ends the loop).
+    `kernels` replaces the inner iteration and the median filter: an object with `step` (tvl1_step's
+    arguments and results; it may update the state in place) and `median` (median_blur's), e.g.
+    `triton_tvl1.TritonKernels()`.
     """
 
-    def __init__(self, params: dict, compiled: bool = False, sync_every: int = 1):
+    def __init__(self, params: dict, compiled: bool = False, sync_every: int = 1, kernels=None):
         if params["gamma"] != 0:
             raise ValueError("torch TV-L1 implements gamma = 0 only (OpenCV's default); got "
                              f"gamma={params['gamma']!r}")
@@ -262,6 +265,8 @@ class TVL1Solver:
         self.p = params
         self.step = _compiled(tvl1_step) if compiled else tvl1_step
         self.median = _compiled(median_blur) if compiled else median_blur
+        if kernels is not None:
+            self.step, self.median = kernels.step, kernels.median
         self.sync_every = max(1, int(sync_every))
         self.iterations_run = 0  # inner iterations executed in the last call (for benchmarks)
         self.pixel_steps = 0  # sum over those iterations of the level's H * W (bandwidth floor)
