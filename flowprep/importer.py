@@ -21,13 +21,11 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import __version__, format as fmt
-from .datasets import KIND_FRAMES, VideoItem
+from .datasets import KIND_FRAMES, VideoItem, partition_of_list
 from .decode import VideoError
 from .frames import order_frames
 
 FLOW_NAME = re.compile(r"^(?P<prefix>flow_[xy]_|[xy]_)(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
-PARTITION_WORDS = {"train": "train", "training": "train", "val": "val", "validation": "val", "valid": "val",
-                   "test": "test", "testing": "test"}
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,6 @@ class ImportConfig:
     def content_fingerprint(self) -> str:
         content = {k: v for k, v in self.to_dict().items() if k not in ("executor",)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def partition_of_list(path: str) -> str:
-    """'hmdb51_train_split_1_rawframes.txt' -> 'train'; 'val' and 'test' likewise; anything else 'all'."""
-    for word in re.split(r"[^a-z]+", path.rsplit("/", 1)[-1].lower()):
-        if word in PARTITION_WORDS:
-            return PARTITION_WORDS[word]
-    return "all"
 
 
 def parse_list(text: str, source: str, with_offset: bool, classes: list[str]) -> list[tuple[str, int, int]]:

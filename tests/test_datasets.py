@@ -163,6 +163,38 @@ def test_ucf101_case_mismatch_and_labels(tmp_path):
     assert by_id["v_extra_not_in_lists"].splits == {}
 
 
+def test_folder_split_2_is_deterministic_train_test_by_path(tmp_path):
+    for i in range(40):
+        touch(tmp_path / "a" / f"v{i:02d}.mp4")
+    (tmp_path / "b" / "frames_video").mkdir(parents=True)  # a frame folder is a video too
+    before = {i.rel_path: i.splits["2"] for i in load_catalog("folder", str(tmp_path)).items}
+    assert Counter(before.values())["test"] in range(4, 21)  # about 30% of 41
+    touch(tmp_path / "a" / "new_video.mp4")
+    after = {i.rel_path: i.splits["2"] for i in load_catalog("folder", str(tmp_path)).items}
+    assert {rel: after[rel] for rel in before} == before  # adding a video moves no other
+    kinds = {i.rel_path: i.kind for i in load_catalog("folder", str(tmp_path)).items}
+    assert kinds["b/frames_video"] == "frames" and kinds["a/v00.mp4"] == "video"
+
+
+def test_folder_with_mmaction2_video_lists(tmp_path):
+    for rel in ("jump/j1.mp4", "jump/j2.mp4", "run/r1.mp4", "run/r_unlisted.mp4"):
+        touch(tmp_path / "videos" / rel)
+    touch(tmp_path / "lists" / "mine_train_list_videos.txt", b"jump/j1.mp4 1\nrun/r1.mp4 0\n")
+    touch(tmp_path / "lists" / "mine_val_list_videos.txt", b"jump/j2.mp4 1\njump/gone.mp4 1\n")
+    catalog = load_catalog("folder", str(tmp_path / "videos"), str(tmp_path / "lists"))
+    by_rel = {i.rel_path: i for i in catalog.items}
+    assert catalog.classes == ("run", "jump")  # the lists' labels, not the sorted folder names
+    assert by_rel["jump/j1.mp4"].splits == {"1": "train"} and by_rel["jump/j1.mp4"].label == 1
+    assert by_rel["jump/j2.mp4"].splits == {"1": "val"}
+    assert by_rel["jump/gone.mp4"].problem.startswith("missing") and "mine_val_list_videos.txt" in by_rel["jump/gone.mp4"].problem
+    assert [i.rel_path for i in catalog.unsplit()] == ["run/r_unlisted.mp4"]
+    real = shared_path("annotations", "mmaction2_lists", "video_test_list.txt")
+    with pytest.raises(ValueError, match="video_test_list.txt:2: test.mp4 is listed twice"):  # MMAction2's fixture repeats it
+        load_catalog("folder", str(tmp_path / "videos"), str(real))
+    with pytest.raises(ValueError, match="video_test_list_multi_label.txt:1: expected `path label`"):
+        load_catalog("folder", str(tmp_path / "videos"), str(real.parent / "video_test_list_multi_label.txt"))
+
+
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="ucf101.*hmdb51"):
         load_catalog("ucf-101", ".")

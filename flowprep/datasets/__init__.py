@@ -156,3 +156,16 @@ def missing_problem(rel_path: str, listed_in: str) -> str:
 
 
 UNSPLIT_NOTE = "not in any official split"
+
+_PARTITION_WORDS = {"train": "train", "training": "train", "val": "val", "validation": "val", "valid": "val",
+                    "test": "test", "testing": "test"}
+
+
+def partition_of_list(path: str) -> str:
+    """The partition an MMAction2 list file's name says: 'hmdb51_val_split_1_videos.txt' -> 'val'; else 'all'."""
+    import re
+
+    for word in re.split(r"[^a-z]+", str(path).replace("\\", "/").rsplit("/", 1)[-1].lower()):
+        if word in _PARTITION_WORDS:
+            return _PARTITION_WORDS[word]
+    return "all"

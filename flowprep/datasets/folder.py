@@ -3,16 +3,23 @@
 Classes sorted by name. Split '1' puts every video in partition 'all'; split '2' is a deterministic
 train / test split (about 30% test): a video's partition depends on its own path only (a hash), so
 adding or removing videos never moves the others between train and test.
+
+`--annotations` instead names MMAction2 video lists (`path label` a line; a list FILE, or a DIR whose
+*.txt are lists): split '1' then follows them, each list's partition from its file name
+(`..._train_...` -> train, val, test, else all), labels are the lists' own (class name: the path's
+class folder), a listed file that is absent is a failed row and a file no list names is unsplit.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from . import KIND_FRAMES, KIND_VIDEO, Catalog, VideoItem, index_videos
+from . import (KIND_FRAMES, KIND_VIDEO, Catalog, VideoItem, index_videos, missing_problem, partition_of_list,
+               read_lines)
 
 LAYOUT = ("ROOT/<class>/<video>.{avi,mp4,mkv,mov,...} or ROOT/<class>/<video>/00001.jpg ... (frame folders, "
-          "--frame-fps); label = sorted class index; split 1: every video in 'all', split 2: ~70/30 train/test")
+          "--frame-fps); label = sorted class index; split 1: every video in 'all', split 2: ~70/30 train/test; "
+          "or --annotations MMAction2 video lists (path label)")
 TEST_PERCENT = 30
 
 
@@ -40,5 +47,37 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
                   splits={"1": "all", "2": split2_partition(rel)}, kind=kind_of[rel])
         for rel in rels
     )
+    if annotations:
+        return listed_catalog(root_path, Path(annotations), items, kind_of)
     return Catalog("folder", str(root_path), tuple(classes), items, LAYOUT)
+
+
+def listed_catalog(root_path: Path, annotations: Path, on_disk: tuple[VideoItem, ...], kind_of: dict) -> Catalog:
+    lists = sorted(annotations.glob("*.txt")) if annotations.is_dir() else [annotations]
+    if not lists or not lists[0].is_file():
+        raise FileNotFoundError(f"folder: no MMAction2 video list (path label) at {annotations}")
+    entries: dict[str, tuple[int, str, Path]] = {}  # rel path -> (label, partition, list)
+    for list_path in lists:
+        for number, line in enumerate(read_lines(list_path), 1):
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                raise ValueError(f"{list_path}:{number}: expected `path label` (one integer label), got {line!r}")
+            rel = fields[0].strip("/")
+            if rel in entries:
+                raise ValueError(f"{list_path}:{number}: {rel} is listed twice (first in {entries[rel][2].name})")
+            entries[rel] = (int(fields[1]), partition_of_list(list_path.name), list_path)
+    name_of: dict[int, str] = {}
+    for rel, (label, _, _) in sorted(entries.items()):
+        name_of.setdefault(label, rel.split("/")[0] if "/" in rel else str(label))
+    classes = tuple(name_of.get(label, "") for label in range(max(name_of, default=-1) + 1))
+    items = []
+    for rel, (label, partition, list_path) in entries.items():
+        present = rel in kind_of or (root_path / rel).exists()
+        items.append(VideoItem(video_id=Path(rel).stem if kind_of.get(rel) != KIND_FRAMES else Path(rel).name,
+                               class_name=classes[label] if label >= 0 else "", label=label, rel_path=rel,
+                               splits={"1": partition}, kind=kind_of.get(rel, KIND_VIDEO),
+                               problem="" if present else missing_problem(rel, list_path.name)))
+    items += [VideoItem(video_id=i.video_id, class_name=i.class_name, label=-1, rel_path=i.rel_path, kind=i.kind)
+              for i in on_disk if i.rel_path not in entries]
+    return Catalog("folder", str(root_path), classes, tuple(items), LAYOUT)
 
