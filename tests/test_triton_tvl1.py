@@ -70,6 +70,43 @@ def test_generated_median_kernels_are_in_sync():
         "run `python -m flowprep.flow._triton_kernels` to regenerate the median kernels"
 
 
+_COMPILE_FOR_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from flowprep.flow import _triton_kernels as K
+
+blocks = {"BLOCK_H": 16, "BLOCK_W": 64, "BLOCK_T": 64}
+for kernel, masked in ((K.primal_kernel, False), (K.primal_kernel, True), (K.dual_kernel, False),
+                       (K.dual_kernel, True), (K.median3_kernel, False), (K.median5_kernel, False)):
+    constexprs = {n: v for n, v in blocks.items() if n in kernel.arg_names}
+    if "HAS_MASK" in kernel.arg_names:
+        constexprs["HAS_MASK"] = masked
+    signature = {n: "constexpr" if n in constexprs else "*i1" if n == "active_ptr" and masked
+                 else "*fp32" if n.endswith("_ptr") else "fp32" if n in ("l_t", "theta", "taut") else "i32"
+                 for n in kernel.arg_names}
+    triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                   target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+print("compiled")
+"""
+
+
+@pytest.mark.skipif(ON_GPU, reason="on a GPU every other test here compiles the kernels")
+def test_kernels_compile_for_an_h100_without_a_gpu():
+    """The interpreter runs Python, not the compiler: a kernel it accepts can still fail to compile
+    (a non-constexpr global, an unsupported op). Triton compiles to sm_90 machine code without a GPU
+    (its wheel bundles ptxas); in a subprocess, because this process decorated the kernels for the
+    interpreter."""
+    import subprocess
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _COMPILE_FOR_SM90], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
+
+
 @pytest.mark.parametrize("active", [None, [True, False], [False, True]], ids=["all", "second-frozen", "first-frozen"])
 def test_fused_step_equals_tvl1_step(active):
     """Both passes together (u from pass 1, p from pass 2, the per-pair error) vs tvl1_step."""

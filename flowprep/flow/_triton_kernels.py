@@ -20,7 +20,7 @@ from pathlib import Path
 import triton
 import triton.language as tl
 
-FLT_EPSILON = 1.1920928955078125e-07  # float32 machine epsilon, tvl1flow.cpp's guard on |grad I1|^2
+FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 epsilon, tvl1flow.cpp's guard on |grad I1|^2 (a kernel reads only constexpr globals)
 
 
 # tl.sum is itself a @triton.jit function, decorated when triton is first imported: it runs in the
