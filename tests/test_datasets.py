@@ -195,6 +195,13 @@ def test_folder_with_mmaction2_video_lists(tmp_path):
         load_catalog("folder", str(tmp_path / "videos"), str(real.parent / "video_test_list_multi_label.txt"))
 
 
+def test_readme_dataset_table_lists_every_catalog():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| dataset | layout"):].split("\n\n")[0]
+    for name in DATASETS:
+        assert f"`{name}`" in table, f"README's dataset table has no row for {name}"
+
+
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="ucf101.*hmdb51"):
         load_catalog("ucf-101", ".")
