@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# The GPU figures of issue 4 in one command, on a node with an NVIDIA GPU:
-#   bash benchmarks/run_gpu.sh
-# 1. pairs/s of every backend at 256x256 (torch on CUDA at batch 1, 8, 32, 64, 128, compiled and
-#    eager, GPU memory per pair, bandwidth floor), as ratios to one OpenCV core measured in the same run;
-# 2. `flowprep extract` end to end on the real clips with the torch-cuda backend (videos per hour).
-# 3. `flowprep extract` end to end, flow in each task vs on GPU actors (`--flow-actors`), videos per
-#    hour side by side with the opencv CPU baseline (benchmarks/bench_flow_actors.py).
-# It makes its own venv with PyPI's default (CUDA) torch unless VENV points at one that has it.
+# The GPU figures of issue 13 (part 5) in one command, on a node with an NVIDIA GPU, torch (CUDA) and
+# triton, and nothing else: no PyAV, Ray, OpenCV contrib or network needed.
+#
+#   here:      python benchmarks/prepare_gpu_inputs.py      # real pairs + OpenCV flow -> bench_out/gpu_inputs
+#   GPU node:  bash benchmarks/run_gpu.sh [OUT_DIR]          # carry bench_out/gpu_inputs (git-ignored)
+#
+# 1. tests/test_triton_tvl1.py on the GPU (compiled kernels vs the torch reference), if pytest is there;
+# 2. benchmarks/bench_gpu_fused.py: pairs/s of triton-cuda vs torch-cuda eager and compiled at 256x256,
+#    batch 1-256, GPU memory per pair, fidelity vs the OpenCV flows; under 10 minutes in all.
+# Results: OUT_DIR (default $OUT, else benchmarks/results): gpu_fused.md, gpu_fused.json, gpu_tests.txt.
+# FULL=1 also runs the older end-to-end GPU benchmarks (issue 4: bench_flow_backends, bench_extract,
+# bench_flow_actors), which need PyAV, Ray and OpenCV contrib in $PYTHON's environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv-gpu}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e . "torch>=2.1"
+PYTHON="${PYTHON:-python3}"
+OUT_DIR="${1:-${OUT:-benchmarks/results}}"
+INPUTS="${INPUTS:-bench_out/gpu_inputs}"
+mkdir -p "$OUT_DIR"
+if [ ! -f "$INPUTS/pairs.json" ]; then
+  echo "missing $INPUTS: run 'python benchmarks/prepare_gpu_inputs.py' where OpenCV contrib is, and carry the folder" >&2
+  exit 2
 fi
-"$VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), f'torch {torch.__version__} sees no CUDA device'"
-mkdir -p benchmarks/results
-"$VENV/bin/python" benchmarks/bench_flow_backends.py --cuda-eager --out benchmarks/results/flow_backends_gpu.md
-"$VENV/bin/python" benchmarks/bench_extract.py --flow-backend torch-cuda 2>&1 | tee benchmarks/results/extract_gpu.md
-"$VENV/bin/python" benchmarks/bench_flow_actors.py --out-md benchmarks/results/extract_gpu_actors.md
+"$PYTHON" -c "import torch, triton; print(f'torch {torch.__version__}, triton {triton.__version__}, cuda: {torch.cuda.is_available()}')"
+
+if "$PYTHON" -c "import pytest" 2>/dev/null; then
+  timeout 90 "$PYTHON" -m pytest tests/test_triton_tvl1.py -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/gpu_tests.txt" | tail -5 || true
+fi
+timeout 450 "$PYTHON" benchmarks/bench_gpu_fused.py --inputs "$INPUTS" --out "$OUT_DIR"
+
+if [ "${FULL:-0}" = 1 ]; then
+  "$PYTHON" benchmarks/bench_flow_backends.py --cuda-eager --out "$OUT_DIR/flow_backends_gpu.md"
+  "$PYTHON" benchmarks/bench_extract.py --flow-backend triton-cuda 2>&1 | tee "$OUT_DIR/extract_gpu.md"
+  "$PYTHON" benchmarks/bench_flow_actors.py --out-md "$OUT_DIR/extract_gpu_actors.md"
+fi
