@@ -11,7 +11,7 @@ Needs only torch, numpy and this repository (no PyAV, Ray or OpenCV): the frames
 on them come from `prepare_gpu_inputs.py` as .npy. All rows use the same TVL1Solver (pyramid, cubic
 warps, per-pair stopping test at OpenCV's default parameters) and differ only in the inner iteration
 and the median filter:
-  triton     TritonKernels: 2 fused kernels per iteration (flowprep/flow/triton_tvl1.py)
+  triton     TritonKernels: 2 fused kernels per iteration, 1 per median, 1 per warp (triton_tvl1.py)
   eager      tvl1_step / median_blur as plain torch ops (~40 kernels per iteration)
   compiled   the same through torch.compile (what the torch-cuda backend runs by default)
 For each row and batch size: pairs/s (upload of uint8 frames, solve, download of float32 flow, timed

@@ -78,7 +78,8 @@ from flowprep.flow import _triton_kernels as K
 
 blocks = {"BLOCK_H": 16, "BLOCK_W": 64, "BLOCK_T": 64}
 for kernel, masked in ((K.primal_kernel, False), (K.primal_kernel, True), (K.dual_kernel, False),
-                       (K.dual_kernel, True), (K.median3_kernel, False), (K.median5_kernel, False)):
+                       (K.dual_kernel, True), (K.median3_kernel, False), (K.median5_kernel, False),
+                       (K.warp_kernel, False)):
     constexprs = {n: v for n, v in blocks.items() if n in kernel.arg_names}
     if "HAS_MASK" in kernel.arg_names:
         constexprs["HAS_MASK"] = masked
@@ -160,6 +161,27 @@ def test_median_equals_median_blur_exactly(ksize):
     cv2 = pytest.importorskip("cv2")
     for i in range(SHAPE_BHW[0]):
         assert np.array_equal(ours[i].numpy(), cv2.medianBlur(flow[i].numpy(), ksize))
+
+
+@pytest.mark.parametrize("spread_px", [1.5, 30.0])  # near the identity; far outside the image
+def test_warp_equals_warp_linearize(spread_px):
+    """The cubic remap of (I1, I1x, I1y) and calcGradRho in one kernel vs the torch code (which is
+    tested against cv2.remap in test_flow_backends), taps outside the image included."""
+    g = torch.Generator().manual_seed(4)
+    b, h, w = SHAPE_BHW
+    I1 = torch.rand((b, h, w), generator=g) * 255
+    I1x, I1y = T.centered_gradient(I1)
+    stack = torch.stack([I1, I1x, I1y], dim=1)
+    I0 = torch.rand((b, h, w), generator=g) * 255
+    u1, u2 = (torch.randn((b, h, w), generator=g) * spread_px for _ in range(2))
+    xs, ys = torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32)[:, None]
+    ref = T.warp_linearize(stack, I0, u1, u2, xs, ys)
+    ours = TritonKernels(TILES_HW).warp(*(t.to(DEVICE) for t in (stack, I0, u1, u2)))
+    for name, r, o in zip(("I1wx", "I1wy", "grad", "rho_c"), ref, ours):
+        assert o.is_contiguous()
+        torch.testing.assert_close(o.cpu(), r, rtol=1e-5, atol=1e-3, msg=lambda m: f"{name}: {m}")
+    if spread_px > 10:
+        assert (ref[3] == -I0).float().mean() > 0.2, "most taps should fall outside the image"
 
 
 # ---- a full small solve ------------------------------------------------------------------------

@@ -137,6 +137,76 @@ def dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr, 
         tl.store(error_ptr + b, tl.reduce(partial, 0, _sum_combine))
 
 
+CUBIC_A = tl.constexpr(-0.75)  # cv::interpolateCubic's Keys kernel parameter
+
+
+@triton.jit
+def _cubic_weights(f):
+    """The 4 weights of cv::interpolateCubic at sub-pixel offsets f, as torch_tvl1._cubic_weights."""
+    c0 = ((CUBIC_A * (f + 1) - 5 * CUBIC_A) * (f + 1) + 8 * CUBIC_A) * (f + 1) - 4 * CUBIC_A
+    c1 = ((CUBIC_A + 2) * f - (CUBIC_A + 3)) * f * f + 1
+    c2 = ((CUBIC_A + 2) * (1 - f) - (CUBIC_A + 3)) * (1 - f) * (1 - f) + 1
+    return c0, c1, c2, 1 - c0 - c1 - c2
+
+
+@triton.jit
+def _cubic_row(stack_ptr, plane, yi, row_ok, x0, wx0, wx1, wx2, wx3, W):
+    """sum_j I[yi, x0 + j] * wx_j for the 3 planes of the warp stack; taps outside the image read 0."""
+    ok0 = row_ok & (x0 >= 0) & (x0 < W)
+    ok1 = row_ok & (x0 + 1 >= 0) & (x0 + 1 < W)
+    ok2 = row_ok & (x0 + 2 >= 0) & (x0 + 2 < W)
+    ok3 = row_ok & (x0 + 3 >= 0) & (x0 + 3 < W)
+    at = stack_ptr + yi * W + x0
+    r0 = (tl.load(at, mask=ok0, other=0.0) * wx0 + tl.load(at + 1, mask=ok1, other=0.0) * wx1
+          + tl.load(at + 2, mask=ok2, other=0.0) * wx2 + tl.load(at + 3, mask=ok3, other=0.0) * wx3)
+    at += plane
+    r1 = (tl.load(at, mask=ok0, other=0.0) * wx0 + tl.load(at + 1, mask=ok1, other=0.0) * wx1
+          + tl.load(at + 2, mask=ok2, other=0.0) * wx2 + tl.load(at + 3, mask=ok3, other=0.0) * wx3)
+    at += plane
+    r2 = (tl.load(at, mask=ok0, other=0.0) * wx0 + tl.load(at + 1, mask=ok1, other=0.0) * wx1
+          + tl.load(at + 2, mask=ok2, other=0.0) * wx2 + tl.load(at + 3, mask=ok3, other=0.0) * wx3)
+    return r0, r1, r2
+
+
+@triton.jit
+def warp_kernel(stack_ptr, i0_ptr, u1_ptr, u2_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_c_ptr,
+                H, W, tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """buildFlowMap + remap(INTER_CUBIC, BORDER_CONSTANT 0) of the (B, 3, H, W) stack (I1, I1x, I1y)
+    at x + u1, y + u2, then calcGradRho: writes I1wx, I1wy, grad = I1wx^2 + I1wy^2 and
+    rho_c = I1w - I1wx u1 - I1wy u2 - I0, reading each warped value once instead of ~50 torch passes."""
+    tile = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    rows = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    cols = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    inside = (rows < H) & (cols < W)
+    off = b * H * W + rows * W + cols
+    u1 = tl.load(u1_ptr + off, mask=inside, other=0.0)
+    u2 = tl.load(u2_ptr + off, mask=inside, other=0.0)
+    map_x = cols.to(tl.float32) + u1
+    map_y = rows.to(tl.float32) + u2
+    fx = tl.floor(map_x)
+    fy = tl.floor(map_y)
+    wx0, wx1, wx2, wx3 = _cubic_weights(map_x - fx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(map_y - fy)
+    # far-away positions clamped so the int conversion cannot overflow; all their taps are outside
+    x0 = tl.minimum(tl.maximum(fx, -8.0), W + 8.0).to(tl.int32) - 1
+    y0 = tl.minimum(tl.maximum(fy, -8.0), H + 8.0).to(tl.int32) - 1
+    plane = H * W
+    stack = stack_ptr + b * 3 * plane
+    a0, a1, a2 = _cubic_row(stack, plane, y0, inside & (y0 >= 0) & (y0 < H), x0, wx0, wx1, wx2, wx3, W)
+    b0, b1, b2 = _cubic_row(stack, plane, y0 + 1, inside & (y0 + 1 >= 0) & (y0 + 1 < H), x0, wx0, wx1, wx2, wx3, W)
+    c0, c1, c2 = _cubic_row(stack, plane, y0 + 2, inside & (y0 + 2 >= 0) & (y0 + 2 < H), x0, wx0, wx1, wx2, wx3, W)
+    d0, d1, d2 = _cubic_row(stack, plane, y0 + 3, inside & (y0 + 3 >= 0) & (y0 + 3 < H), x0, wx0, wx1, wx2, wx3, W)
+    i1w = a0 * wy0 + b0 * wy1 + c0 * wy2 + d0 * wy3
+    i1wx = a1 * wy0 + b1 * wy1 + c1 * wy2 + d1 * wy3
+    i1wy = a2 * wy0 + b2 * wy1 + c2 * wy2 + d2 * wy3
+    i0 = tl.load(i0_ptr + off, mask=inside, other=0.0)
+    tl.store(i1wx_ptr + off, i1wx, mask=inside)
+    tl.store(i1wy_ptr + off, i1wy, mask=inside)
+    tl.store(grad_ptr + off, i1wx * i1wx + i1wy * i1wy, mask=inside)
+    tl.store(rho_c_ptr + off, i1w - i1wx * u1 - i1wy * u2 - i0, mask=inside)
+
+
 _MARKER = "# ---- generated " + "below ----"
 
 

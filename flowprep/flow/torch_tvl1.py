@@ -240,6 +240,18 @@ def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
     return state + (error,)
 
 
+def warp_linearize(I1_stack, I0, u1, u2, xs, ys):
+    """buildFlowMap + remap(INTER_CUBIC) of (I1, I1x, I1y), then calcGradRho: the linearized data term.
+
+    I1_stack (B, 3, H, W); I0, u1, u2 (B, H, W); xs (W,), ys (H, 1) pixel coordinates. Returns
+    I1wx, I1wy, grad = |grad I1w|^2 and rho_c = I1w - grad I1w . u - I0, each (B, H, W).
+    """
+    I1w, I1wx, I1wy = remap_cubic(I1_stack, xs + u1, ys + u2).unbind(1)
+    grad = I1wx * I1wx + I1wy * I1wy
+    rho_c = I1w - I1wx * u1 - I1wy * u2 - I0
+    return I1wx, I1wy, grad, rho_c
+
+
 # ---- the solver ------------------------------------------------------------------------------
 
 class TVL1Solver:
@@ -249,8 +261,8 @@ class TVL1Solver:
     `sync_every` is how many inner iterations run between host checks of "any pair still active"
     (the result does not depend on it: converged pairs are masked, the check only ends the loop).
     `kernels` replaces the inner iteration and the median filter: an object with `step` (tvl1_step's
-    arguments and results; it may update the state in place) and `median` (median_blur's), e.g.
-    `triton_tvl1.TritonKernels()`.
+    arguments and results; it may update the state in place) and `median` (median_blur's), and
+    optionally `warp` (warp_linearize's), e.g. `triton_tvl1.TritonKernels()`.
     """
 
     def __init__(self, params: dict, compiled: bool = False, sync_every: int = 1, kernels=None):
@@ -265,8 +277,10 @@ class TVL1Solver:
         self.p = params
         self.step = _compiled(tvl1_step) if compiled else tvl1_step
         self.median = _compiled(median_blur) if compiled else median_blur
+        self.warp = warp_linearize
         if kernels is not None:
             self.step, self.median = kernels.step, kernels.median
+            self.warp = getattr(kernels, "warp", warp_linearize)
         self.sync_every = max(1, int(sync_every))
         self.iterations_run = 0  # inner iterations executed in the last call (for benchmarks)
         self.pixel_steps = 0  # sum over those iterations of the level's H * W (bandwidth floor)
@@ -316,10 +330,8 @@ class TVL1Solver:
         ys = torch.arange(h, device=I0.device, dtype=I0.dtype)[:, None]
 
         for _ in range(int(p["warps"])):
-            # warp I1 and its gradient with the current flow (buildFlowMap + remap INTER_CUBIC)
-            I1w, I1wx, I1wy = remap_cubic(I1_stack, xs + u1, ys + u2).unbind(1)
-            grad = I1wx * I1wx + I1wy * I1wy  # calcGradRho
-            rho_c = I1w - I1wx * u1 - I1wy * u2 - I0
+            # warp I1 and its gradient with the current flow, linearize the data term around it
+            I1wx, I1wy, grad, rho_c = self.warp(I1_stack, I0, u1, u2, xs, ys)
 
             active = torch.ones(b, dtype=torch.bool, device=I0.device)  # error = FLT_MAX
             all_active = True  # known on the host without a device sync: no masking needed

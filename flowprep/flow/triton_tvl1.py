@@ -1,4 +1,4 @@
-"""The torch TV-L1 with its inner iteration and median filter as fused Triton kernels (`triton-cuda`).
+"""The torch TV-L1 with its inner iteration, median filter and warp as fused Triton kernels (`triton-cuda`).
 
 `torch_tvl1.tvl1_step` runs one inner iteration as ~40 elementwise torch kernels, each a pass through
 memory. Here the same iteration is two passes (`_triton_kernels`):
@@ -11,7 +11,9 @@ update needs the new u of the next row and column, which other tiles write. (A s
 halo would need ping-pong copies of u and p, and frozen pairs would then have to be copied each
 iteration; in place, a frozen pair's programs mask everything and cost nothing.)
 
-Everything else (pyramid, warps, the stopping loop) is TVL1Solver's, so the flow follows OpenCV
+The median filter is one kernel (the pruned sorting network of median_blur) and each warp one kernel
+(cubic remap of I1 and its gradient + calcGradRho, ~50 torch passes over (B,3,H,W) planes otherwise).
+The rest (pyramid, flow zoom, the stopping loop) is TVL1Solver's, so the flow follows OpenCV
 exactly as the torch backend does; the step differs from tvl1_step only in the order of the float
 additions of the stopping sum and in fused multiply-adds on the GPU.
 
@@ -35,6 +37,7 @@ class TritonKernels:
     tensors, plus error: float32 (B,) the summed squared flow update of each pair (0 for pairs with
     active=False, whose state is untouched; active=None: all pairs active).
     median(u, ksize) is cv::medianBlur(u, ksize) of each image (a new tensor).
+    warp(I1_stack, I0, u1, u2) is torch_tvl1.warp_linearize (the cubic remap and calcGradRho).
     """
 
     def __init__(self, block_hw: tuple[int, int] = BLOCK_HW, num_warps: int = 4):
@@ -75,6 +78,17 @@ class TritonKernels:
         self._k.dual_kernel[grid](u1, u2, p11, p12, p21, p22, mask, partial, error,
                                   h, w, tiles_w, n_tiles, taut, BLOCK_T=triton.next_power_of_2(n_tiles), **common)
         return u1, u2, p11, p12, p21, p22, error
+
+    def warp(self, I1_stack, I0, u1, u2, xs=None, ys=None):
+        """torch_tvl1.warp_linearize in one kernel: (B,3,H,W) stack and (B,H,W) I0, u1, u2 ->
+        I1wx, I1wy, grad, rho_c (B,H,W). xs, ys (the pixel grid) are computed in the kernel."""
+        b, h, w = u1.shape
+        tiles_w, _, grid = self._grid(h, w, b)
+        out = [u1.new_empty(u1.shape) for _ in range(4)]
+        self._k.warp_kernel[grid](I1_stack.contiguous(), I0.contiguous(), u1.contiguous(), u2.contiguous(), *out,
+                                  h, w, tiles_w, BLOCK_H=self.block_h, BLOCK_W=self.block_w,
+                                  num_warps=self.num_warps)
+        return tuple(out)
 
     def median(self, u, ksize: int):
         b, h, w = u.shape
