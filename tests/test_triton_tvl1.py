@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton", reason="triton is not installed (pip install triton; it ships with CUDA torch)")
 
 ON_GPU = torch.cuda.is_available()
+_interpret_before = os.environ.get("TRITON_INTERPRET")
 if not ON_GPU:
     os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are decorated
     if "flowprep.flow._triton_kernels" in sys.modules:  # decorated for the GPU by an earlier import
@@ -26,6 +27,12 @@ if not ON_GPU:
 
 from flowprep import format as fmt  # noqa: E402
 from flowprep.flow import _triton_kernels as K  # noqa: E402
+
+# The kernels stay interpreted; the rest of the session (and its subprocesses) sees the old value.
+if _interpret_before is None:
+    os.environ.pop("TRITON_INTERPRET", None)
+else:
+    os.environ["TRITON_INTERPRET"] = _interpret_before
 from flowprep.flow import torch_tvl1 as T  # noqa: E402
 from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS  # noqa: E402
 from flowprep.flow.triton_tvl1 import TritonKernels  # noqa: E402
