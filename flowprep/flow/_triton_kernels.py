@@ -20,7 +20,8 @@ from pathlib import Path
 import triton
 import triton.language as tl
 
-FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 epsilon, tvl1flow.cpp's guard on |grad I1|^2 (a kernel reads only constexpr globals)
+# float32 epsilon, tvl1flow.cpp's guard on |grad I1|^2; constexpr: a kernel may read no other globals
+FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)
 
 
 # tl.sum is itself a @triton.jit function, decorated when triton is first imported: it runs in the

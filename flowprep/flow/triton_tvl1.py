@@ -30,7 +30,7 @@ BLOCK_HW = (16, 64)
 
 
 class TritonKernels:
-    """Drop-in `step` and `median` for TVL1Solver(kernels=...), on float32 (B,H,W) tensors.
+    """Drop-in `step`, `median` and `warp` for TVL1Solver(kernels=...), on float32 (B,H,W) tensors.
 
     step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active, l_t, theta, taut) has
     tvl1_step's arguments and results, but UPDATES u1, u2, p11..p22 IN PLACE and returns those same
