@@ -185,7 +185,8 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
             for frame in _demux_decode(container, stream, info, time_base):
                 if info.decoded_frames == 0:
                     info.rotation_deg = int(round(frame.rotation or 0))
-                rgb = rotate_upright(frame.to_ndarray(format="rgb24"), info.rotation_deg)
+                # threads: swscale's colour conversion also starts a thread per core unless told
+                rgb = rotate_upright(frame.to_ndarray(format="rgb24", threads=threads or None), info.rotation_deg)
                 if target_hw is None:
                     target_hw = resize.target_hw(*rgb.shape[:2])
                 if rgb.shape[:2] != target_hw:
