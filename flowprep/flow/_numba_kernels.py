@@ -11,10 +11,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from flowprep.flow._median_networks import median_of_9, median_of_25
+from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-_inline = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, inline="always")
+_inline = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)  # inlined by LLVM
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -227,38 +227,7 @@ def centered_gradient(src, dx, dy):
 
 
 # ---- cv::medianBlur(u, u, k) of a float image: the exact window median, border replicated ---------
-
-@_jit
-def median5(padded, out):
-    """out (H,W) = 5x5 medians of `padded` (H+4, W+4), the image with its border replicated by 2."""
-    h, w = out.shape
-    for y in range(h):
-        r0 = padded[y]
-        r1 = padded[y + 1]
-        r2 = padded[y + 2]
-        r3 = padded[y + 3]
-        r4 = padded[y + 4]
-        for x in range(w):
-            out[y, x] = median_of_25(
-                r0[x], r0[x + 1], r0[x + 2], r0[x + 3], r0[x + 4],
-                r1[x], r1[x + 1], r1[x + 2], r1[x + 3], r1[x + 4],
-                r2[x], r2[x + 1], r2[x + 2], r2[x + 3], r2[x + 4],
-                r3[x], r3[x + 1], r3[x + 2], r3[x + 3], r3[x + 4],
-                r4[x], r4[x + 1], r4[x + 2], r4[x + 3], r4[x + 4])
-
-
-@_jit
-def median3(padded, out):
-    """out (H,W) = 3x3 medians of `padded` (H+2, W+2), the image with its border replicated by 1."""
-    h, w = out.shape
-    for y in range(h):
-        r0 = padded[y]
-        r1 = padded[y + 1]
-        r2 = padded[y + 2]
-        for x in range(w):
-            out[y, x] = median_of_9(r0[x], r0[x + 1], r0[x + 2], r1[x], r1[x + 1], r1[x + 2],
-                                    r2[x], r2[x + 1], r2[x + 2])
-
+# median5(padded, out) and median3(padded, out) are generated code, imported from _median_networks.
 
 @_jit
 def pad_replicate(src, r, padded):
@@ -268,3 +237,18 @@ def pad_replicate(src, r, padded):
         sy = min(max(y - r, 0), h - 1)
         for x in range(w + 2 * r):
             padded[y, x] = src[sy, min(max(x - r, 0), w - 1)]
+
+
+def warm_up() -> None:
+    """Compile every kernel (or load it from numba's disk cache) on tiny arrays. Called when a backend
+    is built, so the driver of a job compiles once and the workers on its machine find the cache,
+    instead of each worker compiling the same code at the same time."""
+    plane = np.zeros((4, 4), np.float32)
+    planes = [plane.copy() for _ in range(10)]
+    inner_loop(*planes, _F1, _F1, _F1, _F0, 1, np.zeros(4, np.float32))
+    warp(*[plane.copy() for _ in range(10)])
+    centered_gradient(plane, plane.copy(), plane.copy())
+    for radius, median in ((1, median3), (2, median5)):
+        padded = np.zeros((4 + 2 * radius, 4 + 2 * radius), np.float32)
+        pad_replicate(plane, radius, padded)
+        median(padded, plane.copy())

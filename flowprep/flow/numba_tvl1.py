@@ -59,6 +59,7 @@ class FusedTVL1Solver:
                              f"got {params['median_filtering']!r}")
         from flowprep.flow import _numba_kernels
 
+        _numba_kernels.warm_up()  # compiles once per machine (~20 s), then loads from the cache (~1 s)
         self.k = _numba_kernels
         self.p = params
         self._workspaces: dict[tuple[int, int], _Workspace] = {}

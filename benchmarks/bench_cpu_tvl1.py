@@ -1,0 +1,176 @@
+"""The fused CPU TV-L1 (`numba`) against OpenCV's DualTVL1, side by side, one thread each.
+
+    python benchmarks/bench_cpu_tvl1.py --out benchmarks/results/flow_cpu_fused.md
+    python benchmarks/bench_cpu_tvl1.py --pairs 4 --sizes 256          # a quick look
+
+Per size, the same real frame pairs go through both backends in alternation (OpenCV pair i, numba pair
+i, ...), so a change in machine load hits both alike and the ratio stays honest. Then N processes of
+each on N cores (`flowprep extract --workers N` on a CPU node), and the numba kernels' cold start: a
+fresh process compiling them into an empty cache, then a fresh process loading that cache (what a Ray
+worker pays at start). Agreement with OpenCV is reported on the 256x256 pairs (mean EPE, quantized
+pixels within one level); the bounds themselves are asserted in tests/test_flow_backends.py.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+CLIPS = ("kinetics_arm_wrestling_28fps.mp4", "kinetics_flipping_pancake_noframecount.mkv",
+         "ucf101_ApplyEyeMakeup_xvid.avi", "pedestrians_msmpeg4v3_10fps.avi")
+
+
+def real_pairs(n_pairs: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n,H,W) x2: consecutive frames spread over the real clips (after each clip's first 30)."""
+    import av
+    import cv2
+
+    per_clip = -(-n_pairs // len(CLIPS)) + 1
+    prev, nxt = [], []
+    for clip in CLIPS:
+        grays = []
+        with av.open(str(VIDEOS / clip)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i >= 30:
+                    gray = cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2GRAY)
+                    grays.append(cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA))
+                if len(grays) == per_clip:
+                    break
+        prev += grays[:-1]
+        nxt += grays[1:]
+    order = np.arange(n_pairs) % len(prev)
+    return np.stack(prev)[order], np.stack(nxt)[order]
+
+
+def _backend(name: str):
+    import cv2
+
+    cv2.setNumThreads(1)
+    from flowprep.flow import create_backend
+
+    return create_backend(name)
+
+
+def side_by_side(prev, nxt) -> dict:
+    """Alternating pair by pair: seconds per backend, and the flows."""
+    backends = {name: _backend(name) for name in ("opencv", "numba")}
+    for backend in backends.values():
+        backend.compute(prev[:1], nxt[:1])  # warm-up (numba: compile or load the cache)
+    seconds = {name: 0.0 for name in backends}
+    flows = {name: [] for name in backends}
+    for i in range(len(prev)):
+        for name, backend in backends.items():
+            t0 = time.perf_counter()
+            flows[name].append(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0])
+            seconds[name] += time.perf_counter() - t0
+    return {"seconds": seconds, "flows": {k: np.stack(v) for k, v in flows.items()}}
+
+
+def _worker(args):
+    name, a, b = args
+    global _WORKER_BACKEND
+    if _WORKER_BACKEND is None or _WORKER_BACKEND.name != name:
+        _WORKER_BACKEND = _backend(name)
+    return _WORKER_BACKEND.compute(a[None], b[None])[0]
+
+
+_WORKER_BACKEND = None
+
+
+def processes(name: str, prev, nxt, procs: int) -> float:
+    """pairs/s of `procs` single-threaded processes sharing the pairs (after each warmed up)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(procs) as pool:
+        pool.map(_worker, [(name, prev[0], nxt[0])] * procs, chunksize=1)
+        t0 = time.perf_counter()
+        pool.map(_worker, [(name, a, b) for a, b in zip(prev, nxt)], chunksize=1)
+        return len(prev) / (time.perf_counter() - t0)
+
+
+COLD_START = """
+import time, numpy as np
+t0 = time.perf_counter()
+from flowprep.flow import create_backend
+backend = create_backend("numba")
+a = np.zeros((1, 32, 32), np.uint8)
+backend.compute(a, a)
+print(time.perf_counter() - t0)
+"""
+
+
+def cold_start() -> tuple[float, float]:
+    """Seconds to a first flow in a fresh process: with an empty numba cache, then with that cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        run = [sys.executable, "-c", COLD_START]
+        cold = float(subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+        warm = float(subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+    return cold, warm
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=12, help="pairs per size")
+    parser.add_argument("--sizes", default="128x128,256x256,340x256", help="WxH list")
+    parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", default=None, help="also write the markdown here")
+    args = parser.parse_args(argv)
+
+    import cv2
+    import numba
+
+    from flowprep import format as fmt
+
+    lines = ["# Fused CPU TV-L1 (numba) vs OpenCV DualTVL1, one thread each", "",
+             f"`python benchmarks/bench_cpu_tvl1.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+             f"on {os.cpu_count()} cores ({platform.machine()}), OpenCV {cv2.__version__}, numba {numba.__version__}; "
+             f"{args.pairs} consecutive-frame pairs of the real clips per size, OpenCV's default parameters.", "",
+             "| size | OpenCV s/pair | numba s/pair | speed-up | notes |", "|---|---|---|---|---|"]
+
+    def emit(line):
+        lines.append(line)
+        print(line, flush=True)
+
+    for line in lines:
+        print(line)
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        prev, nxt = real_pairs(args.pairs, w, h)
+        r = side_by_side(prev, nxt)
+        s_cv, s_nb = r["seconds"]["opencv"] / len(prev), r["seconds"]["numba"] / len(prev)
+        note = ""
+        if (w, h) == (256, 256):
+            ours, ref = r["flows"]["numba"], r["flows"]["opencv"]
+            epe = np.linalg.norm(ours - ref, axis=-1).mean(axis=(1, 2))
+            within = (np.abs(fmt.quantize_flow(ours).astype(int) - fmt.quantize_flow(ref).astype(int)) <= 1
+                      ).all(axis=-1).mean(axis=(1, 2))
+            note = f"EPE vs OpenCV mean {epe.mean():.4f} (max {epe.max():.4f}) px; within 1 level >= {within.min():.2%}"
+        emit(f"| {w}x{h} | {s_cv:.3f} | {s_nb:.4f} | **{s_cv / s_nb:.1f}x** | {note} |")
+    if args.procs > 1:
+        prev, nxt = real_pairs(args.pairs, 256, 256)
+        rate = {name: processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
+        emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
+             f"**{rate['numba'] / rate['opencv']:.1f}x** | pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
+    cold, warm = cold_start()
+    tail = [f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
+            f"cache, {warm:.1f} s loading it (NUMBA_CACHE_DIR or the package's __pycache__).",
+            f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."]
+    lines += [""] + tail
+    for line in tail:
+        print(line)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
