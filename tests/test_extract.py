@@ -17,7 +17,8 @@ from flowprep.storage import filesystem
 from tests.conftest import shared_path
 
 # Cheap TV-L1 settings for tests that check plumbing, not flow quality (fidelity is tested below).
-FAST_FLOW = ["--flow-param", "nscales=1", "--flow-param", "warps=1", "--flow-param", "outer_iterations=1",
+# The tests below pin OpenCV, the reference (the default `auto` is numba on a CPU: tested on its own).
+FAST_FLOW = ["--flow-backend", "opencv", "--flow-param", "nscales=1", "--flow-param", "warps=1", "--flow-param", "outer_iterations=1",
              "--flow-param", "inner_iterations=5"]
 
 
@@ -162,6 +163,26 @@ def test_sample_dataset_with_ray_workers(tmp_path):
     sheet = cv2.imread(str(png))
     # 3 flows (4 frames), each a row of rgb, flow x, flow y, colour wheel; then a 64 px legend column
     assert sheet.shape[0] == 32 * 3 and sheet.shape[1] == 32 * 4 + 64
+
+
+def test_default_backend_is_resolved_recorded_and_resumable(tmp_path, write_video):
+    """No --flow-backend: auto picks the fused CPU backend, every sample and the config name it, and
+    the same command resumes (the fingerprint is of the resolved name)."""
+    from flowprep.flow import resolve_backend_name
+
+    chosen = resolve_backend_name("auto")
+    for i in range(2):
+        write_video(tmp_path / "videos" / "right" / f"v{i}.avi", frames=4, size_px=32, seed=i)
+    args = ["--dataset", "folder", "--root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+            "--executor", "inline", "--size", "32", "--flow-param", "nscales=2", "--flow-param", "warps=2"]
+    extract(*args)
+    config = json.loads((tmp_path / "out" / fmt.CONFIG_FILE).read_text())
+    assert config["flow_backend"] == chosen
+    for sample in read_back(tmp_path / "out").values():
+        meta = json.loads(sample["json"])
+        assert meta["flow"]["backend"] == chosen and meta["flow"]["params"]["warps"] == 2
+    again = extract(*args)  # not refused as "different settings", nothing redone
+    assert "tasks resumed from a previous run: 1" in again and len(manifest(tmp_path / "out")) == 2
 
 
 # ---- the real clips (../shared/data/videos) --------------------------------------------------
