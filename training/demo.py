@@ -32,7 +32,7 @@ from .config import _f, write_config
 
 # Small enough for 2 CPU cores in a few minutes, faithful in everything else (loader, losses, loops).
 EXTRACT_ARGS = ["--dataset", "sample", "--executor", "inline", "--size", "48", "--workers", "1",
-                "--videos-per-task", "8", "--no-progress",
+                "--videos-per-task", "8", "--no-progress", "--flow-backend", "opencv",  # the tables' flow
                 "--flow-param", "nscales=3", "--flow-param", "warps=2"]  # the drift is 0.25-2.9 px/frame at 48 px
 TRAIN_ARGS = ["--model", "resnet3d_tiny", "--frames", "8", "--crop-size", "40", "--batch-size", "8",
               "--no-flip", "--lr", "0.05", "--lr-schedule", "cosine", "--val-partitions", "", "--log-every", "0",
