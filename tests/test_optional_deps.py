@@ -28,7 +28,7 @@ def test_s3_urls_without_s3fs_say_which_extra_to_install(args, tmp_path):
     result = run_without(["s3fs"], "flowprep.cli", *args)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("Error")]  # extract first echoes its paths
     assert line.startswith("Error: s3://bucket/") and line.endswith("pip install 'flowprep[s3]'")
 
 

@@ -77,7 +77,8 @@ def frames_alive_at_most(num_frames: int, monkeypatch) -> int:
         info.complete = True
 
     monkeypatch.setattr(core, "decode_frames", fake_decode)
-    flow = dict((p.split("=")[0], int(p.split("=")[1])) for p in FAST_FLOW[1::2])
+    flow = {name: int(value) for flag, param in zip(FAST_FLOW, FAST_FLOW[1:]) if flag == "--flow-param"
+            for name, value in [param.split("=")]}
     result = process_video("fake", {"id": "v", "label": 0, "class": "c"},
                            VideoSettings(Resize("square", 64), timeout_s=600), create_backend("opencv", **flow))
     assert result.num_frames == num_frames
