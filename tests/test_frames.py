@@ -117,3 +117,24 @@ def test_folder_of_frame_folders_needs_a_frame_rate(tmp_path):
     extract("--dataset", "folder", "--root", str(tmp_path / "videos"), "--out", str(out), "--frame-fps", "25", *QUICK)
     metas = [json.loads(s["json"]) for s in read_back(out).values()]
     assert sorted(m["id"] for m in metas) == ["clip_a", "clip_b"] and {m["fps"] for m in metas} == {25}
+
+
+@pytest.mark.parametrize("version, val_csv", [(600, "kinetics-600_val.head200.csv"), (700, "kinetics-700_validate.head200.csv")])
+def test_kinetics600_700_trees_from_a_real_clip_and_the_real_csvs(version, val_csv, tmp_path):
+    base = shared_path("annotations", f"kinetics{version}")
+    label, youtube_id, start, end, _ = (base / val_csv).read_text().splitlines()[1].split(",")
+    root = tmp_path / "videos"
+    (root / label).mkdir(parents=True)
+    shutil.copy(shared_path("videos", "kinetics_cleaning_pool_32frames.mp4"),
+                root / label / f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4")
+    out = tmp_path / "out"
+    extract("--dataset", f"kinetics{version}", "--root", str(root), "--annotations", str(base), "--out", str(out),
+            *QUICK, expect=EXIT_PARTIAL)
+    rows = manifest(out)
+    assert Counter(r["status"] for r in rows) == {"ok": 1, "failed": 399}  # 199 val + 200 test clips absent
+    (sample,) = read_back(out).values()
+    meta = json.loads(sample["json"])
+    label_map = (base / f"mmaction2_label_map_k{version}.txt").read_text().splitlines()
+    assert meta["dataset"] == f"kinetics{version}" and meta["class"] == label and label_map[meta["label"]] == label
+    assert meta["splits"] == {"1": "val"}
+    assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0

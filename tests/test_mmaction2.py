@@ -132,6 +132,15 @@ def test_import_detects_either_numbering_and_fails_bad_folders(tmp_path):
         assert samples[key]["flow_x.000000.jpg"] == (ref / "x_00001.jpg").read_bytes()
         assert samples[key]["rgb.000005.jpg"] == (ref / "img_00006.jpg").read_bytes()
     assert run("verify", str(out)).startswith("OK")
+    # the imported data streams into flowprep-train's loader as it is: RGB and flow clips of the same frames
+    pytest.importorskip("torch")
+    from training.data import ClipSpec, ShardClipDataset
+
+    spec = ClipSpec(modalities=("rgb", "flow"), frames=4, crop_size=64, train=False)
+    clips = list(ShardClipDataset(sorted(str(p) for p in out.glob("train-*.tar")), spec, split_name="train")
+                 .samples(0, 1, 0, 1))
+    assert len(clips) == 2 and {int(c["label"]) for c in clips} == {0}
+    assert all(c["rgb"].shape == (3, 4, 64, 64) and c["flow"].shape == (2, 4, 64, 64) for c in clips)
 
 
 def test_real_mmaction2_list_formats():
