@@ -75,7 +75,7 @@ def parse_list(text: str, source: str, with_offset: bool, classes: list[str]) ->
             total, label = int(fields[-2]), int(fields[-1])
         except ValueError:
             raise ValueError(f"{source}:{number}: total_frames and label must be integers: {line!r}") from None
-        if classes and not 0 <= label < len(classes):
+        if classes and not -1 <= label < len(classes):  # -1: unlabeled (a test list, as export writes it)
             raise ValueError(f"{source}:{number}: label {label} outside the label map's 0..{len(classes) - 1}")
         entries.append((fields[0].strip("/"), total, label))
     return entries
@@ -197,7 +197,7 @@ def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[Video
                 raise ValueError(f"{list_path}: {frame_dir} is listed twice (first in {seen[frame_dir]})")
             seen[frame_dir] = list_path
             parent, _, video = frame_dir.rpartition("/")
-            class_name = classes[label] if classes else parent.rsplit("/", 1)[-1]
+            class_name = (classes[label] if label >= 0 else "") if classes else parent.rsplit("/", 1)[-1]
             items.append((VideoItem(video_id=video, class_name=class_name, label=label, rel_path=frame_dir,
                                     splits={cfg.split: partition}, kind=KIND_FRAMES), list_path, total))
     return items

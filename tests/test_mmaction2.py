@@ -150,5 +150,8 @@ def test_real_mmaction2_list_formats():
     with pytest.raises(ValueError, match="rawframe_test_list_multi_label.txt:2: .*multi-label"):
         parse_list((lists / "rawframe_test_list_multi_label.txt").read_text(), "rawframe_test_list_multi_label.txt",
                    False, [])
+    assert parse_list("unlabeled/x 5 -1\n", "l", False, ["a"]) == [("unlabeled/x", 5, -1)]  # export's test lists
+    with pytest.raises(ValueError, match="l:1: label 1 outside the label map's 0..0"):
+        parse_list("a/x 5 1\n", "l", False, ["a"])
     assert partition_of_list("data/hmdb51_val_split_1_rawframes.txt") == "val"
     assert partition_of_list("sthv2_train_list_rawframes.txt") == "train" and partition_of_list("x.txt") == "all"
