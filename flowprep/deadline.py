@@ -9,6 +9,7 @@ process exits (`abandoned_threads()` counts them), and the task goes on with its
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Iterator, TypeVar
 
 from .decode import VideoError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _abandoned: list[threading.Thread] = []
 
@@ -87,3 +89,5 @@ def iterate_until(items: Iterator[T], deadline: float, limit_s: float, depth: in
         producer.join(timeout=1.0)
         if producer.is_alive():
             _abandoned.append(producer)
+            log.warning("a decoder thread did not stop after the %g s limit and was left behind (%d stuck in this "
+                        "process; each holds a core until it exits)", limit_s, abandoned_threads())
