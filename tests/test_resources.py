@@ -31,7 +31,8 @@ def test_the_decoder_starts_only_the_threads_it_is_given():
     cv2.setNumThreads(1)  # OpenCV's own pool (resize) must not be counted
     peak_native_threads(clip, threads=1)  # warm-up: anything started once per process is started now
     idle = len(os.listdir(TASKS))
-    assert peak_native_threads(clip, threads=1) == idle, "one decoder thread: the caller's own"
+    # <=: a thread of an earlier test may still be winding down; none may be added
+    assert peak_native_threads(clip, threads=1) <= idle, "one decoder thread: the caller's own"
     assert peak_native_threads(clip, threads=3) >= idle + 2, "the knob is what sets the decoder's threads"
 
 
