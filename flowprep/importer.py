@@ -41,8 +41,7 @@ class ImportConfig:
     bound_px: float = fmt.DEFAULT_BOUND_PX  # the bound the flow JPEGs were quantized with (TSN / denseflow: 20)
     videos_per_task: int = 32
     shard_max_bytes: int = 512 * 2**20
-    split: str = "1"  # imported lists make one split
-    executor: str = "inline"  # packing is I/O, done in this process
+    split: str = "1"  # imported lists make one split (packing is I/O: done in this process, no Ray)
 
     def __post_init__(self):
         if not self.lists:
@@ -54,8 +53,7 @@ class ImportConfig:
         return json.loads(json.dumps(asdict(self)))
 
     def content_fingerprint(self) -> str:
-        content = {k: v for k, v in self.to_dict().items() if k not in ("executor",)}
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parse_list(text: str, source: str, with_offset: bool, classes: list[str]) -> list[tuple[str, int, int]]:
