@@ -233,7 +233,8 @@ def test_flow_jpegs_match_float_tvl1_within_quantization_plus_jpeg_error(tmp_pat
     os.symlink(clip, root / clip.name)
     out = tmp_path / "out"
     extract("--dataset", "folder", "--root", str(root.parent), "--out", str(out), "--executor", "inline",
-            "--max-frames", "3")  # 256x256, OpenCV's default TV-L1 parameters, 2 flows
+            "--max-frames", "3", "--flow-backend", "opencv")  # 256x256, OpenCV's defaults, 2 flows: the
+    # quantization + JPEG chain against the same code in float (the numba backend's fidelity: test_flow_backends)
     sample = next(iter(read_back(out).values()))
     frames = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in decode_frames(str(clip), Resize(), StreamInfo(), max_frames=3)]
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()

@@ -166,7 +166,7 @@ def test_a_flow_error_on_the_actor_is_that_videos_failed_row(ray_local, tmp_path
     write_avi(root / "dark" / "black.avi", np.zeros((5, 32, 32, 3), np.uint8))
     out = tmp_path / "out"
     extract("--dataset", "folder", "--root", str(root), "--out", str(out), "--size", "32", "--workers", "2",
-            "--videos-per-task", "1", "--flow-backend", DarkFailsTVL1.name, "--flow-actors", "1", *FAST_FLOW,
+            "--videos-per-task", "1", *FAST_FLOW, "--flow-backend", DarkFailsTVL1.name, "--flow-actors", "1",
             expect=EXIT_PARTIAL)
     rows = {r["video_id"]: r for r in manifest(out) if r["status"] != "skipped"}
     assert {v: r["status"] for v, r in rows.items()} == {"good_0": "ok", "good_1": "ok", "good_2": "ok",
