@@ -24,31 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
-CLIPS = ("kinetics_arm_wrestling_28fps.mp4", "kinetics_flipping_pancake_noframecount.mkv",
-         "ucf101_ApplyEyeMakeup_xvid.avi", "pedestrians_msmpeg4v3_10fps.avi")
-
-
-def real_pairs(n_pairs: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n,H,W) x2: consecutive frames spread over the real clips (after each clip's first 30)."""
-    import av
-    import cv2
-
-    per_clip = -(-n_pairs // len(CLIPS)) + 1
-    prev, nxt = [], []
-    for clip in CLIPS:
-        grays = []
-        with av.open(str(VIDEOS / clip)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i >= 30:
-                    gray = cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2GRAY)
-                    grays.append(cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA))
-                if len(grays) == per_clip:
-                    break
-        prev += grays[:-1]
-        nxt += grays[1:]
-    order = np.arange(n_pairs) % len(prev)
-    return np.stack(prev)[order], np.stack(nxt)[order]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_flow_backends import real_pairs  # noqa: E402  (the same real frames as the other backends' rows)
 
 
 def _backend(name: str):
@@ -144,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line)
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
-        prev, nxt = real_pairs(args.pairs, w, h)
+        prev, nxt = real_pairs(args.pairs, h, w)
         r = side_by_side(prev, nxt)
         s_cv, s_nb = r["seconds"]["opencv"] / len(prev), r["seconds"]["numba"] / len(prev)
         note = ""
@@ -156,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             note = f"EPE vs OpenCV mean {epe.mean():.4f} (max {epe.max():.4f}) px; within 1 level >= {within.min():.2%}"
         emit(f"| {w}x{h} | {s_cv:.3f} | {s_nb:.4f} | **{s_cv / s_nb:.1f}x** | {note} |")
     if args.procs > 1:
-        prev, nxt = real_pairs(args.pairs, 256, 256)
+        prev, nxt = real_pairs(args.pairs, 256)
         rate = {name: processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
         emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
              f"**{rate['numba'] / rate['opencv']:.1f}x** | pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")

@@ -43,8 +43,9 @@ BANDWIDTH_GBS = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 P
                  "H100": 3350, "A100-SXM4-80GB": 2039, "A100": 1555, "L40S": 864, "A10": 600}
 
 
-def real_pairs(n_pairs: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n,H,W) x2: consecutive frames spread over the real clips (synthetic if absent)."""
+def real_pairs(n_pairs: int, size: int = 256, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n,H,W) x2 with H = size, W = width or size: consecutive frames spread over the real clips
+    (synthetic if absent)."""
     import cv2
 
     frames_per_clip = -(-n_pairs // len(CLIPS)) + 1
@@ -59,7 +60,7 @@ def real_pairs(n_pairs: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
                     if i < 30:  # skip fade-ins
                         continue
                     gray = cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2GRAY)
-                    grays.append(cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA))
+                    grays.append(cv2.resize(gray, (width or size, size), interpolation=cv2.INTER_AREA))
                     if len(grays) == frames_per_clip:
                         break
             prev += grays[:-1]
@@ -68,7 +69,7 @@ def real_pairs(n_pairs: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         print(f"# {VIDEOS} not found: synthetic textures moving 1.5 px", file=sys.stderr)
         rng = np.random.default_rng(0)
         for _ in range(n_pairs):
-            big = cv2.GaussianBlur(rng.uniform(0, 255, (size + 8, size + 8)).astype(np.float32), (0, 0), 2)
+            big = cv2.GaussianBlur(rng.uniform(0, 255, (size + 8, (width or size) + 8)).astype(np.float32), (0, 0), 2)
             shifted = cv2.warpAffine(big, np.float32([[1, 0, 1.5], [0, 1, 0.5]]), big.shape[::-1])
             prev.append(big[4:-4, 4:-4].astype(np.uint8))
             nxt.append(shifted[4:-4, 4:-4].astype(np.uint8))

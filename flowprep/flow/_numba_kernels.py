@@ -183,31 +183,23 @@ def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c):
                     s0 += r0 * wy
                     s1 += r1 * wy
                     s2 += r2 * wy
-                I1wx[y, x] = s1
-                I1wy[y, x] = s2
-                grad[y, x] = s1 * s1 + s2 * s2
-                rho_c[y, x] = s0 - s1 * u1[y, x] - s2 * u2[y, x] - I0[y, x]
-                continue
-            s0 = _F0
-            s1 = _F0
-            s2 = _F0
-            for i in range(4):
-                yi = y0 + i
-                wy = wy0 if i == 0 else (wy1 if i == 1 else (wy2 if i == 2 else wy3))
-                r0 = _F0
-                r1 = _F0
-                r2 = _F0
-                if 0 <= yi < h:
-                    for j in range(4):
-                        xj = x0 + j
-                        if 0 <= xj < w:
-                            wxj = wx0 if j == 0 else (wx1 if j == 1 else (wx2 if j == 2 else wx3))
-                            r0 += I1[yi, xj] * wxj
-                            r1 += I1x[yi, xj] * wxj
-                            r2 += I1y[yi, xj] * wxj
-                s0 += r0 * wy
-                s1 += r1 * wy
-                s2 += r2 * wy
+            else:  # near or past the border: taps outside the image read 0 (BORDER_CONSTANT)
+                s0, s1, s2 = _F0, _F0, _F0
+                for i in range(4):
+                    yi = y0 + i
+                    wy = wy0 if i == 0 else (wy1 if i == 1 else (wy2 if i == 2 else wy3))
+                    r0, r1, r2 = _F0, _F0, _F0
+                    if 0 <= yi < h:
+                        for j in range(4):
+                            xj = x0 + j
+                            if 0 <= xj < w:
+                                wxj = wx0 if j == 0 else (wx1 if j == 1 else (wx2 if j == 2 else wx3))
+                                r0 += I1[yi, xj] * wxj
+                                r1 += I1x[yi, xj] * wxj
+                                r2 += I1y[yi, xj] * wxj
+                    s0 += r0 * wy
+                    s1 += r1 * wy
+                    s2 += r2 * wy
             I1wx[y, x] = s1
             I1wy[y, x] = s2
             grad[y, x] = s1 * s1 + s2 * s2
