@@ -33,7 +33,8 @@ def resolve_paths(dataset: str, root: str | None, out: str | None, env: Mapping[
 
 def missing_root_message(dataset: str, paths: ResolvedPaths, layout: str) -> str | None:
     """One line when a local dataset root does not exist (None when it does, or is an object-store URL)."""
-    if "://" in paths.root or paths.root_from == "generated" or os.path.isdir(paths.root):
+    generated = dataset == "sample"  # made under its root on first use, wherever --root points
+    if "://" in paths.root or generated or os.path.isdir(paths.root):
         return None
     hint = "" if paths.root_from == "--root" else f" (pass --root, or set ${DATA_ENV} to the folder holding {dataset}/)"
     return f"dataset root {paths.root} ({paths.root_from}) not found{hint}; {dataset} expects: {layout}"
