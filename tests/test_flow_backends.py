@@ -35,15 +35,6 @@ def _textured_pair(shift_xy=(2, 1), size_hw=(64, 80), seed=0):
     return prev.round().astype(np.uint8), nxt.round().astype(np.uint8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """torch's OpenMP threads slow to a crawl when the CPU is shared (CI, parallel jobs): use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- the registry contract, for every backend --------------------------------------------------
 
 @pytest.mark.parametrize("name", list(BACKENDS))

@@ -43,14 +43,6 @@ TILES_HW = (8, 16)
 L_T, THETA, TAUT = 0.15 * 0.3, 0.3, 0.25 / 0.3  # lambda*theta, theta, tau/theta at OpenCV's defaults
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_problem(seed: int = 0):
     """A random TV-L1 state and linearized data term, float32 (B,H,W) each, that hits every case of
     the thresholding step (rho below / above +-lambda*theta*|grad|^2, between, and |grad|^2 = 0)."""

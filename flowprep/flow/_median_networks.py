@@ -22,7 +22,7 @@ def render() -> str:
     Each kernel's pixel loop holds its window's comparators as straight-line code: a call to a
     25-argument helper is not inlined by LLVM (the loop then runs 15x slower), and numba's own
     inline="always" takes 40 s to compile it."""
-    from flowprep.flow.torch_tvl1 import _median_network
+    from flowprep.flow.torch_tvl1 import _median_network, median_network_source
 
     lines = [Path(__file__).read_text().split(_MARKER)[0] + _MARKER]
     for k in (3, 5):
@@ -35,14 +35,7 @@ def render() -> str:
                   *[f"        r{i} = padded[y + {i}]" for i in range(k)],
                   "        for x in range(w):"]
         lines += [f"            a{i * k + j} = r{i}[x + {j}]" for i in range(k) for j in range(k)]
-        for lo, hi, keep_min, keep_max in _median_network(n):
-            low, high = f"a{lo} if a{lo} < a{hi} else a{hi}", f"a{hi} if a{lo} < a{hi} else a{lo}"
-            if keep_min and keep_max:
-                lines.append(f"            a{lo}, a{hi} = {low}, {high}")
-            elif keep_min:
-                lines.append(f"            a{lo} = {low}")
-            else:
-                lines.append(f"            a{hi} = {high}")
+        lines += median_network_source(n, "{a} if {a} < {b} else {b}", "{b} if {a} < {b} else {a}", " " * 12)
         lines.append(f"            out[y, x] = a{n // 2}")
     return "\n".join(lines) + "\n"
 

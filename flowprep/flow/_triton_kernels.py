@@ -213,7 +213,7 @@ _MARKER = "# ---- generated " + "below ----"
 
 def render() -> str:
     """This module's source: everything above the marker as it is, then a median kernel per window."""
-    from flowprep.flow.torch_tvl1 import _median_network
+    from flowprep.flow.torch_tvl1 import median_network_source
 
     lines = [Path(__file__).read_text().split(_MARKER)[0] + _MARKER]
     for k in (3, 5):
@@ -234,13 +234,7 @@ def render() -> str:
         for i in range(k):
             for j in range(k):
                 lines.append(f"    a{i * k + j} = tl.load(base + r{i} + c{j}, mask=inside, other=0.0)")
-        for lo, hi, keep_min, keep_max in _median_network(n):
-            if keep_min and keep_max:
-                lines.append(f"    a{lo}, a{hi} = tl.minimum(a{lo}, a{hi}), tl.maximum(a{lo}, a{hi})")
-            elif keep_min:
-                lines.append(f"    a{lo} = tl.minimum(a{lo}, a{hi})")
-            else:
-                lines.append(f"    a{hi} = tl.maximum(a{lo}, a{hi})")
+        lines += median_network_source(n, "tl.minimum({a}, {b})", "tl.maximum({a}, {b})", " " * 4)
         lines.append(f"    tl.store(dst_ptr + b * H * W + rows * W + cols, a{n // 2}, mask=inside)")
     return "\n".join(lines) + "\n"
 

@@ -141,6 +141,21 @@ def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
     return tuple(reversed(kept))
 
 
+def median_network_source(n: int, low: str, high: str, indent: str) -> list[str]:
+    """The pruned network as straight-line source, for the numba and Triton kernel generators:
+    `low` / `high` are format strings of `{a}` and `{b}` (e.g. "tl.minimum({a}, {b})"), values a0..a{n-1}."""
+    lines = []
+    for lo, hi, keep_min, keep_max in _median_network(n):
+        a, b = f"a{lo}", f"a{hi}"
+        if keep_min and keep_max:
+            lines.append(f"{indent}{a}, {b} = {low.format(a=a, b=b)}, {high.format(a=a, b=b)}")
+        elif keep_min:
+            lines.append(f"{indent}{a} = {low.format(a=a, b=b)}")
+        else:
+            lines.append(f"{indent}{b} = {high.format(a=a, b=b)}")
+    return lines
+
+
 # OpenCV's medianBlur takes ksize 3 or 5 on float images; built once (a plain dict reads well in torch.compile)
 _MEDIAN_NETWORKS = {k * k: _median_network(k * k) for k in (3, 5)}
 
