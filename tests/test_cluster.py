@@ -28,7 +28,9 @@ needs_netns = pytest.mark.skipif(not IN_NETNS, reason="starts a Ray cluster: run
                                                      "FLOWPREP_NETNS=1 (scripts/run_tests.sh does)")
 BIN = Path(sys.executable).parent
 # Videos slow enough (about 0.5 s each on one core) that a kill lands while a task runs.
-JOB = ["--size", "64", "--max-frames", "8", "--workers", "2", "--videos-per-task", "2", "--no-progress"]
+# OpenCV's TV-L1, not the faster default: the kill tests need tasks that last a few seconds.
+JOB = ["--size", "64", "--max-frames", "8", "--workers", "2", "--videos-per-task", "2", "--no-progress",
+       "--flow-backend", "opencv"]
 VIDEOS = 16  # 4 classes x 4
 
 
