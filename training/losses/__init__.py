@@ -3,21 +3,34 @@
 `student` / `teacher` are the `forward_features` dicts of the models ("logits", "pool", "res2".."res5"),
 `target` the labels LongTensor (B,). The returned dict holds "loss" (the scalar to backpropagate) and
 every named term, unweighted, for logging; `docs/models.md` gives each formula.
-Every module in this package is imported on first use, so a new loss is one file whose entry function
-(keyword hyper-parameters -> loss_fn) carries `@register_loss`.
+A loss's module is imported when it is first created, so a new loss is one file with an entry function
+(keyword hyper-parameters -> loss_fn) plus one line in `LOSSES`.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+from flowprep.registry import Registry
 
-from training.registry import Registry
+if TYPE_CHECKING:
+    import torch
 
-FeatureDict = dict[str, torch.Tensor]
-LossFn = Callable[..., dict[str, torch.Tensor]]
+FeatureDict = dict[str, "torch.Tensor"]  # a string: the registry's names need no torch
+LossFn = Callable[..., dict[str, "torch.Tensor"]]
 
-_REGISTRY = Registry("loss", __name__, __path__)
-register_loss = _REGISTRY.register  # decorator for entry functions
-list_losses = _REGISTRY.names
-create_loss = _REGISTRY.create
+LOSSES = Registry("loss", {
+    "ce": "training.losses.ce:ce",
+    "dual_action": "training.losses.dual_action:dual_action",
+    "imrs": "training.losses.imrs:imrs",
+    "mars": "training.losses.mars:mars",
+    "twins": "training.losses.twins:twins",
+})
+
+
+def list_losses() -> list[str]:
+    return sorted(LOSSES.names())
+
+
+def create_loss(name: str, **kwargs) -> LossFn:
+    """`loss_fn` of the registry loss `name` with its hyper-parameters; an unknown name raises with the valid ones."""
+    return LOSSES.get(name)(**kwargs)

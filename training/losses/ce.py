@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import FeatureDict, LossFn, register_loss
+from . import FeatureDict, LossFn
 
 
 def ce_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None) -> dict[str, torch.Tensor]:
@@ -13,6 +13,5 @@ def ce_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | N
     return {"loss": ce, "ce": ce}
 
 
-@register_loss
 def ce() -> LossFn:
     return ce_loss

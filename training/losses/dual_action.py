@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import FeatureDict, LossFn, register_loss
+from . import FeatureDict, LossFn
 from .features import feature_pair, gram_matrix
 
 MAE_LEVELS = ("res2", "res3", "res4", "res5", "pool")
@@ -40,7 +40,6 @@ def dual_action_loss(student: FeatureDict, target: torch.Tensor, teacher: Featur
     return {"loss": ce + alpha * (mae + gram), "ce": ce, "mae": mae, "gram": gram}
 
 
-@register_loss
 def dual_action(alpha: float = 50.0, mae_levels: Sequence[str] = MAE_LEVELS,
                 gram_levels: Sequence[str] = GRAM_LEVELS) -> LossFn:
     if not mae_levels or not gram_levels:

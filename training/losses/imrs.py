@@ -17,7 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from . import FeatureDict, LossFn, register_loss
+from . import FeatureDict, LossFn
 from .features import feature_pair
 
 FEATURES = ("pool", "logits")
@@ -34,7 +34,6 @@ def imrs_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict |
     return {"loss": ce + lambda1 * feat_mse + lambda2 * feat_kl, "ce": ce, "feat_mse": feat_mse, "feat_kl": feat_kl}
 
 
-@register_loss
 def imrs(lambda1: float = 50.0, lambda2: float = 200.0, feature: str = "pool") -> LossFn:
     if feature not in FEATURES:
         raise ValueError(f"imrs feature must be one of {FEATURES}, got {feature!r}")

@@ -10,7 +10,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from . import FeatureDict, LossFn, register_loss
+from . import FeatureDict, LossFn
 from .features import feature_pair
 
 
@@ -23,6 +23,5 @@ def mars_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict |
     return {"loss": ce + alpha * feat_mse, "ce": ce, "feat_mse": feat_mse}
 
 
-@register_loss
 def mars(alpha: float = 50.0) -> LossFn:
     return partial(mars_loss, alpha=alpha)

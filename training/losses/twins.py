@@ -22,7 +22,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from . import LossFn, register_loss
+from . import LossFn
 
 BETA = 0.0039
 LAMBDA = 0.01
@@ -53,7 +53,6 @@ def twins_loss(student: dict, target: torch.Tensor, teacher: dict | None = None,
     return {"loss": ce + lam * terms["cor"], "ce": ce, "ce_a": ce_a, "ce_b": ce_b, **terms}
 
 
-@register_loss
 def twins(beta: float = BETA, lam: float = LAMBDA) -> LossFn:
     """Registry entry "twins"; the loop must pass the second view's features as `student2=`."""
     if beta < 0 or lam < 0:

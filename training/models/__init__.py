@@ -1,7 +1,7 @@
-"""Model registry: `create_model(name, **kwargs)`; one module per family, each entry a decorated function.
+"""Model registry: `create_model(name, **kwargs)`; one module per family, one table line per entry function.
 
-Every module in this package is imported on first use, so adding a model is one new file whose entry
-functions carry `@register_model`; tests parametrize over `list_models()`.
+A model's module is imported when it is first created, so adding a model is one new file plus one line
+in `MODELS`; tests parametrize over `list_models()`.
 
 THE CONTRACT every model follows (the loader, loops and losses rely on it):
 - Entry function `fn(num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module`.
@@ -21,9 +21,31 @@ THE CONTRACT every model follows (the loader, loops and losses rely on it):
 """
 from __future__ import annotations
 
-from training.registry import Registry
+from flowprep.registry import Registry
 
-_REGISTRY = Registry("model", __name__, __path__)
-register_model = _REGISTRY.register  # decorator for entry functions
-list_models = _REGISTRY.names
-create_model = _REGISTRY.create
+MODELS = Registry("model", {
+    "action_r50": "training.models.action_net:action_r50",
+    "action_tiny": "training.models.action_net:action_tiny",
+    "resnet3d_101": "training.models.resnet3d:resnet3d_101",
+    "resnet3d_18": "training.models.resnet3d:resnet3d_18",
+    "resnet3d_34": "training.models.resnet3d:resnet3d_34",
+    "resnet3d_50": "training.models.resnet3d:resnet3d_50",
+    "resnet3d_tiny": "training.models.resnet3d:resnet3d_tiny",
+    "resnext3d_101": "training.models.resnet3d:resnext3d_101",
+    "resnext3d_50": "training.models.resnet3d:resnext3d_50",
+    "stm_r50": "training.models.stm:stm_r50",
+    "stm_tiny": "training.models.stm:stm_tiny",
+    "tsm_r50": "training.models.tsm:tsm_r50",
+    "tsm_tiny": "training.models.tsm:tsm_tiny",
+    "tsn_r50": "training.models.tsn:tsn_r50",
+    "tsn_tiny": "training.models.tsn:tsn_tiny",
+})
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS.names())
+
+
+def create_model(name: str, **kwargs):
+    """The registry model `name` built by its entry function; an unknown name raises with the valid ones."""
+    return MODELS.get(name)(**kwargs)

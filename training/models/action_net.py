@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models import register_model
 from training.models.resnet2d import Bottleneck, SegmentNet, build_segment_net, conv1x1
 
 ALL_PATHS = ("ste", "ce", "me")
@@ -121,14 +120,12 @@ def action_bottleneck(in_channels: int, planes: int, stride: int, paths: Sequenc
     return Bottleneck(in_channels, planes, stride, temporal=ActionModule(in_channels, paths, reduction))
 
 
-@register_model
 def action_r50(num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16,
                **kwargs) -> SegmentNet:
     block = partial(action_bottleneck, paths=paths, reduction=reduction)
     return build_segment_net(block, "r50", num_classes, in_channels, **kwargs)
 
 
-@register_model
 def action_tiny(num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16,
                 **kwargs) -> SegmentNet:
     block = partial(action_bottleneck, paths=paths, reduction=reduction)

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
 from .excitation import make_excitation
 
 
@@ -170,40 +169,33 @@ RESNET_WIDTHS = [64, 128, 256, 512]
 RESNEXT_WIDTHS = [128, 256, 512, 1024]
 
 
-@register_model
 def resnet3d_tiny(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     """ResNet-10 layout at 1/8 width (8-16-32-64, BasicBlock): for CPU demos and tests."""
     kwargs.setdefault("stem_channels", 8)
     return _build(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnet3d_18(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     return _build(BasicBlock, [2, 2, 2, 2], RESNET_WIDTHS, num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnet3d_34(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     return _build(BasicBlock, [3, 4, 6, 3], RESNET_WIDTHS, num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnet3d_50(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     return _build(Bottleneck, [3, 4, 6, 3], RESNET_WIDTHS, num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnet3d_101(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     return _build(Bottleneck, [3, 4, 23, 3], RESNET_WIDTHS, num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnext3d_50(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     kwargs.setdefault("cardinality", 32)
     return _build(ResNeXtBottleneck, [3, 4, 6, 3], RESNEXT_WIDTHS, num_classes, in_channels, **kwargs)
 
 
-@register_model
 def resnext3d_101(num_classes: int, in_channels: int = 3, **kwargs) -> ResNet3D:
     """The MARS / IMRS backbone; `attention='ce'` gives the IMRS network (48,340,828 params at 400 classes)."""
     kwargs.setdefault("cardinality", 32)

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models import register_model
 from training.models.resnet2d import Bottleneck, SegmentNet, build_segment_net, conv1x1
 
 ALL_MODULES = ("cstm", "cmm")
@@ -107,11 +106,9 @@ class STMBlock(Bottleneck):
         return self.relu(out + identity)
 
 
-@register_model
 def stm_r50(num_classes: int, in_channels: int = 3, modules: Sequence[str] = ALL_MODULES, **kwargs) -> SegmentNet:
     return build_segment_net(partial(STMBlock, modules=modules), "r50", num_classes, in_channels, **kwargs)
 
 
-@register_model
 def stm_tiny(num_classes: int, in_channels: int = 3, modules: Sequence[str] = ALL_MODULES, **kwargs) -> SegmentNet:
     return build_segment_net(partial(STMBlock, modules=modules), "tiny", num_classes, in_channels, **kwargs)

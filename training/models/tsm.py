@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models import register_model
 from training.models.resnet2d import Bottleneck, SegmentNet, build_segment_net
 
 
@@ -39,11 +38,9 @@ def tsm_bottleneck(in_channels: int, planes: int, stride: int) -> Bottleneck:
     return Bottleneck(in_channels, planes, stride, temporal=TemporalShift())
 
 
-@register_model
 def tsm_r50(num_classes: int, in_channels: int = 3, **kwargs) -> SegmentNet:
     return build_segment_net(tsm_bottleneck, "r50", num_classes, in_channels, **kwargs)
 
 
-@register_model
 def tsm_tiny(num_classes: int, in_channels: int = 3, **kwargs) -> SegmentNet:
     return build_segment_net(tsm_bottleneck, "tiny", num_classes, in_channels, **kwargs)

@@ -2,15 +2,12 @@
 per-segment logits averaged. No temporal modelling: the baseline every 2D method is measured against."""
 from __future__ import annotations
 
-from training.models import register_model
 from training.models.resnet2d import SegmentNet, build_segment_net, plain_bottleneck
 
 
-@register_model
 def tsn_r50(num_classes: int, in_channels: int = 3, **kwargs) -> SegmentNet:
     return build_segment_net(plain_bottleneck, "r50", num_classes, in_channels, **kwargs)
 
 
-@register_model
 def tsn_tiny(num_classes: int, in_channels: int = 3, **kwargs) -> SegmentNet:
     return build_segment_net(plain_bottleneck, "tiny", num_classes, in_channels, **kwargs)
