@@ -31,7 +31,7 @@ def free_port() -> int:
 def _average_worker(rank: int, world: int, init_file: str, out: str) -> None:
     import torch.distributed as dist
 
-    from training.loops import average_over_ranks
+    from training.distributed import average_over_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:

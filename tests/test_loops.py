@@ -9,8 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
-from training import loops  # noqa: E402
+from training import checkpoint  # noqa: E402
 from training.cli import main  # noqa: E402
+from training.metrics import score_metrics  # noqa: E402
+from training.precise_bn import recompute_batchnorm  # noqa: E402
 
 COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
           "--batch-size", "3", "--workers", "0", "--device", "cpu", "--seed", "3"]
@@ -66,14 +68,14 @@ def test_resume_takes_the_same_next_step(data, tmp_path):
 
 def test_student_keeps_the_teacher_frozen(data, teacher, tmp_path, monkeypatch):
     held = {}
-    real_load = loops.load_trained
+    real_load = checkpoint.load_trained
 
     def spy(path, device):
         model, cfg, ckpt = real_load(path, device)
         held["model"], held["before"] = model, {k: v.clone() for k, v in model.state_dict().items()}
         return model, cfg, ckpt
 
-    monkeypatch.setattr(loops, "load_trained", spy)
+    monkeypatch.setattr(checkpoint, "load_trained", spy)
     out = tmp_path / "student"
     main(["student", "--data", str(data), "--out", str(out), "--teacher", str(teacher / "last.pt"), "--epochs", "1",
           "--val-partitions", "", "--log-every", "1", "--lr", "0.05", *COMMON])
@@ -104,7 +106,7 @@ def test_score_metrics_by_hand():
     keys = ["a", "a", "b", "c"]
     labels = torch.tensor([0, 0, 1, 2])
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4]]))
-    m = loops.score_metrics(keys, labels, logits, 3)
+    m = score_metrics(keys, labels, logits, 3)
     assert m["clip_top1"] == pytest.approx(2 / 4)  # clips 0 and 2
     assert m["video_top1"] == pytest.approx(1 / 3)  # a: mean (0.4, 0.5, 0.1) -> 1, wrong; b right; c -> 0, wrong
     assert m["num_videos"] == 3 and m["clip_top5"] == 1.0
@@ -131,8 +133,8 @@ def test_clip_grad_norm_bounds_the_first_update(data, tmp_path):
     main(["baseline", "--data", str(data), "--out", str(tmp_path), "--val-partitions", "", "--epochs", "1",
           "--max-steps", "1", "--log-every", "1", "--lr", "1", "--momentum", "0", "--weight-decay", "0",
           "--clip-grad-norm", str(bound), *COMMON])
-    loops.seed_everything(3)  # the run's seed: the same initial weights
-    initial = dict(loops.build_model("resnet3d_tiny", len(CLASSES), 3).named_parameters())
+    checkpoint.seed_everything(3)  # the run's seed: the same initial weights
+    initial = dict(checkpoint.build_model("resnet3d_tiny", len(CLASSES), 3).named_parameters())
     trained = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
     update = torch.sqrt(sum(((trained[k] - w.detach()) ** 2).sum() for k, w in initial.items()))
     (line,) = step_lines(tmp_path)
@@ -155,7 +157,7 @@ def test_precise_bn_sets_running_stats_to_the_average_over_the_batches():
     model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4))
     batches = [{"rgb": torch.randn(2, 3, 2, 4, 4) * (i + 1) + i} for i in range(3)]
     model[1].running_mean.fill_(100.0)  # stale statistics that must not survive
-    loops.recompute_batchnorm(model, batches, "rgb", torch.device("cpu"), "fp32", batches=3)
+    recompute_batchnorm(model, batches, "rgb", torch.device("cpu"), "fp32", batches=3)
     with torch.no_grad():
         acts = [model[0](b["rgb"]).transpose(0, 1).flatten(1) for b in batches]  # (C, N*T*H*W) per batch
     expected_mean = torch.stack([a.mean(1) for a in acts]).mean(0)

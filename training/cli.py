@@ -12,42 +12,37 @@ Multi-GPU / multi-node: `torchrun --nproc-per-node 8 -m training.cli teacher ...
 """
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import click
+
+from flowprep.cli_config import config_options
 
 from .compare import CompareConfig
 from .config import EvalConfig, FuseConfig, TrainConfig
 from .demo import DemoConfig
 from .optional import missing_message
-
-_CLICK_TYPES = {"int": int, "float": float, "str": str}
-
-
-def config_options(cls, exclude: tuple[str, ...] = ()):
-    """Decorator adding one click option per dataclass field (same name, default, help, choices)."""
-    def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            if f.name in exclude:
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            help_text, choices = f.metadata.get("help"), f.metadata.get("choices")
-            if f.type in ("bool", bool):
-                fn = click.option(f"{flag}/--no-{flag[2:]}", default=f.default, show_default=True, help=help_text)(fn)
-            else:
-                kind = click.Choice(choices) if choices else _CLICK_TYPES[str(getattr(f.type, "__name__", f.type))]
-                fn = click.option(flag, type=kind, default=f.default, show_default=True, help=help_text)(fn)
-        return fn
-    return decorate
+from .recipes import RECIPES, get_recipe
 
 
-def _print(result: dict) -> None:
+def process_settings() -> None:
+    """The process-wide switches, made once here at the entry point, never inside the library."""
+    import torch
+
+    torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick the fastest kernels
+
+
+def _print(result: dict, cfg) -> None:
     click.echo(json.dumps({k: v for k, v in result.items() if k not in ("confusion", "video_probs", "video_keys")},
                           indent=2, default=str))
+
+
+def _print_table(rows: list, cfg) -> None:
+    click.echo(Path(cfg.out, "compare.md").read_text())
 
 
 class _Commands(click.Group):
@@ -72,76 +67,36 @@ def cli(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@cli.command()
-@config_options(TrainConfig)
-def train(**kwargs) -> dict:
-    """Train one stream (--mode teacher | baseline | student | twins)."""
-    from .loops import train as run
-
-    result = run(TrainConfig(**kwargs))
-    _print(result)
-    return result
-
-
-def _mode_command(mode: str, doc: str):
-    @config_options(TrainConfig, exclude=("mode",))
-    def command(**kwargs) -> dict:
-        from .loops import train as run
-
-        result = run(TrainConfig(mode=mode, **kwargs))
-        _print(result)
+def _command(name: str, cls, target: str, doc: str, show: Callable | None = _print, **fixed) -> None:
+    """Adds `flowprep-train NAME`: one flag per field of the config `cls` (but the `fixed` ones); it builds
+    the config, then runs `target` ('module:function' of this package, imported only when run)."""
+    @config_options(cls, exclude=tuple(fixed))
+    def command(**kwargs):
+        cfg = cls(**fixed, **kwargs)
+        module, _, function = target.partition(":")
+        run = getattr(importlib.import_module(module, __package__), function)
+        process_settings()
+        result = run(cfg)
+        if show is not None:
+            show(result, cfg)
         return result
 
     command.__doc__ = doc
-    cli.command(name=mode)(command)
+    cli.command(name=name)(command)
 
 
-_mode_command("teacher", "Train the flow teacher (motion stream) with cross-entropy.")
-_mode_command("baseline", "Train the RGB-only baseline with cross-entropy.")
-_mode_command("student", "Train the RGB student to imitate a frozen flow teacher (--teacher).")
-_mode_command("twins", "Train an RGB stream on two augmented views of each clip (twins loss).")
-
-
-@cli.command()
-@config_options(EvalConfig)
-def evaluate(**kwargs) -> dict:
-    """Clip- and video-level top-1/top-5 and a confusion matrix of one checkpoint."""
-    from .loops import evaluate as run
-
-    result = run(EvalConfig(**kwargs))
-    _print(result)
-    return result
-
-
-@cli.command()
-@config_options(FuseConfig)
-def fuse(**kwargs) -> dict:
-    """Fuse two trained streams: score averaging or the attention fusion module (paper 002)."""
-    from .loops import fuse as run
-
-    result = run(FuseConfig(**kwargs))
-    _print(result)
-    return result
-
-
-@cli.command()
-@config_options(DemoConfig)
-def demo(**kwargs) -> dict:
-    """Extract the `sample` dataset, train teacher / baseline / student, print the comparison table."""
-    from .demo import run_demo
-
-    return run_demo(DemoConfig(**kwargs))
-
-
-@cli.command()
-@config_options(CompareConfig)
-def compare(**kwargs) -> list:
-    """Train + evaluate several registry models (--models a,b:twins) on the same shards: one table, one plot."""
-    from .compare import compare as run
-
-    rows = run(CompareConfig(**kwargs))
-    click.echo(Path(kwargs["out"], "compare.md").read_text())
-    return rows
+_command("train", TrainConfig, ".train:train", "Train one stream (--mode teacher | baseline | student | twins).")
+for _name in RECIPES.names():  # one command per recipe
+    _command(_name, TrainConfig, ".train:train", get_recipe(_name).summary, mode=_name)
+_command("evaluate", EvalConfig, ".evaluate:evaluate_checkpoint",
+         "Clip- and video-level top-1/top-5 and a confusion matrix of one checkpoint.")
+_command("fuse", FuseConfig, ".fuse:fuse",
+         "Fuse two trained streams: score averaging or the attention fusion module (paper 002).")
+_command("demo", DemoConfig, ".demo:run_demo",  # prints its table itself
+         "Extract the `sample` dataset, train teacher / baseline / student, print the comparison table.", show=None)
+_command("compare", CompareConfig, ".compare:compare",
+         "Train + evaluate several registry models (--models a,b:twins) on the same shards: one table, one plot.",
+         show=_print_table)
 
 
 def main(argv: Sequence[str] | None = None):

@@ -2,9 +2,10 @@
 
     flowprep-train compare --data DIR --out runs/compare --models tsn_tiny,tsm_tiny,action_tiny,stm_tiny:twins
 
-Each entry of `--models` is `name` or `name:mode` (mode as in `flowprep-train train --mode`, e.g.
-`stm_r50:twins` for STM with Twins Training). Every run shares the data, clip and optimiser flags, and
-goes through `loops.train` then `loops.evaluate` (video-level accuracy over `test_clips x test_crops`),
+Each entry of `--models` is `name` or `name:mode` (mode: a recipe, as in `flowprep-train train --mode`,
+e.g. `stm_r50:twins` for STM with Twins Training). Every run shares the data, clip and optimiser flags,
+and goes through `train.train` then `evaluate.evaluate_checkpoint` (video-level accuracy over
+`test_clips x test_crops`),
 so the numbers are the ones `train` / `evaluate` would print. Outputs in OUT: `<entry>/train`,
 `<entry>/eval`, `compare.json`, `compare.md` (the table) and `compare.png` (one figure, four panels).
 
@@ -18,46 +19,50 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
-from .config import MODES, EvalConfig, TestProtocol, TrainConfig, validate, write_config
-from .optional import drawing
+from flowprep.cli_config import option as _f
+
+from .config import EvalConfig, TestProtocol, TrainConfig, write_config
+from .models import MODELS, list_models
+from .recipes import RECIPES
 
 if TYPE_CHECKING:  # torch is imported where it is used, so the CLI can import CompareConfig cheaply
     import torch
     from torch import nn
 
 
-def _f(default, help: str, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass(frozen=True)
 class CompareConfig(TrainConfig, TestProtocol):
     """TrainConfig's flags shared by every run, plus the list of models and the test protocol."""
 
-    mode: str = _f("baseline", "default mode of the runs (an entry's ':mode' overrides it)", MODES)
-    models: str = _f("tsn_tiny,tsm_tiny,action_tiny,stm_tiny", "comma-separated registry names, each `name[:mode]`")
-    eval_partitions: str = _f("test", "partitions the final evaluation reads")
+    mode: str = _f("baseline", "default mode of the runs (an entry's ':mode' overrides it)", RECIPES.names)
+    models: tuple[str, ...] = _f(("tsn_tiny", "tsm_tiny", "action_tiny", "stm_tiny"),
+                                 "comma-separated registry names, each `name[:mode]`")
+    eval_partitions: tuple[str, ...] = _f(("test",), "partitions the final evaluation reads")
     eval_split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
     speed_batches: int = _f(3, "timed inference batches for clips/s (after one untimed warm-up)")
 
+    def check(self) -> None:
+        super().check()
+        parse_entries(self.models)
 
-def parse_entries(models: str) -> list[tuple[str, str | None]]:
-    """'a,b:twins' -> [("a", None), ("b", "twins")]; unknown names or modes raise, listing the valid ones."""
-    from .models import list_models
 
+def parse_entries(models: str | Sequence[str]) -> list[tuple[str, str | None]]:
+    """'a,b:twins' (or ("a", "b:twins")) -> [("a", None), ("b", "twins")]; unknown names or modes raise,
+    listing the valid ones."""
+    items = models.split(",") if isinstance(models, str) else models
     entries = []
-    for item in (m.strip() for m in models.split(",")):
+    for item in (m.strip() for m in items):
         if not item:
             continue
         name, _, mode = item.partition(":")
-        if name not in list_models():
+        if name not in MODELS:
             raise ValueError(f"--models: unknown model {name!r}; choose from: {', '.join(list_models())}")
-        if mode and mode not in MODES:
-            raise ValueError(f"--models: {item!r} has unknown mode {mode!r}; choose one of {MODES}")
+        if mode and mode not in RECIPES:
+            raise ValueError(f"--models: {item!r} has unknown mode {mode!r}; choose one of {RECIPES.names()}")
         entries.append((name, mode or None))
     if not entries:
         raise ValueError("--models is empty: name at least one registry model")
@@ -111,9 +116,12 @@ def clips_per_second(model: nn.Module, clip_shape: tuple[int, ...], batch_size: 
 
 def compare(cfg: CompareConfig) -> list[dict]:
     """Trains + evaluates every entry of `cfg.models`; returns the table rows (also written to OUT)."""
-    from . import loops
+    from .checkpoint import IN_CHANNELS, load_trained
+    from .distributed import setup_distributed
+    from .evaluate import evaluate_checkpoint
+    from .plots import plot_comparison
+    from .train import train
 
-    validate(cfg)
     entries = parse_entries(cfg.models)
     out = Path(cfg.out)
     write_config(cfg, out)
@@ -127,16 +135,16 @@ def compare(cfg: CompareConfig) -> list[dict]:
         run_mode = mode or cfg.mode
         train_cfg = TrainConfig(**{**shared, "model": name, "mode": run_mode, "out": str(run_dir / "train"),
                                    "loss": cfg.loss if mode is None else ""})
-        train_metrics = loops.train(train_cfg)
+        train_metrics = train(train_cfg)
         checkpoint = run_dir / "train" / ("best.pt" if (run_dir / "train" / "best.pt").is_file() else "last.pt")
         eval_cfg = EvalConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in eval_names and k != "out"},
                               checkpoint=str(checkpoint), out=str(run_dir / "eval"),
                               partitions=cfg.eval_partitions, split_name=cfg.eval_split_name)
-        results = loops.evaluate(eval_cfg)
+        results = evaluate_checkpoint(eval_cfg)
 
-        device, _, _ = loops.setup_distributed(cfg.device)
-        model, _, ckpt = loops.load_trained(str(checkpoint), device)
-        in_channels = loops.IN_CHANNELS[train_cfg.modality]
+        device, _, _ = setup_distributed(cfg.device)
+        model, _, ckpt = load_trained(str(checkpoint), device)
+        in_channels = IN_CHANNELS[train_cfg.modality]
         rows.append({
             "model": label, "mode": run_mode, "params": count_parameters(model),
             "gflops": clip_gflops(name, ckpt["num_classes"], in_channels, cfg.frames, cfg.crop_size),
@@ -162,26 +170,3 @@ def markdown_table(rows: list[dict], cfg: CompareConfig) -> str:
         lines.append(f"| {r['model']} | {r['mode']} | {r['params']:,} | {r['gflops']:.3g} | {r['clips_per_second']:.1f} "
                      f"| {100 * r['clip_top1']:.1f} | {100 * r['video_top1']:.1f} | {100 * r['video_top5']:.1f} |")
     return header + "\n".join(lines) + "\n"
-
-
-@drawing
-def plot_comparison(rows: list[dict], png: Path) -> None:
-    """One figure, four bar panels sharing the model axis: video top-1, params, GFLOPs, clips/s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [r["model"] for r in rows]
-    panels = [("video top-1 (%)", [100 * r["video_top1"] for r in rows]),
-              ("parameters (M)", [r["params"] / 1e6 for r in rows]),
-              ("GFLOPs per clip (MACs)", [r["gflops"] for r in rows]),
-              ("inference clips/s", [r["clips_per_second"] for r in rows])]
-    fig, axes = plt.subplots(1, 4, figsize=(4 * 4, 3.6))
-    for ax, (title, values) in zip(axes, panels):
-        ax.bar(range(len(values)), values, color="tab:blue")
-        ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)

@@ -1,26 +1,50 @@
-"""One frozen config per entry point (train, evaluate, fuse); CLI flags map one to one onto the fields.
+"""One frozen, typed config per entry point (train, evaluate, fuse); CLI flags map one to one onto the fields.
 
 Defaults are the papers' recipe (IMRS 4.2.2, Dual-action 4.2, after Hara et al. 2018): SGD, momentum
 0.9, weight decay 5e-4, lr 0.1 from scratch (0.001 when fine-tuning from `--pretrained`), x0.1 when
 the validation loss has not improved for 10 epochs, batch 32, 80 epochs, 16-frame clips, 112 crops.
-The resolved config is written as JSON beside the outputs (`config.json` in `out`).
+A config is checked when it is built (`__post_init__`): one that exists is valid. The resolved config
+is written as JSON beside the outputs (`config.json` in `out`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-MODES = ("teacher", "baseline", "student", "twins")  # teacher: flow; the others: RGB
-MODE_MODALITY = {"teacher": "flow", "baseline": "rgb", "student": "rgb", "twins": "rgb"}
-MODE_DEFAULT_LOSS = {"teacher": "ce", "baseline": "ce", "student": "mars", "twins": "twins"}
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LR_SCHEDULES = ("plateau", "cosine", "constant")
+from flowprep.cli_config import StrEnum, coerce_fields, from_dict, to_dict
+from flowprep.cli_config import option as _f
+
+from .losses import LOSSES
+from .models import MODELS
+from .recipes import RECIPES, Recipe, get_recipe
+
+__all__ = ["DataFields", "TestProtocol", "TrainConfig", "EvalConfig", "FuseConfig", "Precision", "LRSchedule",
+           "Crop", "FusionMethod", "from_dict", "to_dict", "to_json", "write_config"]
 
 
-def _f(default, help: str, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+class Precision(StrEnum):
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class LRSchedule(StrEnum):
+    PLATEAU = "plateau"
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+class Crop(StrEnum):
+    RANDOM = "random"
+    MULTISCALE_CORNER = "multiscale_corner"
+    CENTER = "center"
+
+
+class FusionMethod(StrEnum):
+    AVERAGE = "average"
+    ATTENTION = "attention"
 
 
 @dataclass(frozen=True)
@@ -35,8 +59,19 @@ class DataFields:
     batch_size: int = _f(32, "clips per batch per process")
     workers: int = _f(4, "DataLoader worker processes per process")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (torchrun sets cuda:LOCAL_RANK)")
-    precision: str = _f("auto", "auto = bf16 autocast on CUDA when supported, else fp32", PRECISIONS)
+    precision: Precision = _f(Precision.AUTO, "auto = bf16 autocast on CUDA when supported, else fp32")
     seed: int = _f(0, "seeds model init and every random choice of the loader")
+
+    def __post_init__(self):
+        coerce_fields(self)
+        self.check()
+
+    def check(self) -> None:
+        """Stops at once on a bad value, naming it (subclasses add their own checks)."""
+        if not self.data:
+            raise ValueError("--data is required: a flowprep output folder")
+        if not getattr(self, "out", "x"):
+            raise ValueError("--out is required")
 
 
 @dataclass(frozen=True)
@@ -49,28 +84,28 @@ class TestProtocol:
 
 @dataclass(frozen=True)
 class TrainConfig(DataFields):
-    mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", MODES)
+    mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", RECIPES.names)
     out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
     model: str = _f("resnet3d_18", "model registry name (training.models.list_models())")
-    model_args: str = _f("{}", "JSON keyword arguments of the model, e.g. '{\"paths\": [\"me\"]}' (ACTION "
+    model_args: dict = _f({}, "JSON keyword arguments of the model, e.g. '{\"paths\": [\"me\"]}' (ACTION "
                                "ablation) or '{\"modules\": [\"cstm\"]}' (STM)")
     loss: str = _f("", "loss registry name; empty = ce for teacher/baseline, mars for student, twins")
-    loss_args: str = _f("{}", "JSON keyword arguments of the loss, e.g. '{\"alpha\": 50}'")
+    loss_args: dict = _f({}, "JSON keyword arguments of the loss, e.g. '{\"alpha\": 50}'")
     teacher: str = _f("", "student mode: checkpoint (.pt) of a trained flow teacher; frozen in eval mode")
     pretrained: str = _f("", "3D-ResNets/MARS Kinetics checkpoint to fine-tune from (then use --lr 0.001)")
-    train_partitions: str = _f("train", "comma-separated shard partitions to stream for training")
-    val_partitions: str = _f("test", "partitions for the per-epoch validation; empty = no validation")
+    train_partitions: tuple[str, ...] = _f(("train",), "comma-separated shard partitions to stream for training")
+    val_partitions: tuple[str, ...] = _f(("test",), "partitions for the per-epoch validation; empty = no validation")
     train_split_name: str = _f("train", "videos whose splits[split] equals this are trained on")
     val_split_name: str = _f("test", "videos whose splits[split] equals this are validated on")
-    crop: str = _f("random", "train crop: random | multiscale_corner | center", ("random", "multiscale_corner", "center"))
+    crop: Crop = _f(Crop.RANDOM, "train crop: random | multiscale_corner | center")
     flip: bool = _f(True, "random horizontal flip (negates flow x); off for direction-defined classes")
     epochs: int = _f(80, "epochs (one pass over the selected videos each, unless --epoch-samples)")
     epoch_samples: int = _f(0, "> 0: fixed-length epochs of this many videos, shards drawn with replacement")
     lr: float = _f(0.1, "initial learning rate (0.1 from scratch, 0.001 fine-tuning)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(5e-4, "SGD weight decay")
-    lr_schedule: str = _f("plateau", "plateau (x factor after patience epochs w/o improvement), cosine, constant",
-                          LR_SCHEDULES)
+    lr_schedule: LRSchedule = _f(LRSchedule.PLATEAU, "plateau (x factor after patience epochs w/o improvement), "
+                                                     "cosine, constant")
     lr_factor: float = _f(0.1, "plateau: multiply the lr by this")
     lr_patience: int = _f(10, "plateau: epochs without improvement of the monitored loss")
     buffer_size: int = _f(64, "shuffle buffer (videos) per worker")
@@ -84,20 +119,34 @@ class TrainConfig(DataFields):
     precise_bn_batches: int = _f(0, "> 0: after each epoch, recompute BatchNorm statistics over this many training "
                                     "batches (precise BN; short runs whose running averages lag the weights)")
 
+    def check(self) -> None:
+        super().check()
+        MODELS.target(self.model)  # an unknown name raises, listing the registry's
+        if self.loss:
+            LOSSES.target(self.loss)
+        if self.clip_grad_norm < 0:
+            raise ValueError(f"--clip-grad-norm {self.clip_grad_norm}: must be >= 0 (0 = no clipping)")
+        if self.recipe.needs_teacher and not self.teacher:
+            raise ValueError(f"--mode {self.mode} needs --teacher CHECKPOINT (a trained flow teacher)")
+
+    @property
+    def recipe(self) -> Recipe:
+        return get_recipe(self.mode)
+
     @property
     def modality(self) -> str:
-        return MODE_MODALITY[self.mode]
+        return self.recipe.modality
 
     @property
     def loss_name(self) -> str:
-        return self.loss or MODE_DEFAULT_LOSS[self.mode]
+        return self.loss or self.recipe.default_loss
 
 
 @dataclass(frozen=True)
 class EvalConfig(DataFields, TestProtocol):
     checkpoint: str = _f("", "checkpoint (.pt) written by `flowprep-train train`")
     out: str = _f("", "output folder: results.json, scores.pt, confusion.png, config.json")
-    partitions: str = _f("test", "comma-separated shard partitions to evaluate")
+    partitions: tuple[str, ...] = _f(("test",), "comma-separated shard partitions to evaluate")
     split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
 
 
@@ -105,51 +154,20 @@ class EvalConfig(DataFields, TestProtocol):
 class FuseConfig(DataFields, TestProtocol):
     checkpoint_a: str = _f("", "first stream, e.g. the RGB student")
     checkpoint_b: str = _f("", "second stream, e.g. the flow teacher")
-    method: str = _f("average", "average (score averaging) or attention (paper 002's fusion module)",
-                     ("average", "attention"))
+    method: FusionMethod = _f(FusionMethod.AVERAGE, "average (score averaging) or attention (paper 002's fusion module)")
     out: str = _f("", "output folder: results.json, confusion.png, fusion.pt, config.json")
-    train_partitions: str = _f("train", "attention: partitions the fusion module is trained on")
+    train_partitions: tuple[str, ...] = _f(("train",), "attention: partitions the fusion module is trained on")
     train_split_name: str = _f("train", "attention: videos the fusion module is trained on")
-    partitions: str = _f("test", "partitions to evaluate")
+    partitions: tuple[str, ...] = _f(("test",), "partitions to evaluate")
     split_name: str = _f("test", "videos to evaluate")
     epochs: int = _f(10, "attention: epochs of the fusion module (streams frozen)")
     lr: float = _f(0.01, "attention: SGD learning rate of the fusion module")
 
 
-def validate(cfg) -> None:
-    """Stops at once on a bad value, naming it."""
-    for f in dataclasses.fields(cfg):
-        choices = f.metadata.get("choices")
-        if choices and getattr(cfg, f.name) not in choices:
-            raise ValueError(f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)!r}: choose one of {choices}")
-    if not cfg.data:
-        raise ValueError("--data is required: a flowprep output folder")
-    if not cfg.out:
-        raise ValueError("--out is required")
-    if isinstance(cfg, TrainConfig):
-        if cfg.clip_grad_norm < 0:
-            raise ValueError(f"--clip-grad-norm {cfg.clip_grad_norm}: must be >= 0 (0 = no clipping)")
-        if cfg.mode == "student" and not cfg.teacher:
-            raise ValueError("--mode student needs --teacher CHECKPOINT (a trained flow teacher)")
-        for flag, value in (("--loss-args", cfg.loss_args), ("--model-args", cfg.model_args)):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{flag} {value!r} is not JSON: {exc}") from None
-            if not isinstance(parsed, dict):
-                raise ValueError(f"{flag} {value!r}: expected a JSON object of keyword arguments")
-
-
 def to_json(cfg) -> str:
-    return json.dumps({"entry": type(cfg).__name__, **dataclasses.asdict(cfg)}, indent=2, sort_keys=True)
+    return json.dumps({"entry": type(cfg).__name__, **to_dict(cfg)}, indent=2, sort_keys=True)
 
 
 def write_config(cfg, folder: str | Path) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / "config.json").write_text(to_json(cfg) + "\n")
-
-
-def from_dict(cls, values: dict):
-    """A config from a dict (e.g. a checkpoint's), ignoring keys the class does not have."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})

@@ -25,6 +25,9 @@ worker), so an epoch replays exactly: this is what makes checkpoint resume exact
 A bad sample (missing member, corrupt JPEG or json) is skipped, logged and counted, never fatal: each
 yielded sample carries `bad_so_far` (its worker's running count) and `worker`, and `BadSampleTally`
 sums them in the training process.
+
+Over 300 lines on purpose: the stages are one pipeline, read top to bottom in the order they run, and
+each is a small function the tests call on plain lists.
 """
 from __future__ import annotations
 

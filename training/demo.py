@@ -19,25 +19,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
+from flowprep.cli_config import coerce_fields
+from flowprep.cli_config import option as _f
 from flowprep.datasets.sample import MOTIONS
 
-from .config import _f, write_config
+from .config import EvalConfig, TrainConfig, write_config
 
 # Small enough for 2 CPU cores in a few minutes, faithful in everything else (loader, losses, loops).
-EXTRACT_ARGS = ["--dataset", "sample", "--executor", "inline", "--size", "48", "--workers", "1",
-                "--videos-per-task", "8", "--no-progress", "--flow-backend", "opencv",  # the tables' flow
-                "--flow-param", "nscales=3", "--flow-param", "warps=2"]  # the drift is 0.25-2.9 px/frame at 48 px
-TRAIN_ARGS = ["--model", "resnet3d_tiny", "--frames", "8", "--crop-size", "40", "--batch-size", "8",
-              "--no-flip", "--lr", "0.05", "--lr-schedule", "cosine", "--val-partitions", "", "--log-every", "0",
-              "--device", "cpu"]
-EVAL_ARGS = ["--frames", "8", "--crop-size", "40", "--batch-size", "16", "--test-clips", "3", "--device", "cpu"]
+EXTRACT = {"dataset": "sample", "executor": "inline", "size_px": 48, "workers": 1, "videos_per_task": 8,
+           "flow_backend": "opencv",  # the tables' flow
+           "flow_params": (("nscales", 3), ("warps", 2))}  # the drift is 0.25-2.9 px/frame at 48 px
+TRAIN = {"model": "resnet3d_tiny", "frames": 8, "crop_size": 40, "batch_size": 8, "flip": False, "lr": 0.05,
+         "lr_schedule": "cosine", "val_partitions": (), "log_every": 0, "device": "cpu", "resume": False}
+EVAL = {"frames": 8, "crop_size": 40, "batch_size": 16, "test_clips": 3, "device": "cpu"}
 TEACHER_SEED = 0  # one teacher; every student seed distils from it
 LOSS_NAMES = {"mars": "MARS", "imrs": "IMRS", "dual_action": "Dual-action"}
 
@@ -48,26 +47,31 @@ class DemoConfig:
 
     out: str = _f("", "working folder: videos, shards, one folder per run and seed, table.md, config.json")
     epochs: int = _f(24, "epochs of every run (split 2: 16 training videos, batch 8 -> 2 SGD steps per epoch)")
-    seeds: str = _f("0,1,2", "comma-separated seeds of the RGB runs (baseline and student)")
+    seeds: tuple[int, ...] = _f((0, 1, 2), "comma-separated seeds of the RGB runs (baseline and student)")
     workers: int = _f(1, "DataLoader workers per run")
     motion: str = _f("varying", "sample videos: varying (speed swings within a video) or constant", MOTIONS)
     split: str = _f("2", "sample split: 2 = few labels (4 train / 12 test videos per class), 1 = 12 / 4", ("1", "2"))
     # alpha 20, not the paper's 50: 50 balances CE against 3D-ResNet-101's features; the tiny net's start at
     # MAE ~1, where 50 drowns CE (mean video top-1 over seeds 0-2: 0.60 at 50, 0.79 at 20, 0.67 at 10).
     student_loss: str = _f("dual_action", "the student's loss", tuple(LOSS_NAMES))
-    student_loss_args: str = _f('{"alpha": 20}', "JSON keyword arguments of the student's loss")
+    student_loss_args: dict = _f({"alpha": 20}, "JSON keyword arguments of the student's loss")
+
+    def __post_init__(self):
+        coerce_fields(self)  # a typo in --student-loss-args fails here, not after the teacher has trained
+        if not self.seeds:
+            raise ValueError(f"--seeds {self.seeds!r}: the demo needs at least one seed")
 
     @property
     def seed_list(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.seeds.split(",") if s.strip())
+        return self.seeds
 
 
 def streams(cfg: DemoConfig) -> tuple:
-    """(run name, train command, extra flags, what the table calls it, input at test time) per stream."""
+    """(run name, recipe, TrainConfig fields of its own, what the table calls it, input at test time) per stream."""
     return (
-        ("teacher", "teacher", [], "flow teacher (CE)", "flow"),
-        ("baseline", "baseline", [], "RGB baseline (CE)", "RGB"),
-        ("student", "student", ["--loss", cfg.student_loss, "--loss-args", cfg.student_loss_args],
+        ("teacher", "teacher", {}, "flow teacher (CE)", "flow"),
+        ("baseline", "baseline", {}, "RGB baseline (CE)", "RGB"),
+        ("student", "student", {"loss": cfg.student_loss, "loss_args": cfg.student_loss_args},
          f"RGB student ({LOSS_NAMES[cfg.student_loss]}, frozen teacher)", "RGB"),
     )
 
@@ -76,40 +80,48 @@ def run_dir(root: Path, run: str, seed: int) -> Path:
     return root / run / f"seed{seed}"
 
 
-def run_demo(cfg: DemoConfig) -> dict:
-    """Runs the whole demo under `cfg.out`; returns {"table": markdown, "results": {run: {seed: metrics}}, ...}."""
+def extract_sample(cfg: DemoConfig, root: Path) -> Path:
+    """Generates the `sample` videos under ROOT/videos and extracts them into ROOT/shards (in this process)."""
+    from flowprep.config import ExtractConfig
     from flowprep.datasets.sample import generate
+    from flowprep.runner import run_extract
 
-    from .cli import main as train_main
-
-    if not cfg.out or not cfg.seed_list:
-        raise ValueError(f"the demo needs --out and at least one seed (got out={cfg.out!r}, seeds={cfg.seeds!r})")
-    json.loads(cfg.student_loss_args)  # a typo fails here, not after the teacher has trained
-    root = Path(cfg.out)
-    write_config(cfg, root)
     shards = root / "shards"
-    t0 = time.perf_counter()
     generate(root / "videos", motion=cfg.motion)  # the catalog lists a generated tree as it is
-    # Like every run below (--no-resume), the extraction starts over: resuming shards of another
+    # Like every run below (resume off), the extraction starts over: resuming shards of another
     # --motion or --split run in the same folder would keep the old videos' flow.
     shutil.rmtree(shards, ignore_errors=True)
-    # As a user would run it: a separate process (the training package needs only the shards, and
-    # `flowprep extract` ends with sys.exit).
-    subprocess.run([sys.executable, "-m", "flowprep.cli", "extract", *EXTRACT_ARGS, "--split", cfg.split,
-                    "--root", str(root / "videos"), "--out", str(shards)], check=True)
+    summary = run_extract(ExtractConfig(**EXTRACT, split=cfg.split, root=str(root / "videos"), out=str(shards)),
+                          show_progress=False)
+    if summary["failed"]:
+        raise RuntimeError(f"{summary['failed']} sample videos failed to extract: see {shards}/manifest.parquet")
+    return shards
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Runs the whole demo under `cfg.out`; returns {"table": markdown, "results": {run: {seed: metrics}}, ...}."""
+    from .evaluate import evaluate_checkpoint
+    from .train import train
+
+    if not cfg.out:  # checked here, not when built: `DemoConfig()` is the demo's defaults, out to be chosen
+        raise ValueError("the demo needs --out")
+    root = Path(cfg.out)
+    write_config(cfg, root)
+    t0 = time.perf_counter()
+    shards = extract_sample(cfg, root)
     seconds = {"extract": time.perf_counter() - t0}
-    common = ["--data", str(shards), "--split", cfg.split, "--workers", str(cfg.workers)]
+    common = {"data": str(shards), "split": cfg.split, "workers": cfg.workers}
     teacher_ckpt = run_dir(root, "teacher", TEACHER_SEED) / "last.pt"
     results: dict[str, dict[int, dict]] = {}
-    for run, command, extra, _, _ in streams(cfg):
+    for run, recipe, own, _, _ in streams(cfg):
         t0 = time.perf_counter()
-        for seed in (TEACHER_SEED,) if run == "teacher" else cfg.seed_list:
-            flags = [*extra, "--teacher", str(teacher_ckpt)] if run == "student" else extra
+        for seed in (TEACHER_SEED,) if run == "teacher" else cfg.seeds:
+            fields = {**own, "teacher": str(teacher_ckpt)} if run == "student" else own
             out_dir = run_dir(root, run, seed)
-            train_main([command, *common, *TRAIN_ARGS, "--seed", str(seed), "--epochs", str(cfg.epochs), *flags,
-                        "--out", str(out_dir), "--no-resume"])
-            results.setdefault(run, {})[seed] = train_main(
-                ["evaluate", *common, *EVAL_ARGS, "--checkpoint", str(out_dir / "last.pt"), "--out", str(out_dir / "eval")])
+            train(TrainConfig(mode=recipe, **common, **TRAIN, seed=seed, epochs=cfg.epochs, **fields,
+                              out=str(out_dir)))
+            results.setdefault(run, {})[seed] = evaluate_checkpoint(EvalConfig(
+                **common, **EVAL, checkpoint=str(out_dir / "last.pt"), out=str(out_dir / "eval")))
         seconds[run] = time.perf_counter() - t0
     table = markdown_table(cfg, results)
     (root / "table.md").write_text(table)
@@ -127,7 +139,7 @@ def mean_top1(by_seed: dict[int, dict], key: str = "video_top1") -> float:
 
 def markdown_table(cfg: DemoConfig, results: dict[str, dict[int, dict]]) -> str:
     """One row per stream: video top-1 per seed, then the means (the teacher is one run, seed 0)."""
-    seed_cols = " / ".join(f"seed {s}" for s in cfg.seed_list)
+    seed_cols = " / ".join(f"seed {s}" for s in cfg.seeds)
     rows = [f"| model | input at test | video top-1 ({seed_cols}) | mean video top-1 | mean clip top-1 |",
             "|---|---|---|---|---|"]
     for run, _, _, name, modality in streams(cfg):

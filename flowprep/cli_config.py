@@ -1,0 +1,155 @@
+"""Typed, frozen configs and their command lines: one click option per dataclass field, defaults defined once.
+
+A config field is declared with `option(default, help, choices=None)`; its type annotation says what it
+holds once built:
+
+    bool                       --name/--no-name
+    int, float, str            --name VALUE
+    an Enum subclass           --name with the members' values as choices
+    tuple[int | float | str, ...]   --name a,b,c  (a comma list; "" is the empty tuple)
+    dict                       --name '{"key": 1}'  (a JSON object)
+
+`choices` (a tuple, or a callable returning one, e.g. a registry's `names`) restricts a str field.
+Strings that spell a tuple, a dict or an enum value are parsed by the config itself (`coerce_fields`
+in its `__post_init__`), so a config built from flags, from a saved `config.json` or from Python holds
+the same typed values, and a bad value raises `ValueError` naming its flag before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import typing
+from typing import Any, Callable
+
+
+class StrEnum(str, enum.Enum):
+    """An enum whose members are their string values (in comparisons, JSON and f-strings)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+def option(default: Any, help: str, choices: tuple | Callable[[], tuple] | None = None) -> Any:
+    """A config field: its default, its help text and, for a str field, its valid values."""
+    metadata = {"help": help, "choices": choices}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=functools.partial(type(default), default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@functools.lru_cache(maxsize=None)
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
+def _is_tuple(tp) -> bool:
+    return typing.get_origin(tp) is tuple
+
+
+def _is_enum(tp) -> bool:
+    return isinstance(tp, type) and issubclass(tp, enum.Enum)
+
+
+def coerce(name: str, tp: Any, value: Any) -> Any:
+    """`value` (a CLI string, a JSON value or already typed) as the field type `tp`; ValueError names the flag."""
+    if _is_enum(tp):
+        if isinstance(value, tp):
+            return value
+        try:
+            return tp(value)
+        except ValueError:
+            raise ValueError(f"{flag(name)} {value!r}: choose one of {tuple(m.value for m in tp)}") from None
+    if _is_tuple(tp):
+        item = typing.get_args(tp)[0]
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        try:
+            return tuple(item(v) for v in items)
+        except ValueError:
+            raise ValueError(f"{flag(name)} {value!r}: expected a comma list of {item.__name__}") from None
+    if tp is dict or typing.get_origin(tp) is dict:
+        parsed = value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{flag(name)} {value!r} is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"{flag(name)} {value!r}: expected a JSON object of keyword arguments")
+        return parsed
+    return value
+
+
+def coerce_fields(cfg) -> None:
+    """In a frozen config's `__post_init__`: every field converted to its type, str choices checked."""
+    types = field_types(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = coerce(f.name, types[f.name], getattr(cfg, f.name))
+        choices = choices_of(f)
+        if choices and value not in choices:
+            raise ValueError(f"{flag(f.name)} {value!r}: choose one of {choices}")
+        object.__setattr__(cfg, f.name, value)
+
+
+def to_dict(cfg) -> dict:
+    """The config as JSON values (tuples as lists, enums as their values)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls, values: dict):
+    """A config from a dict (a saved config.json or a checkpoint's), ignoring keys the class does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def cli_spelling(value: Any) -> Any:
+    """A typed default as the flag value that means it: (a, b) -> 'a,b', {..} -> JSON, an enum -> its value."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def config_options(cls, exclude: tuple[str, ...] = ()) -> Callable:
+    """Decorator adding one click option per field of the dataclass `cls` (same name, default, help)."""
+    import click  # here: a config module imports this one, and needs no click
+
+    types = field_types(cls)
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in exclude:
+                continue
+            tp, help_text, choices = types[f.name], f.metadata.get("help"), choices_of(f)
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if tp is bool:
+                fn = click.option(f"{flag(f.name)}/--no-{flag(f.name)[2:]}", default=default, show_default=True,
+                                  help=help_text)(fn)
+                continue
+            if _is_enum(tp):
+                kind = click.Choice([m.value for m in tp])
+            elif choices:
+                kind = click.Choice(choices)
+            else:  # tuples and dicts travel as their string spelling; the config parses them
+                kind = tp if tp in (int, float) else str
+            fn = click.option(flag(f.name), type=kind, default=cli_spelling(default), show_default=True,
+                              help=help_text)(fn)
+        return fn
+
+    return decorate

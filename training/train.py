@@ -1,0 +1,131 @@
+"""`train(cfg)`: one stream trained by the recipe of `cfg.mode`, DDP via torchrun's env vars.
+
+It reads as the recipe: data, model (+ frozen teacher), optimizer, schedule, resume, then epochs of
+(train, precise BN, validate, log, checkpoint). Everything random is seeded from (seed, epoch), and a
+checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end, so a resumed run
+takes exactly the steps the uninterrupted run would have taken.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint
+from .config import LRSchedule, TrainConfig, write_config
+from .data import ClipSpec
+from .distributed import barrier, setup_distributed
+from .inputs import class_names, loader_for, no_clips_message
+from .loops import Features, StepContext, StepSettings, evaluate, train_one_epoch
+from .metrics import append_jsonl
+from .plots import plot_curves
+from .precise_bn import recompute_batchnorm
+
+log = logging.getLogger(__name__)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer):
+    if cfg.lr_schedule == LRSchedule.PLATEAU:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.lr_factor,
+                                                          patience=cfg.lr_patience)
+    if cfg.lr_schedule == LRSchedule.COSINE:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Trains one stream; returns the last epoch's metrics. Writes OUT/{last,best}.pt, metrics.jsonl, curves.png."""
+    from .losses import create_loss
+
+    recipe = cfg.recipe
+    device, rank, world = setup_distributed(cfg.device)
+    out = Path(cfg.out)
+    if rank == 0:
+        write_config(cfg, out)
+    checkpoint.seed_everything(cfg.seed)
+    names = class_names(cfg.data, cfg.num_classes)
+
+    # model, and the frozen teacher of a distilling recipe
+    model = checkpoint.build_model(cfg.model, len(names), checkpoint.IN_CHANNELS[recipe.modality], cfg.pretrained,
+                                   cfg.model_args).to(device)
+    teacher = checkpoint.load_teacher(cfg.teacher, device) if recipe.needs_teacher else None
+    loss_fn = create_loss(cfg.loss_name, **cfg.loss_args)
+    advice = recipe.advice(cfg) if recipe.advice else ""
+    if advice and rank == 0:
+        log.warning(advice)
+    net = Features(model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher)
+
+    # data: what the recipe reads for training, its stream's input alone for validation
+    train_spec = ClipSpec(modalities=recipe.reads, frames=cfg.frames, sampling=model.sampling, train=True,
+                          crop_size=cfg.crop_size, crop=cfg.crop, flip=cfg.flip, views=recipe.views)
+    pin = device.type == "cuda"
+    train_ds, train_loader = loader_for(cfg, cfg.train_partitions, cfg.train_split_name, train_spec,
+                                        cfg.epoch_samples, cfg.buffer_size, pin)
+    val_loader = None
+    if cfg.val_partitions:
+        val_spec = dataclasses.replace(train_spec, modalities=(recipe.modality,), train=False, views=1)
+        val_ds, val_loader = loader_for(cfg, cfg.val_partitions, cfg.val_split_name, val_spec, pin=pin)
+
+    # optimizer, schedule, resume
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(cfg, optimizer)
+    scaler = torch.amp.GradScaler(enabled=cfg.precision == "fp16")
+    start_epoch, step, best = 0, 0, {"val_top1": -1.0}
+    last = out / "last.pt"
+    if cfg.resume and last.is_file():
+        start_epoch, step, best = checkpoint.resume(last, model, optimizer, scheduler, scaler)
+
+    # the loop
+    metrics_path = out / "metrics.jsonl"
+    settings = StepSettings(cfg.batch_size, cfg.max_steps, cfg.clip_grad_norm, cfg.log_every)
+    epoch_metrics: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        train_ds.set_epoch(epoch)
+
+        def log_step(step: int, terms: dict, epoch: int = epoch) -> None:
+            append_jsonl(metrics_path, {"kind": "step", "epoch": epoch, "step": step,
+                                        "lr": optimizer.param_groups[0]["lr"], **terms})
+
+        trained, step = train_one_epoch(recipe.step, ctx, model, optimizer, scaler, train_loader, settings, step,
+                                        log_step if rank == 0 else None)
+        if trained["train_clips"] == 0:  # an empty selection would otherwise "train" every epoch on nothing
+            raise ValueError(no_clips_message(cfg.data, cfg.train_partitions, cfg.split, cfg.train_split_name,
+                                              "training"))
+        epoch_metrics = {"kind": "epoch", "epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+                         **trained}
+        epoch_metrics["clips_per_second"] = epoch_metrics["train_clips"] / epoch_metrics["seconds"]
+        if cfg.precise_bn_batches:
+            recompute_batchnorm(model, train_loader, recipe.modality, device, cfg.precision, cfg.precise_bn_batches)
+        monitored = epoch_metrics["train_loss"]
+        if val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+            val_ds.set_epoch(epoch)
+            val = evaluate(model, val_loader, recipe.modality, device, cfg.precision)
+            epoch_metrics.update(val)
+            monitored = val["val_loss"]
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(monitored)
+        else:
+            scheduler.step()
+
+        # checkpoint
+        score = epoch_metrics.get("val_top1", epoch_metrics["train_top1"])
+        improved = score > best["val_top1"]
+        if improved:
+            best = {"val_top1": score, "epoch": epoch}
+        if rank == 0:
+            append_jsonl(metrics_path, epoch_metrics)
+            state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, step, best, names)
+            checkpoint.save_atomic(state, last)
+            if improved:
+                checkpoint.save_atomic(state, out / "best.pt")
+            plot_curves(metrics_path, out / "curves.png")
+            log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v
+                                              for k, v in epoch_metrics.items()})
+    barrier()
+    return epoch_metrics
