@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from flowprep.config import ExtractConfig
+from flowprep.flow import backend_class
 from flowprep.runner import run_extract
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
@@ -45,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cores, gpus = os.cpu_count() or 1, gpu_count(args.gpu_backend)
-    gpu_share = None if "cuda" in args.gpu_backend else 0.0  # None: 1 GPU per actor
+    gpu_share = None if backend_class(args.gpu_backend).needs_gpu else 0.0  # None: 1 GPU per actor
     runs = [] if args.skip_cpu else [("cpu", "opencv", cores, 0, None)]
     runs += [("gpu-in-task", args.gpu_backend, max(1, cores // 2), 0, None),
              ("actors", args.gpu_backend, max(1, cores - gpus), gpus, gpu_share),

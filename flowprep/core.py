@@ -89,13 +89,8 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
             return
         t0 = time.perf_counter()
         stack_u8 = np.stack(gray_window)
-        if hasattr(backend, "compute_levels"):  # a remote backend quantizes where the flow is: fewer bytes back
-            levels = backend.compute_levels(stack_u8, settings.bound_px)  # uint8 (B,H,W,2)
-            t1 = time.perf_counter()
-        else:
-            flow_xy = backend.compute(stack_u8[:-1], stack_u8[1:])  # float32 (B,H,W,2) px
-            t1 = time.perf_counter()
-            levels = fmt.quantize_flow(flow_xy, settings.bound_px)  # uint8 (B,H,W,2)
+        levels = backend.levels(stack_u8, settings.bound_px)  # uint8 (B,H,W,2), quantized by the backend
+        t1 = time.perf_counter()
         for b in range(levels.shape[0]):
             members[fmt.frame_member(fmt.FLOW_X, num_flows)] = encode_jpeg(levels[b, :, :, 0], settings.flow_jpeg_quality)
             members[fmt.frame_member(fmt.FLOW_Y, num_flows)] = encode_jpeg(levels[b, :, :, 1], settings.flow_jpeg_quality)
@@ -148,7 +143,7 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
         "codec": info.codec,
         "rotation_deg": info.rotation_deg,
         "resize": {"mode": settings.resize.mode, "size_px": settings.resize.size_px, "interpolation": "linear"},
-        "flow": {"backend": getattr(backend, "name", type(backend).__name__), "params": backend.params(),
+        "flow": {"backend": backend.name, "params": backend.params(),
                  "bound_px": settings.bound_px, "jpeg_quality": settings.flow_jpeg_quality},
         "rgb_jpeg_quality": settings.rgb_jpeg_quality,
         "versions": library_versions(),

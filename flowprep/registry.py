@@ -47,6 +47,14 @@ class Registry:
         _check_target(self.kind, name, target)
         self._entries[name] = target
 
+    def with_entries(self, entries: dict[str, str]) -> "Registry":
+        """A copy with `entries` added, this one untouched (a test's registration: monkeypatch the module's
+        registry with the copy); a name already taken raises."""
+        copy = Registry(self.kind, self._entries)
+        for name, target in entries.items():
+            copy.add(name, target)
+        return copy
+
 
 def _check_target(kind: str, name: str, target: str) -> None:
     module_name, _, attribute = target.partition(":")

@@ -81,7 +81,7 @@ def test_concurrent_requests_become_one_call_and_results_go_back_to_their_caller
     other_size = frames(2, hw=(4, 6), seed=9)  # 1 pair of another frame size: never in the same batch
 
     async def callers():
-        return await asyncio.gather(actor.compute(windows[0]), actor.compute(other_size),
+        return await asyncio.gather(actor.compute_window(windows[0]), actor.compute_window(other_size),
                                     *(actor.compute(w[:-1], w[1:]) for w in windows[1:]))
 
     flow_0, other_flow, *flows = asyncio.run(asyncio.wait_for(callers(), 120))
@@ -97,7 +97,7 @@ def test_a_failing_request_fails_alone():
     windows = [frames(3, seed=1), frames(3, seed=2, dark=True), frames(3, seed=3)]
 
     async def callers():
-        return await asyncio.gather(*(actor.compute(w) for w in windows), return_exceptions=True)
+        return await asyncio.gather(*(actor.compute_window(w) for w in windows), return_exceptions=True)
 
     good_a, bad, good_b = asyncio.run(asyncio.wait_for(callers(), 120))
     assert isinstance(bad, ValueError) and "dark frames" in str(bad)
@@ -158,7 +158,8 @@ def test_a_flow_error_on_the_actor_is_that_videos_failed_row(ray_local, tmp_path
     from flowprep import flow as flow_registry
     from flowprep.datasets.sample import write_avi
 
-    monkeypatch.setitem(flow_registry.BACKENDS, DarkFailsTVL1.name, f"{__name__}:DarkFailsTVL1")
+    monkeypatch.setattr(flow_registry, "BACKENDS",
+                        flow_registry.BACKENDS.with_entries({DarkFailsTVL1.name: f"{__name__}:DarkFailsTVL1"}))
     root = tmp_path / "videos"
     for i in range(3):
         write_video(root / "moving" / f"good_{i}.avi", frames=5, size_px=32, seed=i)
@@ -208,7 +209,7 @@ def test_levels_from_the_actor_are_the_quantized_flow_in_a_quarter_of_the_bytes(
 
     actor = FlowActor(CountingFlow, {}, max_pairs=4, max_wait_s=0.01)
     window = frames(4, seed=5)
-    levels = asyncio.run(asyncio.wait_for(actor.compute_levels(window, 20.0), 60))
+    levels = asyncio.run(asyncio.wait_for(actor.levels(window, 20.0), 60))
     flow_xy = expected_flow(window)
     assert levels.dtype == np.uint8 and levels.nbytes * 4 == flow_xy.astype(np.float32).nbytes
     np.testing.assert_array_equal(levels, fmt.quantize_flow(flow_xy, 20.0))

@@ -14,11 +14,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..registry import Registry
+
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # frames of frame-folder datasets (Jester, SSv1, rawframes)
 KIND_VIDEO, KIND_FRAMES = "video", "frames"  # VideoItem.kind: a video file, or a folder of numbered frames
 
-DATASETS: dict[str, str] = {
+DATASETS = Registry("dataset", {
     "ucf101": "flowprep.datasets.ucf101:catalog",
     "hmdb51": "flowprep.datasets.hmdb51:catalog",
     "kinetics400": "flowprep.datasets.kinetics:kinetics400",
@@ -29,7 +31,7 @@ DATASETS: dict[str, str] = {
     "jester": "flowprep.datasets.jester:catalog",
     "folder": "flowprep.datasets.folder:catalog",
     "sample": "flowprep.datasets.sample:catalog",
-}
+})
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,8 @@ class Catalog:
 
 
 def dataset_function(name: str):
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    module_name, fn_name = DATASETS[name].split(":")
-    return getattr(importlib.import_module(module_name), fn_name)
+    """The catalog function registered as `name`; unknown names raise with the valid ones."""
+    return DATASETS.get(name)
 
 
 def dataset_layout(name: str) -> str:

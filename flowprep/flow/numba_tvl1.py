@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowprep.flow.base import FlowBackend, importable
 from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
 
 _MIN_SCALE_SIDE = 16  # calc() stops building the pyramid below 16 px (either side)
@@ -136,7 +137,7 @@ class FusedTVL1Solver:
         u[...] = ws.median_out
 
 
-class NumbaTVL1:
+class NumbaTVL1(FlowBackend):
     """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~7x its speed per core."""
 
     name = "numba"
@@ -144,11 +145,7 @@ class NumbaTVL1:
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        try:
-            import numba  # noqa: F401
-        except ImportError as exc:
-            return False, f"numba is not installed (pip install numba): {exc}"
-        return True, ""
+        return importable("numba", "pip install numba")
 
     def __init__(self, **overrides):
         self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)

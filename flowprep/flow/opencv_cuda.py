@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowprep.flow.base import FlowBackend
 from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
 
 
@@ -28,8 +29,9 @@ def _factory():
     return None
 
 
-class OpenCVCudaTVL1:
+class OpenCVCudaTVL1(FlowBackend):
     name = "opencv-cuda"
+    needs_gpu = True
     preferred_batch = 16  # pairs are computed one by one; a batch only saves Python round trips
 
     @classmethod

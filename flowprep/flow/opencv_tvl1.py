@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowprep.flow.base import FlowBackend
+
 # OpenCV's CPU defaults (modules/optflow/src/tvl1flow.cpp), the setting the IMRS paper used.
 OPENCV_TVL1_DEFAULTS: dict[str, float | int | bool] = {
     "tau": 0.25,
@@ -35,7 +37,7 @@ def merge_params(defaults: dict, overrides: dict) -> dict:
     return {**defaults, **overrides}
 
 
-class OpenCVTVL1:
+class OpenCVTVL1(FlowBackend):
     name = "opencv"
     preferred_batch = 1  # OpenCV computes one pair at a time; parallelism comes from workers
 

@@ -1,9 +1,10 @@
 """Flow on Ray actors that hold a GPU: CPU tasks decode, resize and encode, the actors batch their flow.
 
-`FlowActor` builds one backend once and merges the `compute` requests of many CPU tasks into batched
-calls; `RemoteFlow` is the backend object those tasks hand to the core in place of a local backend
-(same `name`, `params()`, `preferred_batch`, `compute`), so the core never learns about Ray.
-`FlowPool` is the driver's side: it starts the actors, gives each task the least-loaded one, stops them.
+`FlowActor` builds one backend once and merges the requests of many CPU tasks into batched `compute`
+calls; `RemoteFlow` is the `FlowBackend` those tasks hand to the core in place of a local backend
+(the actor's backend's `name`, `params()` and `preferred_batch`; `levels` and `compute` run on the
+actor), so the core never learns about Ray. `FlowPool` is the driver's side: it starts the actors,
+gives each task the least-loaded one, stops them.
 """
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import last_line
+from .base import FlowBackend
+
 log = logging.getLogger(__name__)
 
 ACTOR_CPUS = 1  # an actor's event loop, (un)pickling and host<->GPU copies keep about one core busy
 ACTOR_START_TIMEOUT_S = 300.0  # actors not placed by then: more GPUs asked for than the cluster has
 
 
-def default_gpus_per_actor(backend_name: str) -> float:
-    """1 GPU per actor for a CUDA backend ('torch-cuda', 'opencv-cuda'), none for a CPU one."""
-    return 1.0 if "cuda" in backend_name else 0.0
+def default_gpus_per_actor(backend_cls: type[FlowBackend]) -> float:
+    """1 GPU per actor for a backend that needs one (`needs_gpu`: 'torch-cuda', 'opencv-cuda'), none otherwise."""
+    return 1.0 if backend_cls.needs_gpu else 0.0
 
 
 @dataclass
@@ -44,7 +48,7 @@ class FlowActor:
         from concurrent.futures import ThreadPoolExecutor
 
         self.backend = backend_cls(**params)
-        self.max_pairs = int(max_pairs or max(1, getattr(self.backend, "preferred_batch", 1)))
+        self.max_pairs = int(max_pairs or max(1, self.backend.preferred_batch))
         self.max_wait_s = float(max_wait_s)
         self._queue: list[_Request] = []
         self._arrived = None  # asyncio.Event, made inside the actor's event loop on first use
@@ -57,20 +61,18 @@ class FlowActor:
         """What the sample json records (the real backend), and where the actor runs."""
         import ray
 
-        return {"name": getattr(self.backend, "name", type(self.backend).__name__), "params": self.backend.params(),
-                "preferred_batch": int(getattr(self.backend, "preferred_batch", 1)),
+        return {"name": self.backend.name, "params": self.backend.params(),
+                "preferred_batch": int(self.backend.preferred_batch),
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""}
 
     def stats(self) -> dict:
         return {"requests": self.requests, "calls": sum(self.pairs_per_call.values()),
                 "pairs": sum(n * c for n, c in self.pairs_per_call.items()), "pairs_per_call": dict(self.pairs_per_call)}
 
-    async def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray | None = None) -> np.ndarray:
-        """uint8 (n,H,W) x2 -> float32 (n,H,W,2) px; `next_u8` None: `prev_u8` is a window of n+1 frames."""
+    async def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
+        """uint8 (n,H,W) x2 -> float32 (n,H,W,2) px, in the next batch of the backend."""
         import asyncio
 
-        if next_u8 is None:
-            prev_u8, next_u8 = prev_u8[:-1], prev_u8[1:]
         if prev_u8.shape != next_u8.shape or prev_u8.ndim != 3:
             raise ValueError(f"expected two uint8 (n,H,W) arrays of one shape, got {prev_u8.shape} and {next_u8.shape}")
         loop = asyncio.get_running_loop()
@@ -83,17 +85,22 @@ class FlowActor:
         self._arrived.set()
         return await request.future
 
-    async def compute_levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
-        """uint8 (n+1,H,W) window -> uint8 (n,H,W,2) quantized flow (`format.quantize_flow`).
+    async def compute_window(self, window_u8: np.ndarray) -> np.ndarray:
+        """uint8 (n+1,H,W) consecutive frames -> float32 (n,H,W,2) px: their n flows (half the bytes of pairs)."""
+        return await self.compute(window_u8[:-1], window_u8[1:])
 
-        Quantized here, next to the backend, the reply is a quarter of float32 flow's bytes; the levels
-        are the ones the CPU task would have computed from the float flow.
+    async def levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
+        """`FlowBackend.levels` on the actor: uint8 (n+1,H,W) window -> uint8 (n,H,W,2) `format.quantize_flow` levels.
+
+        The flow of many callers' windows is computed in one batch, so it is quantized here per request
+        (the backend's own `levels` takes one window); the reply is a quarter of float32 flow's bytes,
+        and the levels are the ones the CPU task would have computed.
         """
         import asyncio
 
         from .. import format as fmt
 
-        flow_xy = await self.compute(window_u8)
+        flow_xy = await self.compute_window(window_u8)
         return await asyncio.get_running_loop().run_in_executor(None, fmt.quantize_flow, flow_xy, bound_px)
 
     async def _batch_loop(self) -> None:
@@ -157,8 +164,10 @@ class FlowActor:
             start += n
 
 
-class RemoteFlow:
-    """A flow backend whose `compute` runs on a FlowActor; picklable, handed to CPU tasks."""
+class RemoteFlow(FlowBackend):
+    """The FlowBackend of a CPU task whose flow runs on a FlowActor; picklable, handed to the tasks.
+
+    `needs_gpu` is False: the task holding it needs none (the actor's GPU came from its backend's class)."""
 
     def __init__(self, actor, described: dict):
         self.actor = actor
@@ -167,23 +176,21 @@ class RemoteFlow:
         self.preferred_batch = described["preferred_batch"]
         self.node_id = described["node_id"]
 
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, ""  # made from a started actor's `describe()`: the actor built the backend
+
     def params(self) -> dict:
         return dict(self._params)
 
     def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
         """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px, computed on the actor."""
-        prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
-        # The core passes a window's frames [:-1] and [1:]: ship the window once, half the bytes.
-        if prev_u8.shape == next_u8.shape and len(prev_u8) > 1 and np.array_equal(prev_u8[1:], next_u8[:-1]):
-            return self._wait(self.actor.compute.remote(np.concatenate([prev_u8, next_u8[-1:]])))
-        return self._wait(self.actor.compute.remote(prev_u8, next_u8))
+        return self._wait(self.actor.compute.remote(np.asarray(prev_u8), np.asarray(next_u8)))
 
-    def compute_levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
-        """uint8 (B+1,H,W) window -> uint8 (B,H,W,2) flow levels, flow and quantization on the actor.
-
-        The core prefers this to `compute` when a backend has it: a quarter of the bytes come back.
-        """
-        return self._wait(self.actor.compute_levels.remote(np.asarray(window_u8), float(bound_px)))
+    def levels(self, window_u8: np.ndarray, bound_px: float) -> np.ndarray:
+        """uint8 (B+1,H,W) window -> uint8 (B,H,W,2) levels: the window goes once (half the bytes of pairs),
+        flow and quantization run on the actor, and a quarter of float32 flow's bytes come back."""
+        return self._wait(self.actor.levels.remote(np.asarray(window_u8), float(bound_px)))
 
     def _wait(self, call):
         import ray
@@ -194,7 +201,7 @@ class RemoteFlow:
             # --max-in-flight bounds how many tasks that lets run at once.
             return ray.get(call)
         except ray.exceptions.RayTaskError as exc:  # the backend raised: say what, not Ray's traceback
-            cause = exc.cause if exc.cause is not None else str(exc).strip().splitlines()[-1]
+            cause = exc.cause if exc.cause is not None else last_line(exc)
             raise RuntimeError(f"{self.name} flow on a flow actor failed: {type(cause).__name__}: {cause}") from None
         except ray.exceptions.RayActorError as exc:
             raise RuntimeError(f"{self.name} flow actor died: {str(exc).strip().splitlines()[0]}") from None
@@ -213,11 +220,12 @@ class FlowPool:
         """`cfg.flow_actors` actors with `cfg.gpus_per_flow_actor` GPUs each, spread over the nodes."""
         from . import backend_class
 
-        gpus = cfg.gpus_per_flow_actor if cfg.gpus_per_flow_actor is not None else default_gpus_per_actor(cfg.flow_backend)
+        backend_cls = backend_class(cfg.flow_backend)
+        gpus = cfg.gpus_per_flow_actor if cfg.gpus_per_flow_actor is not None else default_gpus_per_actor(backend_cls)
         # Restarted when it dies (node lost, driver crash); the call in flight is retried once on the new one.
         actor_cls = ray.remote(FlowActor).options(num_cpus=ACTOR_CPUS, num_gpus=gpus, max_restarts=-1,
                                                   max_task_retries=1, scheduling_strategy="SPREAD")
-        actors = [actor_cls.remote(backend_class(cfg.flow_backend), dict(cfg.flow_params)) for _ in range(cfg.flow_actors)]
+        actors = [actor_cls.remote(backend_cls, dict(cfg.flow_params)) for _ in range(cfg.flow_actors)]
         try:
             described = ray.get([a.describe.remote() for a in actors], timeout=ACTOR_START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
@@ -228,7 +236,7 @@ class FlowPool:
                 f"and {ray.cluster_resources().get('CPU', 0):g} CPU(s): lower --flow-actors or --gpus-per-flow-actor") from None
         except ray.exceptions.RayActorError as exc:
             cls._kill(actors, ray)
-            raise RuntimeError(f"a {cfg.flow_backend} flow actor failed to start: {str(exc).strip().splitlines()[-1]}") from None
+            raise RuntimeError(f"a {cfg.flow_backend} flow actor failed to start: {last_line(exc)}") from None
         log.info("%d %s flow actor(s), %g GPU(s) each, on %d node(s)", len(actors), cfg.flow_backend, gpus,
                  len({d["node_id"] for d in described}))
         return cls([RemoteFlow(a, d) for a, d in zip(actors, described)])

@@ -11,13 +11,18 @@ Batching: all pairs of a `compute` call share one (B, H, W) tensor. OpenCV stops
 when the summed squared update of its flow falls below epsilon^2 * H * W; here each pair carries an
 `active` flag, a converged pair's state is frozen (masked updates), and the loop ends when no pair
 is active, so each pair gets exactly the iterations it would get alone.
+
+Process-wide: the first compiled solver (`TVL1Solver(compiled=True)`, the default on CUDA) raises
+torch._dynamo's recompile limit to RECOMPILE_LIMIT for the whole process (`allow_recompiles`).
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
 
+from flowprep.flow.base import FlowBackend, importable
 from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
 
 log = logging.getLogger(__name__)
@@ -290,6 +295,8 @@ class TVL1Solver:
             raise ValueError("median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float "
                              f"flow; got {params['median_filtering']!r}")
         self.p = params
+        if compiled:
+            allow_recompiles()
         self.step = _compiled(tvl1_step) if compiled else tvl1_step
         self.median = _compiled(median_blur) if compiled else median_blur
         self.warp = warp_linearize
@@ -383,18 +390,15 @@ class TVL1Solver:
 
 # ---- the backend -----------------------------------------------------------------------------
 
-class TorchTVL1:
+class TorchTVL1(FlowBackend):
     """TV-L1 in PyTorch, many pairs per call: on CUDA when torch sees a device, else on the CPU."""
 
     name = "torch"
+    needs_gpu = False  # CUDA when torch sees a device, else the CPU (`torch-cuda` needs one)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return False, f"torch is not installed (pip install torch): {exc}"
-        return True, ""
+        return importable("torch", "pip install torch")
 
     def __init__(self, device: str | None = None, compile: bool | None = None, batch: int | None = None,
                  **overrides):
@@ -466,6 +470,7 @@ class TorchCudaTVL1(TorchTVL1):
     """The torch backend pinned to CUDA: unavailable (an error, not a CPU run) without a device."""
 
     name = "torch-cuda"
+    needs_gpu = True
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -487,14 +492,25 @@ class TorchCudaTVL1(TorchTVL1):
         super().__init__(device=device or "cuda", **kwargs)
 
 
-def _compiled(fn):
-    """`fn` through torch.compile with static shapes: a few fused kernels per pass instead of dozens
-    of small ones (dynamic shapes made 20x slower code on the CPU). Each pyramid level (and batch size,
-    mask or not) compiles once, more than the default limit of 8 recompiles allows."""
+# Each pyramid level (and batch size, mask or not) of a compiled function compiles once: more
+# specializations than torch._dynamo's default limit of 8 recompiles per function allows.
+RECOMPILE_LIMIT = 256
+
+
+@functools.cache
+def allow_recompiles() -> None:
+    """Process-wide, once: raise torch._dynamo's recompile limit to at least RECOMPILE_LIMIT (never lowers it)."""
     import torch
 
     config = torch._dynamo.config
-    for knob in ("recompile_limit", "cache_size_limit"):
+    for knob in ("recompile_limit", "cache_size_limit"):  # the name of torch >= 2.6, and of older ones
         if hasattr(config, knob):
-            setattr(config, knob, max(getattr(config, knob), 256))
+            setattr(config, knob, max(getattr(config, knob), RECOMPILE_LIMIT))
+
+
+def _compiled(fn):
+    """`fn` through torch.compile with static shapes: a few fused kernels per pass instead of dozens
+    of small ones (dynamic shapes made 20x slower code on the CPU); see allow_recompiles."""
+    import torch
+
     return torch.compile(fn, dynamic=False)

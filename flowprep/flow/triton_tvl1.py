@@ -22,6 +22,7 @@ first imports `_triton_kernels`).
 """
 from __future__ import annotations
 
+from flowprep.flow.base import importable
 from flowprep.flow.torch_tvl1 import TorchCudaTVL1, TVL1Solver
 
 # One program per 16 x 64 tile (1,024 pixels, 4 warps): whole 256-byte rows per load, and a 256x256
@@ -110,11 +111,7 @@ class TritonCudaTVL1(TorchCudaTVL1):
         ok, reason = super().available()
         if not ok:
             return ok, reason
-        try:
-            import triton  # noqa: F401  (shipped with CUDA torch wheels)
-        except ImportError as exc:
-            return False, f"triton is not installed (it comes with CUDA builds of torch): {exc}"
-        return True, ""
+        return importable("triton", "it comes with CUDA builds of torch")
 
     def __init__(self, device: str | None = None, batch: int | None = None, **overrides):
         # no torch.compile: the hot loop is already fused, and a fixed batch size is not needed
