@@ -71,7 +71,11 @@ def main(verbose: bool) -> None:
 @click.option("--bound", "bound_px", type=float, default=20.0, show_default=True, help="Flow clip bound in px.")
 @click.option("--flow-jpeg-quality", type=int, default=95, show_default=True)
 @click.option("--rgb-jpeg-quality", type=int, default=95, show_default=True)
-@click.option("--videos-per-task", type=int, default=32, show_default=True, help="Videos per task (and shard).")
+@click.option("--videos-per-task", type=int, default=32, show_default=True,
+              help="The most videos a task (and its shard) holds.")
+@click.option("--plan", type=click.Choice(["work", "count"]), default="work", show_default=True,
+              help="work: tasks of equal estimated work, longest first, long videos split over workers; "
+                   "count: --videos-per-task videos each, in order.")
 @click.option("--shard-max-mb", type=int, default=512, show_default=True, help="Roll over to a new shard past this size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-mixing shuffle.")
 @click.option("--max-in-flight", type=int, default=0, help="Tasks submitted at once (default 2 x workers).")
@@ -125,6 +129,11 @@ def format_summary(summary: dict) -> str:
              f"videos/hour: {summary['videos_per_hour']:.0f}",
              "stage seconds (summed over workers): " + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
     lines += [f"  failed ({cause}): {n}" for cause, n in sorted(summary["failures_by_cause"].items())]
+    used = summary.get("utilization")
+    if used and used.get("jobs"):
+        lines.append(f"workers busy: {used['busy_fraction']:.0%} of {used['slots']} CPU(s) over {used['span_s']:.1f} s of "
+                     f"{used['jobs']} job(s); tail (fewer jobs than CPUs): {used['tail_s']:.1f} s; "
+                     f"split videos: {summary.get('split_videos', 0)}")
     rates = summary.get("frames_per_busy_second_per_worker")
     if rates:
         lines.append(f"worker processes: {summary['workers']}  frames per busy second per process: min {rates['min']:.1f}  "

@@ -37,7 +37,8 @@ class ExtractConfig:
     bound_px: float = 20.0
     flow_jpeg_quality: int = 95
     rgb_jpeg_quality: int = 95
-    videos_per_task: int = 32  # a task = a group of videos writing its own shard(s)
+    videos_per_task: int = 32  # the most videos a task (and so its shards) holds
+    plan: str = "work"  # 'work': tasks of equal estimated work, long videos split (plan.py); 'count': videos_per_task each
     shard_max_bytes: int = 512 * 2**20  # a task rolls over to a new shard past this size
     seed: int = 0
     workers: int = 1
@@ -55,6 +56,7 @@ class ExtractConfig:
         checks = [
             (self.executor in ("ray", "inline"), f"executor must be ray or inline, not {self.executor!r}"),
             (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
+            (self.plan in ("work", "count"), f"plan must be work or count, not {self.plan!r}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
             (self.task_memory_mb >= 0, f"task_memory_mb must be >= 0, not {self.task_memory_mb}"),
             (self.task_retries >= 0, f"task_retries must be >= 0, not {self.task_retries}"),

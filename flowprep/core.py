@@ -39,6 +39,25 @@ class VideoResult:
         return sum(len(data) for data in self.members.values())
 
 
+@dataclass(frozen=True)
+class PairRange:
+    """Frame pairs [first, end) of a video split over several workers; end None: to the last frame.
+
+    Pair i is frames (i, i+1). A range yields the RGB of frames [first, end) and the flow of its
+    pairs; the range to the end also yields the last frame and the json, so the members of a video's
+    ranges, put together, are exactly the members of the unsplit video. Every range decodes from the
+    start (frames before `first` are decoded, not converted) and the last one to the end, so the
+    json's stream facts and the truncation checks are the unsplit video's own.
+    """
+
+    first: int
+    end: int | None = None
+
+    def __post_init__(self):
+        if self.first < 0 or (self.end is not None and self.end <= self.first):
+            raise ValueError(f"bad pair range [{self.first}, {self.end})")
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     """uint8 (H,W) gray or (H,W,3) RGB -> JPEG bytes."""
     import cv2
@@ -57,10 +76,12 @@ def library_versions() -> dict[str, str]:
     return {"flowprep": __version__, "opencv": cv2.__version__, "av": av.__version__, "numpy": np.__version__}
 
 
-def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend) -> VideoResult:
+def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend,
+                  pairs: PairRange | None = None) -> VideoResult:
     """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
+    `pairs`: only this range of a split video (see PairRange); None: the whole video.
     Raises VideoError for problems of this video; the caller records them and goes on.
     """
     import cv2
@@ -70,18 +91,21 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
     seconds = {"decode": 0.0, "flow": 0.0, "encode": 0.0}
     info = StreamInfo()
     started = time.monotonic()
+    first_pair, end_pair = (pairs.first, pairs.end) if pairs else (0, None)
+    skip = 0 if settings.fps else first_pair  # resampling maps frames to new indices: convert them all
     if isinstance(source, FrameFolder):  # numbered images (Jester, SSv1, rawframes): same frames, same info
-        frames = decode_frame_folder(source, settings.resize, info, settings.max_frames)
+        frames = decode_frame_folder(source, settings.resize, info, settings.max_frames, skip_before=skip)
     else:
-        frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads)
+        frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads,
+                               skip_before=skip)
     if settings.fps:
         frames = resample_fps(frames, info, settings.fps)
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
         frames = iterate_until(frames, started + settings.timeout_s, settings.timeout_s)
 
-    batch = max(1, int(getattr(backend, "preferred_batch", 1)))
+    batch = max(1, int(backend.preferred_batch))
     gray_window: list[np.ndarray] = []  # frames whose outgoing flow is not computed yet, + the last one
-    num_frames = num_flows = 0
+    num_frames, num_flows = 0, first_pair  # frames seen; index of the next flow
 
     def flush_flows(keep_last: bool) -> None:
         nonlocal num_flows, gray_window
@@ -101,18 +125,28 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
 
     t_decode = time.perf_counter()
     for rgb in frames:
+        index, num_frames = num_frames, num_frames + 1
+        if index < first_pair:  # before this range: decoded for the stream's facts only
+            continue
         t0 = time.perf_counter()
         seconds["decode"] += t0 - t_decode
-        members[fmt.frame_member(fmt.RGB, num_frames)] = encode_jpeg(rgb, settings.rgb_jpeg_quality)
+        if end_pair is None or index < end_pair:  # frame `end_pair` is the next range's first RGB
+            members[fmt.frame_member(fmt.RGB, index)] = encode_jpeg(rgb, settings.rgb_jpeg_quality)
         gray_window.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        num_frames += 1
         seconds["encode"] += time.perf_counter() - t0
         if len(gray_window) > batch:
             flush_flows(keep_last=True)
+        if index == end_pair:  # the range's last pair has its second frame: stop decoding
+            break
         t_decode = time.perf_counter()
+    if hasattr(frames, "close"):  # a range that stops early releases the decoder (and its thread) now
+        frames.close()
     flush_flows(keep_last=False)
     if settings.timeout_s and time.monotonic() > started + settings.timeout_s:
         raise VideoTimeout(settings.timeout_s, f"all {num_frames} frames decoded, flow not finished in time")
+    if end_pair is not None:  # a range before the last: frames and flows only; the last one checks the whole
+        return VideoResult(key=key, members=members, num_frames=max(0, min(num_frames, end_pair) - first_pair),
+                           seconds=seconds)
     if num_frames < 2:
         raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow needs at least 2")
 

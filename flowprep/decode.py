@@ -145,11 +145,13 @@ def incomplete(info: StreamInfo) -> VideoError | None:
 
 
 def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
-                  max_frames: int | None = None, threads: int = 0) -> Iterator[np.ndarray]:
+                  max_frames: int | None = None, threads: int = 0, skip_before: int = 0) -> Iterator[np.ndarray | None]:
     """Yield uint8 (H,W,3) RGB frames in presentation order, upright and resized; fill `info`.
 
     `threads`: the decoder's threads (0: FFmpeg's default, one per core of the machine, which
     multiplies past a task's share when many tasks share the machine).
+    `skip_before`: frames before this index are decoded and recorded in `info` but yielded as None,
+    unconverted (a range of a split video starts there; colour conversion is 3/4 of a frame's cost).
     Raises VideoError for anything wrong with the file, including a stream that breaks mid-way
     (after the frames already yielded: the caller discards the partial video) or one that ends
     short of what its container declares (`incomplete`).
@@ -185,13 +187,20 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
             for frame in _demux_decode(container, stream, info, time_base):
                 if info.decoded_frames == 0:
                     info.rotation_deg = int(round(frame.rotation or 0))
+                pts = frame.pts if frame.pts is not None else info.decoded_frames / max(info.container_fps, 1) / time_base
+                if info.decoded_frames < skip_before:
+                    info.pts_s.append(pts * time_base)
+                    info.decoded_frames += 1
+                    yield None
+                    if max_frames and info.decoded_frames >= max_frames:
+                        return
+                    continue
                 # threads: swscale's colour conversion also starts a thread per core unless told
                 rgb = rotate_upright(frame.to_ndarray(format="rgb24", threads=threads or None), info.rotation_deg)
                 if target_hw is None:
                     target_hw = resize.target_hw(*rgb.shape[:2])
                 if rgb.shape[:2] != target_hw:
                     rgb = cv2.resize(rgb, target_hw[::-1], interpolation=cv2.INTER_LINEAR)
-                pts = frame.pts if frame.pts is not None else info.decoded_frames / max(info.container_fps, 1) / time_base
                 info.pts_s.append(pts * time_base)
                 info.decoded_frames += 1
                 yield rgb

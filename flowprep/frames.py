@@ -81,8 +81,9 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
 
 
 def decode_frame_folder(folder: FrameFolder, resize: Resize, info: StreamInfo,
-                        max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield uint8 (H,W,3) RGB frames of `folder` in order, resized as `decode_frames` does; fill `info`."""
+                        max_frames: int | None = None, skip_before: int = 0) -> Iterator[np.ndarray | None]:
+    """Yield uint8 (H,W,3) RGB frames of `folder` in order, resized as `decode_frames` does; fill `info`.
+    Frames before `skip_before` are not read (yielded as None), except the first, which sets the size."""
     import cv2
 
     info.codec = "png" if folder.names[0].lower().endswith(".png") else "mjpeg"
@@ -93,6 +94,13 @@ def decode_frame_folder(folder: FrameFolder, resize: Resize, info: StreamInfo,
     info.declared_duration_s = len(folder.names) / folder.fps
     target_hw = None
     for index, name in enumerate(folder.names):
+        if 0 < index < skip_before:
+            info.pts_s.append(index / folder.fps)
+            info.decoded_frames += 1
+            yield None
+            if max_frames and info.decoded_frames >= max_frames:
+                return
+            continue
         try:
             data = folder.read(name)
         except OSError as exc:
@@ -105,7 +113,7 @@ def decode_frame_folder(folder: FrameFolder, resize: Resize, info: StreamInfo,
             rgb = cv2.resize(rgb, target_hw[::-1], interpolation=cv2.INTER_LINEAR)
         info.pts_s.append(index / folder.fps)
         info.decoded_frames += 1
-        yield rgb
+        yield rgb if index >= skip_before else None
         if max_frames and info.decoded_frames >= max_frames:
             return
     info.complete = True

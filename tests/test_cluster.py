@@ -29,8 +29,9 @@ needs_netns = pytest.mark.skipif(not IN_NETNS, reason="starts a Ray cluster: run
 BIN = Path(sys.executable).parent
 # Videos slow enough (about 0.5 s each on one core) that a kill lands while a task runs.
 # OpenCV's TV-L1, not the faster default: the kill tests need tasks that last a few seconds.
-JOB = ["--size", "64", "--max-frames", "8", "--workers", "2", "--videos-per-task", "2", "--no-progress",
-       "--flow-backend", "opencv"]
+# --plan count: the tests count tasks of 2 videos (the work plan's cut is tested in test_plan.py).
+JOB = ["--size", "64", "--max-frames", "8", "--workers", "2", "--videos-per-task", "2", "--plan", "count",
+       "--no-progress", "--flow-backend", "opencv"]
 VIDEOS = 16  # 4 classes x 4
 
 
@@ -65,7 +66,7 @@ def node_processes(pgid: int) -> dict[int, str]:
 
 def running_task_pid(pgid: int) -> int | None:
     """A Ray worker of node `pgid` now executing a flowprep task (Ray titles it after the function)."""
-    return next((pid for pid, title in node_processes(pgid).items() if title.startswith("ray::run_task")), None)
+    return next((pid for pid, title in node_processes(pgid).items() if title.startswith("ray::run_job")), None)
 
 
 def stop_node(pgid: int) -> None:
@@ -277,7 +278,7 @@ from flowprep.runner import run_extract
 ray.init(address={cluster.address!r}, log_to_driver=False, runtime_env={{
     "worker_process_setup_hook": "tests.test_cluster.crash_on_poison_videos", "env_vars": {{"PYTHONPATH": {repo!r}}}}})
 cfg = ExtractConfig(dataset="folder", root={str(root)!r}, out={str(out)!r}, size_px=32, max_frames=2, workers=2,
-                    videos_per_task=8, ray_address={cluster.address!r})
+                    videos_per_task=8, plan="count", ray_address={cluster.address!r})
 print(json.dumps(run_extract(cfg, show_progress=False)))
 """
     done = run([sys.executable, "-c", driver], cluster.env)
@@ -287,6 +288,41 @@ print(json.dumps(run_extract(cfg, show_progress=False)))
     assert bad[0] == "drift_left/poison_000" and bad[2] == "worker crashed"
     # Two attempts died on it; the third marked it failed and finished the task.
     assert facts["report"]["retried_tasks"] == 2 and facts["report"]["tasks"] == 1
+
+
+@needs_netns
+def test_worker_killed_in_the_middle_of_a_split_video(cluster, tmp_path, write_video):
+    """One long video on two nodes is split into ranges; a worker killed inside one has that range
+    redone, and the assembled sample equals the unsplit extraction byte for byte."""
+    from flowprep.verify import iter_samples
+
+    root = tmp_path / "root"
+    write_video(root / "walk" / "long.avi", frames=64, size_px=200)
+    # 128 px: a range of ~9 pairs takes a few seconds of OpenCV's TV-L1, so the kill lands inside one
+    common = ["--dataset", "folder", "--root", str(root), "--size", "128", "--no-progress", "--flow-backend", "opencv"]
+    out = tmp_path / "split"
+    driver = subprocess.Popen([str(BIN / "flowprep"), "extract", *common, "--out", str(out), "--workers", "2",
+                               "--ray-address", cluster.address], env=cluster.env, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = wait_for(lambda: running_task_pid(cluster.worker_group), "a range running on the second node")
+        time.sleep(0.5)  # let the range report its start, so the retry is counted
+        os.kill(pid, signal.SIGKILL)
+        stdout, stderr = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, stdout + stderr[-3000:]
+    report = check_output(str(out), cluster.env, expected_ok=1)["report"]
+    assert report["split_videos"] == 1 and report["retried_tasks"] >= 1 and report["jobs"] >= 3
+    assert not (out / "_pieces").exists(), "the pieces go once the sample is published"
+    whole = tmp_path / "whole"
+    done = run([str(BIN / "flowprep"), "extract", *common, "--out", str(whole), "--executor", "inline",
+                "--plan", "count"], cluster.env)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    (split_tar,), (whole_tar,) = sorted(out.glob("*.tar")), sorted(whole.glob("*.tar"))
+    assert split_tar.read_bytes() == whole_tar.read_bytes()
+    assert len(list(iter_samples(split_tar.open("rb")))) == 1
 
 
 @needs_netns
@@ -322,7 +358,7 @@ def test_worker_and_node_killed_mid_job_to_s3(cluster, videos, s3_endpoint):
 def test_progress_board_counts_retries_and_ignores_dead_attempts():
     """The board's bookkeeping, without Ray: a second start is a retry; a dead attempt's late
     reports are dropped; forgotten (finished) tasks leave it."""
-    from flowprep.runner import ProgressBoard
+    from flowprep.executor_ray import ProgressBoard
 
     board = ProgressBoard()
     assert board.started("train-00000.parquet", "a1") == []

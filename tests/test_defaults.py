@@ -45,7 +45,9 @@ def test_headline_command_runs_in_the_working_directory(tmp_path, write_video, m
     assert "root data/hmdb51 (./data), out shards/hmdb51 (./shards)" in output
     assert output.index("root data/hmdb51") < output.index("videos: 4")  # printed before the work
     out = tmp_path / "shards" / "hmdb51"
-    assert sorted(p.name for p in out.glob("*.tar")) == ["test-00000-000.tar", "train-00000-000.tar"]
+    shards = sorted(p.name for p in out.glob("*.tar"))  # tasks cut by work: 4 videos on 2 workers, a shard each
+    listed = sorted((out / "test.shards.txt").read_text().split() + (out / "train.shards.txt").read_text().split())
+    assert shards == listed and {name.split("-")[0] for name in shards} == {"test", "train"}
     assert {r["status"] for r in manifest(out)} == {"ok"}
     assert json.loads((out / "config.json").read_text())["workers"] == min(64, os.cpu_count())
     assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from flowprep.manifest import empty_row, read_manifest, rows_to_parquet_bytes, table_from_parquet_bytes, write_part
-from flowprep.runner import merge_manifest
+from flowprep.report import merge_manifest
 from flowprep.storage import filesystem
 
 
@@ -60,7 +60,7 @@ def test_a_corrupt_part_fails_the_merge_naming_it(tmp_path):
 READ_THEN_EXIT = """
 import sys
 from flowprep.manifest import read_manifest, write_part, empty_row
-from flowprep.runner import merge_manifest
+from flowprep.report import merge_manifest
 from flowprep.storage import filesystem
 fs, out = filesystem(sys.argv[1])
 for task in range(4):

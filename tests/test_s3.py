@@ -130,7 +130,8 @@ def test_worker_reads_videos_from_s3_root(s3_server, videos, tmp_path):
 
     from flowprep.config import ExtractConfig
     from flowprep.datasets import load_catalog
-    from flowprep.runner import make_tasks, run_task, select
+    from flowprep.plan import make_tasks, select
+    from flowprep.task import run_task
 
     for path in sorted(videos.glob("*/*.avi")):
         s3_server.upload_file(str(path), BUCKET, f"videos/{path.parent.name}/{path.name}")

@@ -114,6 +114,7 @@ class FullDisk:
 def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | None):
     """`flowprep extract` whose --out holds `budget` bytes (None: unlimited)."""
     import flowprep.runner as runner
+    import flowprep.task as task
 
     real = runner.filesystem
     disk = None
@@ -126,11 +127,13 @@ def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | 
         disk = disk or FullDisk(fs, budget)  # one disk for the driver and the task alike
         return disk, path
 
-    monkeypatch.setattr(runner, "filesystem", filesystem_with_a_small_disk)
+    for module in (runner, task):  # the driver's and the task's storage
+        monkeypatch.setattr(module, "filesystem", filesystem_with_a_small_disk)
     try:
         return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY])
     finally:
-        monkeypatch.setattr(runner, "filesystem", real)
+        for module in (runner, task):
+            monkeypatch.setattr(module, "filesystem", real)
 
 
 def total_bytes_written(tmp_path, videos) -> int:
