@@ -33,6 +33,7 @@ from .config import EvalConfig, TrainConfig, write_config
 # Small enough for 2 CPU cores in a few minutes, faithful in everything else (loader, losses, loops).
 EXTRACT = {"dataset": "sample", "executor": "inline", "size_px": 48, "workers": 1, "videos_per_task": 8,
            "flow_backend": "opencv",  # the tables' flow
+           "plan": "count",  # the tables' shards: 8 videos a task (the shard layout orders the loader's clips)
            "flow_params": (("nscales", 3), ("warps", 2))}  # the drift is 0.25-2.9 px/frame at 48 px
 TRAIN = {"model": "resnet3d_tiny", "frames": 8, "crop_size": 40, "batch_size": 8, "flip": False, "lr": 0.05,
          "lr_schedule": "cosine", "val_partitions": (), "log_every": 0, "device": "cpu", "resume": False}
