@@ -7,6 +7,10 @@ import sys
 
 import click
 
+from .cli_config import config_options
+from .config import ExtractConfig
+
+MIB = 2**20
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3  # 3: the job finished but some videos failed
 
 
@@ -43,56 +47,59 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+# How each ExtractConfig field reads as a flag of `flowprep extract`; the defaults are the config's own
+# (flowprep.cli_config), so a default is written once. A new field gets a flag even without a line here.
+EXTRACT_FLAGS = {
+    "dataset": {"required": True, "help": "Registry name: see `flowprep datasets`.", "show_default": False},
+    "root": {"help": "Dataset folder or URL (s3://...). Default: $FLOWPREP_DATA/<dataset>, else ./data/<dataset>. "
+                     "`sample`: where to generate it.", "show_default": False},
+    "annotations": {"help": "Split files / CSVs, when not inside --root.", "show_default": False},
+    "out": {"help": "Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.", "show_default": False},
+    "workers": {"help": "Parallel tasks (Ray workers)."},
+    "executor": {"choices": ("ray", "inline"), "help": "inline: run in this process (debugging, tests)."},
+    "ray_address": {"help": "Existing Ray cluster: 'auto' or host:port (default: start a local one).",
+                    "show_default": False},
+    "split": {"help": "Official split (1-3) whose partitions the shards follow."},
+    "partitions": {"help": "Comma list, e.g. train,test (default: all but 'unused').", "show_default": False,
+                   "callback": lambda ctx, param, value: tuple(p for p in value.split(",") if p)},
+    "limit": {"help": "Extract only the first N videos of the shuffled plan.", "show_default": False},
+    "resize_mode": {"choices": ("square", "short"),
+                    "help": "square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept."},
+    "size_px": {"flag": "--size", "help": "Output size in px."},
+    "fps": {"help": "Resample to a constant frame rate (default: every frame).", "show_default": False},
+    "frame_fps": {"help": "Frame rate of frame-folder videos (default: the dataset's own, 12 for jester and sthv1).",
+                  "show_default": False},
+    "max_frames": {"help": "Stop each video after N frames (debugging).", "show_default": False},
+    "video_timeout_s": {"help": "Wall-clock limit per video; a video over it is a failed row 'timeout' (0: no limit)."},
+    "flow_backend": {"help": "Registry name (`opencv`: the reference) or 'auto': the fastest available (numba on a CPU)."},
+    "flow_params": {"flag": "--flow-param", "type": str, "multiple": True, "default": (), "show_default": False,
+                    "help": "TV-L1 override NAME=VALUE (OpenCV names), repeatable."},
+    "bound_px": {"flag": "--bound", "help": "Flow clip bound in px."},
+    "flow_jpeg_quality": {},
+    "rgb_jpeg_quality": {},
+    "videos_per_task": {"help": "The most videos a task (and its shard) holds."},
+    "plan": {"choices": ("work", "count"), "help": "work: tasks of equal estimated work, longest first, long videos "
+                                                   "split over workers; count: --videos-per-task videos each, in order."},
+    "shard_max_bytes": {"flag": "--shard-max-mb", "type": int, "default": ExtractConfig.shard_max_bytes // MIB,
+                        "callback": lambda ctx, param, mb: mb * MIB, "help": "Roll over to a new shard past this size."},
+    "seed": {"help": "Seed of the class-mixing shuffle."},
+    "max_in_flight": {"help": "Tasks submitted at once (default 2 x workers).", "show_default": False},
+    "threads_per_worker": {"help": "OpenCV threads per task (default cores / workers).", "show_default": False},
+    "task_memory_mb": {"help": "Memory Ray reserves per task, MiB (default: none).", "show_default": False},
+    "task_retries": {"help": "Retries of a task whose worker or node died (a bad video is a failed row, never retried)."},
+    "flow_actors": {"help": "Compute flow on N Ray actors (one per GPU, say) shared by the CPU tasks; 0: inside each task."},
+    "gpus_per_flow_actor": {"help": "GPUs each flow actor holds (default: 1 for a CUDA backend, 0 for a CPU one; "
+                                    "0.5: two per GPU).", "show_default": False},
+}
+
+
 @main.command()
-@click.option("--dataset", required=True, help="Registry name: see `flowprep datasets`.")
-@click.option("--root", default=None, help="Dataset folder or URL (s3://...). Default: $FLOWPREP_DATA/<dataset>, "
-              "else ./data/<dataset>. `sample`: where to generate it.")
-@click.option("--annotations", default=None, help="Split files / CSVs, when not inside --root.")
-@click.option("--out", default=None, help="Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.")
-@click.option("--workers", default=1, show_default=True, help="Parallel tasks (Ray workers).")
-@click.option("--executor", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
-              help="inline: run in this process (debugging, tests).")
-@click.option("--ray-address", default=None, help="Existing Ray cluster: 'auto' or host:port (default: start a local one).")
-@click.option("--split", default="1", show_default=True, help="Official split (1-3) whose partitions the shards follow.")
-@click.option("--partitions", default="", help="Comma list, e.g. train,test (default: all but 'unused').")
-@click.option("--limit", type=int, default=None, help="Extract only the first N videos of the shuffled plan.")
-@click.option("--resize-mode", type=click.Choice(["square", "short"]), default="square", show_default=True,
-              help="square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept.")
-@click.option("--size", "size_px", type=int, default=256, show_default=True, help="Output size in px.")
-@click.option("--fps", type=float, default=None, help="Resample to a constant frame rate (default: every frame).")
-@click.option("--frame-fps", type=float, default=0.0,
-              help="Frame rate of frame-folder videos (default: the dataset's own, 12 for jester and sthv1).")
-@click.option("--max-frames", type=int, default=None, help="Stop each video after N frames (debugging).")
-@click.option("--video-timeout-s", type=float, default=3600.0, show_default=True,
-              help="Wall-clock limit per video; a video over it is a failed row 'timeout' (0: no limit).")
-@click.option("--flow-backend", default="auto", show_default=True,
-              help="Registry name (`opencv`: the reference) or 'auto': the fastest available (numba on a CPU).")
-@click.option("--flow-param", "flow_params", multiple=True, help="TV-L1 override NAME=VALUE (OpenCV names), repeatable.")
-@click.option("--bound", "bound_px", type=float, default=20.0, show_default=True, help="Flow clip bound in px.")
-@click.option("--flow-jpeg-quality", type=int, default=95, show_default=True)
-@click.option("--rgb-jpeg-quality", type=int, default=95, show_default=True)
-@click.option("--videos-per-task", type=int, default=32, show_default=True,
-              help="The most videos a task (and its shard) holds.")
-@click.option("--plan", type=click.Choice(["work", "count"]), default="work", show_default=True,
-              help="work: tasks of equal estimated work, longest first, long videos split over workers; "
-                   "count: --videos-per-task videos each, in order.")
-@click.option("--shard-max-mb", type=int, default=512, show_default=True, help="Roll over to a new shard past this size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-mixing shuffle.")
-@click.option("--max-in-flight", type=int, default=0, help="Tasks submitted at once (default 2 x workers).")
-@click.option("--threads-per-worker", type=int, default=0, help="OpenCV threads per task (default cores / workers).")
-@click.option("--task-memory-mb", type=int, default=0, help="Memory Ray reserves per task, MiB (default: none).")
-@click.option("--task-retries", type=int, default=3, show_default=True,
-              help="Retries of a task whose worker or node died (a bad video is a failed row, never retried).")
-@click.option("--flow-actors", type=int, default=0, show_default=True,
-              help="Compute flow on N Ray actors (one per GPU, say) shared by the CPU tasks; 0: inside each task.")
-@click.option("--gpus-per-flow-actor", type=float, default=None,
-              help="GPUs each flow actor holds (default: 1 for a CUDA backend, 0 for a CPU one; 0.5: two per GPU).")
+@config_options(ExtractConfig, flags=EXTRACT_FLAGS)
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: tuple[str, ...], **flags) -> None:
+def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
     """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""
     import os
 
-    from .config import ExtractConfig
     from .datasets import DATASETS, dataset_layout
     from .defaults import missing_root_message, resolve_paths
     from .runner import fit_local_workers, run_extract
@@ -105,8 +112,7 @@ def extract(shard_max_mb: int, no_progress: bool, partitions: str, flow_params: 
         raise click.ClickException(missing)
     flags.update(root=paths.root, out=paths.out)
     try:
-        cfg = ExtractConfig(**flags, partitions=tuple(p for p in partitions.split(",") if p),
-                            flow_params=_parse_flow_params(flow_params), shard_max_bytes=shard_max_mb * 2**20)
+        cfg = ExtractConfig(**flags, flow_params=_parse_flow_params(flow_params))
         fitted = fit_local_workers(cfg)
         workers = f"{fitted.workers}" + (f" (asked {cfg.workers}; a local run uses at most one per core)"
                                           if fitted.workers != cfg.workers else "")

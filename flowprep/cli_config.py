@@ -126,30 +126,61 @@ def cli_spelling(value: Any) -> Any:
     return value
 
 
-def config_options(cls, exclude: tuple[str, ...] = ()) -> Callable:
-    """Decorator adding one click option per field of the dataclass `cls` (same name, default, help)."""
+def _without_none(tp: Any) -> Any:
+    """`X | None` -> X (an option whose default is None); other types as they are."""
+    args = typing.get_args(tp)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return tp
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return cli_spelling(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return cli_spelling(f.default_factory())
+    return None  # a required field: the option says `required`, or the command resolves it
+
+
+def _option(f: dataclasses.Field, tp: Any, spec: dict, show_default: bool):
+    """The click option of field `f`; `spec` overrides what the field says (see `config_options`)."""
     import click  # here: a config module imports this one, and needs no click
 
+    name = spec.get("flag", flag(f.name))
+    default = spec["default"] if "default" in spec else _field_default(f)
+    shown = {"help": spec.get("help", f.metadata.get("help")), "show_default": spec.get("show_default", show_default)}
+    tp = spec.get("type", _without_none(tp))
+    if tp is bool:
+        return click.option(f"{name}/--no-{name[2:]}", f.name, default=default, **shown)
+    choices = spec.get("choices") or choices_of(f)
+    if _is_enum(tp):
+        kind = click.Choice([m.value for m in tp])
+    elif choices:
+        kind = click.Choice(list(choices))
+    else:  # tuples and dicts travel as their string spelling; the config parses them
+        kind = tp if tp in (int, float) else str
+    return click.option(name, f.name, type=kind, default=default, multiple=spec.get("multiple", False),
+                        required=spec.get("required", False), callback=spec.get("callback"), **shown)
+
+
+def config_options(cls, exclude: tuple[str, ...] = (), flags: dict[str, dict] | None = None,
+                   show_default: bool = True) -> Callable:
+    """Decorator adding one click option per field of the dataclass `cls`: its flag, default and help.
+
+    `flags` maps a field to what its option says instead of what the field does (for a config whose
+    fields carry no help, or a flag that reads differently): "flag" (e.g. "--size" for `size_px`), "help",
+    "choices", "type", "default" (the CLI's spelling: MiB for a byte field, say), "show_default",
+    "multiple", "required", "callback" (click's: the flag's value -> the field's, e.g. MiB -> bytes). The options come in the order of `flags`, then the other fields; each option
+    passes its value under the field's name.
+    """
     types = field_types(cls)
+    flags = flags or {}
 
     def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            if f.name in exclude:
-                continue
-            tp, help_text, choices = types[f.name], f.metadata.get("help"), choices_of(f)
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            if tp is bool:
-                fn = click.option(f"{flag(f.name)}/--no-{flag(f.name)[2:]}", default=default, show_default=True,
-                                  help=help_text)(fn)
-                continue
-            if _is_enum(tp):
-                kind = click.Choice([m.value for m in tp])
-            elif choices:
-                kind = click.Choice(choices)
-            else:  # tuples and dicts travel as their string spelling; the config parses them
-                kind = tp if tp in (int, float) else str
-            fn = click.option(flag(f.name), type=kind, default=cli_spelling(default), show_default=True,
-                              help=help_text)(fn)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+        order = [name for name in flags if name in fields] + [name for name in fields if name not in flags]
+        for name in reversed(order):
+            fn = _option(fields[name], types[name], flags.get(name, {}), show_default)(fn)
         return fn
 
     return decorate
