@@ -178,3 +178,26 @@ def test_a_broken_split_video_is_one_failed_row(tmp_path, one_long_video):
     (row,) = read_manifest(*filesystem(str(out)))
     assert row["status"] == "failed" and row["cause"] == "truncated" and "walk/long.avi" in row["error"]
     assert not list(out.glob("*.tar")) or all(p.stat().st_size <= 1024 for p in out.glob("*.tar"))
+
+
+def test_jobs_to_run_are_the_missing_ranges_then_the_assembly(tmp_path):
+    from flowprep.datasets import VideoItem
+    from flowprep.plan import Task
+    from flowprep.storage import filesystem
+    from flowprep.task import Job, JobQueue, jobs_to_run, piece_path
+
+    fs, out = filesystem(str(tmp_path))
+    item = VideoItem("v", "c", 0, "c/v.avi", {"1": "train"})
+    task = Task(0, "train", (item,), 30.0, (PairRange(0, 10), PairRange(10, 20), PairRange(20)))
+    whole = Task(1, "train", (item,), 5.0)
+    assert jobs_to_run([task, whole], fs, out) == [Job(task, 0), Job(task, 1), Job(task, 2), Job(whole)]
+    for k in (0, 2):
+        path = piece_path(out, task, k)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe(path, b"")
+    queue = JobQueue(jobs_to_run([task], fs, out))
+    assert len(queue) == 1 and queue.pop() == Job(task, 1)
+    queue.finished(Job(task, 1))  # its last missing range: the assembly is next
+    assert queue.pop() == Job(task, assemble=True)
+    fs.pipe(piece_path(out, task, 1), b"")
+    assert jobs_to_run([task], fs, out) == [Job(task, assemble=True)]
