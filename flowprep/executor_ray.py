@@ -11,7 +11,8 @@ import time
 from .config import ExtractConfig
 from .errors import last_line
 from .manifest import STATUS_FAILED
-from .task import Job, JobQueue, run_job, worker_threads
+from .jobs import Job, JobQueue, run_job
+from .task import worker_threads
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
 """Run (or resume) an extraction job: plan it, run its jobs on an executor, merge what they published.
 
-The parts, with arrows pointing inward: `plan` (which tasks) -> `task` (a job's body on a worker) <-
-executors (`run_inline` here, `executor_ray`) -> `progress`; `report` merges the manifest and writes
-report.json. A job killed at any point and started again with the same command ends with every video
-exactly once: the plan is reused, and a task whose manifest part exists is done.
+The parts, arrows pointing inward: `plan` (which tasks; `probe` reads the headers) -> `jobs` (what an
+executor schedules) -> `task` (a task's body on a worker) and `split` (a long video's ranges and their
+assembly) -> `core` (one video, pure). Executors: `run_inline` here, `executor_ray`; `progress` draws
+the bar; `report` merges the manifest and writes report.json. A job killed at any point and started
+again with the same command ends with every video exactly once: the plan is reused, a task whose
+manifest part exists is done, and a split video's finished ranges are kept.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from .plan import estimate_work, make_tasks, read_plan, run_order, select, write
 from .progress import Progress
 from .report import REPORT_FILE, merge_manifest, utilization
 from .storage import filesystem, join, write_bytes_atomic
-from .task import PIECES_DIR, Job, JobQueue, jobs_to_run, remove_pieces, run_job, worker_threads
+from .jobs import Job, JobQueue, jobs_to_run, run_job
+from .split import PIECES_DIR, remove_pieces
+from .task import worker_threads
 
 log = logging.getLogger(__name__)
 

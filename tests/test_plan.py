@@ -184,7 +184,8 @@ def test_jobs_to_run_are_the_missing_ranges_then_the_assembly(tmp_path):
     from flowprep.datasets import VideoItem
     from flowprep.plan import Task
     from flowprep.storage import filesystem
-    from flowprep.task import Job, JobQueue, jobs_to_run, piece_path
+    from flowprep.jobs import Job, JobQueue, jobs_to_run
+    from flowprep.split import piece_path
 
     fs, out = filesystem(str(tmp_path))
     item = VideoItem("v", "c", 0, "c/v.avi", {"1": "train"})

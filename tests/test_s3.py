@@ -11,7 +11,8 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 
 BUCKET = "flowprep-test"
-TINY = ["--size", "32", "--max-frames", "4", "--executor", "inline", "--no-progress"]
+# --plan count: these tests count tasks of --videos-per-task videos (the work plan is tested in test_plan.py)
+TINY = ["--size", "32", "--max-frames", "4", "--executor", "inline", "--no-progress", "--plan", "count"]
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ class FullDisk:
 def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | None):
     """`flowprep extract` whose --out holds `budget` bytes (None: unlimited)."""
     import flowprep.runner as runner
-    import flowprep.task as task
+    import flowprep.task as task  # the workers open --out through task.py
 
     real = runner.filesystem
     disk = None

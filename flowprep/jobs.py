@@ -1,0 +1,86 @@
+"""What the executors schedule: a Job is a whole task, one range of a split video, or its assembly.
+
+`jobs_to_run` turns the unfinished tasks of a plan into jobs (a split task's missing ranges, or its
+assembly once none is missing); `JobQueue` hands them out in run order and puts an assembly at the
+front as soon as its last range is done; `run_job` runs one on a worker and says where and when.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .config import ExtractConfig
+from .plan import Task
+from .split import assemble, pieces_done, run_range
+from .task import run_task, worker_name, worker_threads
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker runs: a whole task, range `range_index` of a split task, or a split task's assembly."""
+
+    task: Task
+    range_index: int | None = None
+    assemble: bool = False
+
+    @property
+    def name(self) -> str:
+        base = self.task.part_name
+        return base if self.range_index is None and not self.assemble else \
+            f"{base}#assemble" if self.assemble else f"{base}#range{self.range_index}"
+
+
+def jobs_to_run(tasks: list[Task], fs, out: str) -> list[Job]:
+    """The jobs of unfinished `tasks`: a split task's missing ranges, or its assembly once none is missing."""
+    jobs = []
+    for task in tasks:
+        if not task.is_split:
+            jobs.append(Job(task))
+            continue
+        done = pieces_done(fs, out, task)
+        missing = [Job(task, k) for k in range(len(task.ranges)) if k not in done]
+        jobs.extend(missing or [Job(task, assemble=True)])
+    return jobs
+
+
+class JobQueue:
+    """Jobs in run order; a split task's assembly joins the front as soon as its last range is done."""
+
+    def __init__(self, jobs: list[Job]):
+        import collections
+
+        self.queue = collections.deque(jobs)
+        self.ranges_left: dict[tuple[str, int], int] = collections.Counter(
+            (j.task.partition, j.task.index) for j in jobs if j.range_index is not None)
+
+    def __bool__(self) -> bool:
+        return bool(self.queue)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def pop(self) -> Job:
+        return self.queue.popleft()
+
+    def finished(self, job: Job) -> None:
+        if job.range_index is None:
+            return
+        key = (job.task.partition, job.task.index)
+        self.ranges_left[key] -= 1
+        if self.ranges_left[key] == 0:
+            self.queue.appendleft(Job(job.task, assemble=True))
+
+
+def run_job(job: Job, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
+            known_bad: dict[str, str] | None = None, flow=None) -> dict:
+    """Runs `job`; returns its summary, with where and when it ran (the report's utilization)."""
+    started_at = time.time()
+    if job.assemble:
+        summary = assemble(job.task, cfg, on_video)
+    elif job.range_index is not None:
+        summary = run_range(job.task, job.range_index, cfg, known_bad, flow)
+    else:
+        summary = run_task(job.task, cfg, on_video, known_bad, flow)
+    return {**summary, "job": job.name, "worker": worker_name(), "started_at": started_at, "ended_at": time.time(),
+            "cpus": worker_threads(cfg)}
