@@ -42,7 +42,9 @@ class ExtractConfig:
     shard_max_bytes: int = 512 * 2**20  # a task rolls over to a new shard past this size
     seed: int = 0
     workers: int = 1
-    executor: str = "ray"  # 'ray' (local or cluster) or 'inline' (this process; debugging and tests)
+    # 'auto': processes on one machine, ray with a cluster (--ray-address, RAY_ADDRESS) or flow actors;
+    # 'ray' (a local Ray or a cluster), 'processes' (this machine, no Ray), 'inline' (this process)
+    executor: str = "auto"
     ray_address: str | None = None  # None: a local Ray; 'auto' or 'host:port': an existing cluster
     max_in_flight: int = 0  # 0: 2 x workers tasks submitted at a time
     threads_per_worker: int = 0  # OpenCV threads per worker; 0: cores / workers (never oversubscribe)
@@ -54,7 +56,8 @@ class ExtractConfig:
     def __post_init__(self):
         Resize(self.resize_mode, self.size_px)  # validates
         checks = [
-            (self.executor in ("ray", "inline"), f"executor must be ray or inline, not {self.executor!r}"),
+            (self.executor in ("auto", "ray", "processes", "inline"),
+             f"executor must be auto, ray, processes or inline, not {self.executor!r}"),
             (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
             (self.plan in ("work", "count"), f"plan must be work or count, not {self.plan!r}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
@@ -70,7 +73,10 @@ class ExtractConfig:
             (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
             (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),
             (self.flow_actors >= 0, f"flow_actors must be >= 0, not {self.flow_actors}"),
-            (not (self.flow_actors and self.executor == "inline"), "flow actors need --executor ray, not inline"),
+            (not (self.flow_actors and self.executor in ("processes", "inline")),
+             f"flow actors need --executor ray, not {self.executor}"),
+            (not (self.ray_address and self.executor == "processes"),
+             "--executor processes runs on this machine only: drop --ray-address, or use --executor ray"),
             (self.gpus_per_flow_actor is None or (self.gpus_per_flow_actor >= 0 and (
                 self.gpus_per_flow_actor <= 1 or float(self.gpus_per_flow_actor).is_integer())),  # Ray's rule
              f"gpus_per_flow_actor must be a fraction in [0, 1] or a whole number, not {self.gpus_per_flow_actor}"),

@@ -56,10 +56,26 @@ def run_inline(jobs: list[Job], cfg: ExtractConfig, progress) -> list[dict]:
 
 def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     """Run (or resume) the whole job; returns the summary also printed by the CLI."""
-    from .flow import resolve
-
     started = time.time()
     cfg = fit_local_workers(cfg)
+    if cfg.executor == "auto":  # Ray for a cluster (and flow actors); plain processes on one machine start faster
+        import dataclasses
+        use_ray = ray_address(cfg) is not None or cfg.flow_actors > 0
+        cfg = dataclasses.replace(cfg, executor="ray" if use_ray else "processes")
+    pool = None
+    if cfg.executor == "processes":  # started first: the workers import while this process plans
+        from .executor_processes import ProcessPool
+        pool = ProcessPool(cfg.workers)
+    try:
+        return _run_extract(cfg, show_progress, started, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_extract(cfg: ExtractConfig, show_progress: bool, started: float, pool) -> dict:
+    from .flow import resolve
+
     backend = resolve(cfg.flow_backend, dict(cfg.flow_params), on_actors=cfg.flow_actors > 0)
     params_resolved = backend.params
     if backend.name != cfg.flow_backend:
@@ -91,6 +107,9 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     try:
         if cfg.executor == "inline":
             summaries = run_inline(jobs, cfg, progress)
+        elif cfg.executor == "processes":
+            from .executor_processes import run_processes
+            summaries = run_processes(jobs, cfg, progress, pool)
         else:
             from .executor_ray import run_ray
             summaries = run_ray(jobs, cfg, progress)

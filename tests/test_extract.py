@@ -144,7 +144,7 @@ def test_verify_catches_a_damaged_shard_and_a_stray_one(folder_dataset, tmp_path
 def test_sample_dataset_with_ray_workers(tmp_path):
     out = tmp_path / "out"
     output = extract("--dataset", "sample", "--out", str(out), "--workers", "2", "--size", "32", "--max-frames", "4",
-                     "--limit", "8", "--videos-per-task", "2", *FAST_FLOW)
+                     "--limit", "8", "--videos-per-task", "2", "--executor", "ray", *FAST_FLOW)
     assert "ok: 8" in output
     rows = manifest(out)
     ok = [r for r in rows if r["status"] == "ok"]
