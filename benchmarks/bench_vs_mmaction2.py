@@ -5,7 +5,8 @@ re-encoded losslessly (FFV1), since the peer computes at the video's own size. E
 separate process on all the machine's cores; the wall time is the whole process, start-up included,
 median of --repeats runs. The peer: `mmaction2_flow_extraction.py --save-rgb` (videos one after
 another, OpenCV's threads inside each TV-L1 call). flowprep: `flowprep extract --dataset folder
---workers <cores>` with `--flow-backend opencv` (the same TV-L1) and with the default (`auto`).
+--workers <cores>` with `--flow-backend opencv` (the same TV-L1) and with the default (`auto`), on
+the default executor (worker processes) and, for the default backend, on a local Ray (`--executor ray`).
 
     python benchmarks/bench_vs_mmaction2.py --out benchmarks/results/vs_mmaction2.md
 
@@ -88,6 +89,9 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
         "flowprep (default backend)": lambda out: private_network(
             [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
              "--workers", str(workers), "--no-progress"]),
+        "flowprep (default backend) --executor ray": lambda out: private_network(
+            [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
+             "--workers", str(workers), "--no-progress", "--executor", "ray"]),
     }
     walls: dict[str, list[float]] = {tool: [] for tool in commands}
     for _ in range(repeats):

@@ -204,7 +204,8 @@ def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[Video
 def run_import(cfg: ImportConfig, log=print) -> dict:
     """Pack every listed folder (resuming a previous run); returns the job summary `extract` also gives."""
     from .manifest import STATUS_FAILED, STATUS_OK, done_parts, write_part
-    from .runner import Task, base_row, load_or_write_plan, merge_manifest
+    from .plan import Task, base_row, read_plan, write_plan
+    from .report import merge_manifest
     from .shards import ShardWriter, task_shard_paths
     from .storage import filesystem, join, remove_quietly, write_bytes_atomic
 
@@ -226,7 +227,11 @@ def run_import(cfg: ImportConfig, log=print) -> dict:
              for partition, items in sorted(by_partition.items())
              for index, start in enumerate(range(0, len(items), cfg.videos_per_task))]
     fs_out.makedirs(out, exist_ok=True)
-    tasks = load_or_write_plan(fs_out, out, cfg, tasks)
+    planned = read_plan(fs_out, out, cfg, [item for item, _, _ in listed])  # an earlier run's plan wins
+    if planned is None:
+        write_plan(fs_out, out, cfg, tasks)
+    else:
+        tasks = planned
     if not classes:  # no label map: the class folder of the first video of each label
         by_label = {}
         for item, _, _ in listed:

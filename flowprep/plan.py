@@ -3,8 +3,8 @@
 Tasks are cut by estimated work (frame pairs x output pixels, `probe.py`), not by video count, so that
 every worker stays busy to the end of the job (issue 17):
 - a job has about TASKS_PER_WORKER tasks per worker and no task holds more than that share of the work;
-- a video worth more than that share is split into pair ranges, each a job of its own (`core.PairRange`),
-  assembled into one sample when all are done;
+- a video worth more than that share is split into pair ranges of at most 1/RANGES_PER_SHARE of a
+  share, each a job of its own (`core.PairRange`), assembled into one sample when all are done;
 - task sizes shrink towards the end of the plan (guided self-scheduling: a task takes a fixed fraction
   of the work still uncut), and tasks run longest first, so the last wave is small tasks filling in;
 - `videos_per_task` bounds a task's videos (and so its shard's size) from above; the smallest task
@@ -31,7 +31,8 @@ from .storage import join, write_bytes_atomic
 
 TASKS_PER_WORKER = 4  # a worker's share of the work is cut into about this many tasks
 MIN_TASK_SHARE = 100  # the smallest task is about 1/100 of a worker's share (1% of tail imbalance at most)
-MIN_RANGE_PAIRS = 8  # a split video's ranges hold at least this many frame pairs (each decodes from the start)
+RANGES_PER_SHARE = 8  # a split video's ranges are finer than tasks: it is split because it is the long pole
+MIN_RANGE_PAIRS = 4  # a split video's ranges hold at least this many frame pairs (each decodes from the start)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
 
     whole = []
     for i, item in enumerate(items):
-        n_ranges = min(math.ceil(work[i] / largest), pairs[i] // MIN_RANGE_PAIRS) if work[i] > largest else 1
+        n_ranges = min(math.ceil(work[i] * RANGES_PER_SHARE / share), pairs[i] // MIN_RANGE_PAIRS) \
+            if work[i] > largest else 1
         if n_ranges > 1:
             bounds = [round(k * pairs[i] / n_ranges) for k in range(n_ranges)]
             ranges = tuple(PairRange(a, b) for a, b in zip(bounds, bounds[1:])) + (PairRange(bounds[-1]),)

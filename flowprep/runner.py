@@ -2,7 +2,8 @@
 
 The parts, arrows pointing inward: `plan` (which tasks; `probe` reads the headers) -> `jobs` (what an
 executor schedules) -> `task` (a task's body on a worker) and `split` (a long video's ranges and their
-assembly) -> `core` (one video, pure). Executors: `run_inline` here, `executor_ray`; `progress` draws
+assembly) -> `core` (one video, pure). Executors: `run_inline` here, `executor_processes` (one machine),
+`executor_ray` (a local Ray or a cluster); `progress` draws
 the bar; `report` merges the manifest and writes report.json. A job killed at any point and started
 again with the same command ends with every video exactly once: the plan is reused, a task whose
 manifest part exists is done, and a split video's finished ranges are kept.

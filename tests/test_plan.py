@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from flowprep import format as fmt
 from flowprep.cli import main
 from flowprep.core import PairRange
-from flowprep.plan import MIN_RANGE_PAIRS, TASKS_PER_WORKER, cut_tasks, run_order, simulate
+from flowprep.plan import MIN_RANGE_PAIRS, RANGES_PER_SHARE, TASKS_PER_WORKER, cut_tasks, run_order, simulate
 from flowprep.report import utilization
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -47,7 +47,7 @@ def test_cut_bounds_every_task_and_covers_every_video_once(workers):
             assert t.ranges[0].first == 0 and t.ranges[-1].end is None
             assert all(a.end == b.first for a, b in zip(t.ranges, t.ranges[1:])), "ranges are contiguous"
             assert all(r.end - r.first >= MIN_RANGE_PAIRS for r in t.ranges[:-1])
-            assert t.work / len(t.ranges) <= share / TASKS_PER_WORKER * 1.01
+            assert t.work / len(t.ranges) <= share / RANGES_PER_SHARE * 1.01
         elif len(t.items) > 1:  # a task of several videos stops short of a worker's share / TASKS_PER_WORKER
             assert t.work - pairs[t.items[-1]] < share / TASKS_PER_WORKER
     indices = {p: sorted(t.index for t in tasks if t.partition == p) for p in ("train", "test")}

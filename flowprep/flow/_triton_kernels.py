@@ -1,5 +1,8 @@
 """Triton kernels of the fused TV-L1 inner iteration and of the median filter (`triton_tvl1` drives them).
 
+(Over 300 lines because nearly half of it is the generated median networks at its end; the hand-written
+kernels are ~230 lines.)
+
 Imported lazily, on the first `triton_tvl1.TritonKernels()`: `@triton.jit` decides at decoration time
 whether a kernel is compiled for the GPU or run by Triton's CPU interpreter (TRITON_INTERPRET=1, read
 then), so a test that sets the variable must be able to import this module after it has done so.

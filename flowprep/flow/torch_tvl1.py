@@ -1,5 +1,8 @@
 """TV-L1 optical flow in PyTorch, batched over frame pairs, following OpenCV's CPU implementation.
 
+(One file of ~500 lines on purpose: it is OpenCV's `tvl1flow.cpp` step by step, read side by side
+with it; cutting it would separate each step from the ones its arithmetic must agree with.)
+
 The algorithm is Zach, Pock and Bischof (2007) in the form of Sanchez Perez et al. (IPOL 2013), as
 OpenCV contrib codes it in `modules/optflow/src/tvl1flow.cpp` (`OpticalFlowDual_TVL1::calc` and
 `procOneScale`). Every step below names the OpenCV function it mirrors; the details that move the
