@@ -24,12 +24,18 @@ from .manifest import STATUS_FAILED
 log = logging.getLogger(__name__)
 
 
-def _serve(conn) -> None:
+def _serve(conn, backend_name: str) -> None:
     """A worker process: run the jobs the driver sends until it sends None."""
     import importlib
 
     for module in ("av", "cv2"):  # imported while the driver plans, so that the first job starts at once
         importlib.import_module(module)
+    try:  # the flow backend's code too (numba loads its compiled kernels): the driver resolves the same name
+        from .flow import backend_class, resolve_backend_name
+
+        backend_class(resolve_backend_name(backend_name))()
+    except Exception:  # the job builds it again and reports what is wrong
+        pass
 
     while True:
         message = conn.recv()
@@ -47,9 +53,9 @@ def _serve(conn) -> None:
 
 
 class _Worker:
-    def __init__(self, context):
+    def __init__(self, context, backend_name: str):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="flowprep-worker")
+        self.process = context.Process(target=_serve, args=(child, backend_name), daemon=True, name="flowprep-worker")
         self.process.start()
         child.close()
         self.job: Job | None = None
@@ -59,12 +65,13 @@ class _Worker:
 class ProcessPool:
     """`workers` processes, started as soon as the job starts (they import while the driver plans)."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, backend_name: str):
         self.context = multiprocessing.get_context("spawn")  # never fork a driver that holds threads
-        self.workers = [_Worker(self.context) for _ in range(workers)]
+        self.backend_name = backend_name
+        self.workers = [_Worker(self.context, backend_name) for _ in range(workers)]
 
     def replace(self, index: int) -> _Worker:
-        self.workers[index] = _Worker(self.context)
+        self.workers[index] = _Worker(self.context, self.backend_name)
         return self.workers[index]
 
     def close(self) -> None:
@@ -94,12 +101,17 @@ def run_processes(jobs: list[Job], cfg: ExtractConfig, progress, pool: ProcessPo
     while queue or any(w.job for w in workers):
         for worker in workers:
             if worker.job is None and queue:
+                # Idle CPU goes to the work left: fewer jobs than idle workers, and each job takes the
+                # threads of the workers that will have nothing to do (OpenCV's TV-L1 and FFmpeg use them).
+                idle = sum(w.job is None for w in workers)
+                share = max(1, idle // len(queue))
                 job = queue.pop()
+                job_cfg = cfg if share == 1 else dataclasses.replace(cfg, threads_per_worker=cfg.threads_per_worker * share)
                 items = job.task.items
                 known_bad = {items[i].rel_path: f"killed its worker {n} times (a crash in decoding or flow?)"
                              for i, n in collections.Counter(died_at[job.name]).items()
                              if n >= CRASHES_TO_BLAME_A_VIDEO and i < len(items)}
-                worker.conn.send((job, cfg, known_bad))
+                worker.conn.send((job, job_cfg, known_bad))
                 worker.job = job
                 worker.counted = {"videos": 0, "frames": 0, "failed": 0}
                 attempts[job.name] += 1

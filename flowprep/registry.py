@@ -35,6 +35,13 @@ class Registry:
             raise ValueError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self._entries)}")
         return self._entries[name]
 
+    def sorted_names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def create(self, name: str, /, **kwargs) -> Any:
+        """The factory registered as `name` called with `kwargs` (an unknown name raises with the valid ones)."""
+        return self.get(name)(**kwargs)
+
     def get(self, name: str) -> Any:
         """The object registered as `name`, importing its module on first use."""
         module_name, attribute = self.target(name).split(":")

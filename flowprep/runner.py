@@ -47,11 +47,17 @@ def fit_local_workers(cfg: ExtractConfig) -> ExtractConfig:
 
 
 def run_inline(jobs: list[Job], cfg: ExtractConfig, progress) -> list[dict]:
+    import cv2
+
+    threads = cv2.getNumThreads()  # a job sets OpenCV's threads to its share: the caller's setting comes back
     queue, summaries = JobQueue(jobs), []
-    while queue:
-        job = queue.pop()
-        summaries.append(run_job(job, cfg, on_video=progress.video_done))
-        queue.finished(job)
+    try:
+        while queue:
+            job = queue.pop()
+            summaries.append(run_job(job, cfg, on_video=progress.video_done))
+            queue.finished(job)
+    finally:
+        cv2.setNumThreads(threads)
     return summaries
 
 
@@ -66,7 +72,7 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     pool = None
     if cfg.executor == "processes":  # started first: the workers import while this process plans
         from .executor_processes import ProcessPool
-        pool = ProcessPool(cfg.workers)
+        pool = ProcessPool(cfg.workers, cfg.flow_backend)
     try:
         return _run_extract(cfg, show_progress, started, pool)
     finally:

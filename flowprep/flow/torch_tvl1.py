@@ -469,6 +469,20 @@ class TorchTVL1(FlowBackend):
             return torch.stack([u1, u2], dim=-1).cpu().numpy()
 
 
+def no_cuda_driver() -> str:
+    """Why CUDA cannot be available on this machine, from the OS alone ('' when it may be): Linux needs the
+    NVIDIA driver's device files (or WSL2's /dev/dxg), macOS has no CUDA."""
+    import os
+    import sys
+
+    if sys.platform == "darwin":
+        return "macOS has no CUDA"
+    if sys.platform.startswith("linux") and not any(
+            os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/dxg")):
+        return "no NVIDIA driver on this machine (no /dev/nvidiactl or /proc/driver/nvidia)"
+    return ""
+
+
 class TorchCudaTVL1(TorchTVL1):
     """The torch backend pinned to CUDA: unavailable (an error, not a CPU run) without a device."""
 
@@ -477,6 +491,9 @@ class TorchCudaTVL1(TorchTVL1):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
+        missing = no_cuda_driver()
+        if missing:  # said without importing torch: `auto` on a CPU node would pay ~2.5 s for it
+            return False, missing
         ok, reason = super().available()
         if not ok:
             return ok, reason

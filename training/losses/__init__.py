@@ -27,10 +27,5 @@ LOSSES = Registry("loss", {
 })
 
 
-def list_losses() -> list[str]:
-    return sorted(LOSSES.names())
-
-
-def create_loss(name: str, **kwargs) -> LossFn:
-    """`loss_fn` of the registry loss `name` with its hyper-parameters; an unknown name raises with the valid ones."""
-    return LOSSES.get(name)(**kwargs)
+list_losses = LOSSES.sorted_names  # () -> names, sorted
+create_loss = LOSSES.create  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones

@@ -42,10 +42,5 @@ MODELS = Registry("model", {
 })
 
 
-def list_models() -> list[str]:
-    return sorted(MODELS.names())
-
-
-def create_model(name: str, **kwargs):
-    """The registry model `name` built by its entry function; an unknown name raises with the valid ones."""
-    return MODELS.get(name)(**kwargs)
+list_models = MODELS.sorted_names  # () -> names, sorted
+create_model = MODELS.create  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones
