@@ -62,11 +62,20 @@ class _Worker:
         self.counted = {"videos": 0, "frames": 0, "failed": 0}  # what the bar took from the current attempt
 
 
+def start_method() -> str:
+    """fork where it is safe (Linux, this process has one thread: the pool starts before any other work),
+    so that a worker starts with the driver's modules already imported (~1 s less than spawn); else spawn."""
+    import sys
+    import threading
+
+    return "fork" if sys.platform.startswith("linux") and threading.active_count() == 1 else "spawn"
+
+
 class ProcessPool:
     """`workers` processes, started as soon as the job starts (they import while the driver plans)."""
 
     def __init__(self, workers: int, backend_name: str):
-        self.context = multiprocessing.get_context("spawn")  # never fork a driver that holds threads
+        self.context = multiprocessing.get_context(start_method())
         self.backend_name = backend_name
         self.workers = [_Worker(self.context, backend_name) for _ in range(workers)]
 

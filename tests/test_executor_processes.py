@@ -18,16 +18,16 @@ ARGS = ["--size", "48", "--no-progress", "--flow-backend", "opencv"]
 
 
 def worker_processes(pid: int) -> list[int]:
-    """Live worker processes of the driver `pid` (spawned children; not its resource tracker), from /proc."""
+    """Live worker processes of the driver `pid` (its children but multiprocessing's resource tracker), from /proc."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 state, ppid = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:2]
-                spawned = b"spawn_main" in Path(f"/proc/{entry}/cmdline").read_bytes()
+                worker = b"resource_tracker" not in Path(f"/proc/{entry}/cmdline").read_bytes()
             except (OSError, ValueError):
                 continue  # exited while we looked
-            if int(ppid) == pid and state != "Z" and spawned:
+            if int(ppid) == pid and state != "Z" and worker:
                 found.append(int(entry))
     return found
 
