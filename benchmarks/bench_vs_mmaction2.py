@@ -69,7 +69,8 @@ def timed(cmd: list[str], env: dict) -> float:
 
 
 def private_network(cmd: list[str]) -> list[str]:
-    """Ray binds the machine's address; in a private network namespace it stays on loopback (as in tests)."""
+    """Ray binds the machine's address; in a private network namespace it stays on loopback (as in tests).
+    Only the Ray row needs it: the default executor opens no socket."""
     if shutil.which("unshare") and os.geteuid() == 0:
         return ["unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh", *cmd]
     return cmd
@@ -83,12 +84,12 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
     commands = {
         "mmaction2 (OpenCV TV-L1)": lambda out: [sys.executable, str(PEER), "--input", str(root / "list.txt"),
                                                  "--prefix", str(root / "dataset" / "clips"), "--dest", str(out), "--save-rgb"],
-        "flowprep --flow-backend opencv": lambda out: private_network(
-            [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
-             "--workers", str(workers), "--flow-backend", "opencv", "--no-progress"]),
-        "flowprep (default backend)": lambda out: private_network(
-            [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
-             "--workers", str(workers), "--no-progress"]),
+        "flowprep --flow-backend opencv": lambda out: [
+            str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
+            "--workers", str(workers), "--flow-backend", "opencv", "--no-progress"],
+        "flowprep (default backend)": lambda out: [
+            str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
+            "--workers", str(workers), "--no-progress"],
         "flowprep (default backend) --executor ray": lambda out: private_network(
             [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
              "--workers", str(workers), "--no-progress", "--executor", "ray"]),
