@@ -298,8 +298,8 @@ def test_worker_killed_in_the_middle_of_a_split_video(cluster, tmp_path, write_v
 
     root = tmp_path / "root"
     write_video(root / "walk" / "long.avi", frames=64, size_px=200)
-    # 128 px: a range of ~9 pairs takes a few seconds of OpenCV's TV-L1, so the kill lands inside one
-    common = ["--dataset", "folder", "--root", str(root), "--size", "128", "--no-progress", "--flow-backend", "opencv"]
+    # 192 px: a range (>= 4 pairs) takes a few seconds of OpenCV's TV-L1, so the kill lands inside one
+    common = ["--dataset", "folder", "--root", str(root), "--size", "192", "--no-progress", "--flow-backend", "opencv"]
     out = tmp_path / "split"
     driver = subprocess.Popen([str(BIN / "flowprep"), "extract", *common, "--out", str(out), "--workers", "2",
                                "--ray-address", cluster.address], env=cluster.env, start_new_session=True,
@@ -333,8 +333,9 @@ def test_worker_and_node_killed_mid_job_to_s3(cluster, videos, s3_endpoint):
     boto3.client("s3", endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"], region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="cluster")
     out = "s3://cluster/out"
-    driver = subprocess.Popen(extract_cmd(cluster, videos, out), env=cluster.env, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # 128 px: a task takes a few seconds, so the kill lands inside one, never between two
+    driver = subprocess.Popen(extract_cmd(cluster, videos, out, "--size", "128"), env=cluster.env,
+                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # 1. A worker process dies mid-task: Ray retries its task.
         pid = wait_for(lambda: running_task_pid(cluster.worker_group), "a task running on the second node")
