@@ -17,8 +17,7 @@ from multiprocessing.connection import wait
 
 from .config import ExtractConfig
 from .errors import last_line
-from .executor_ray import CRASHES_TO_BLAME_A_VIDEO
-from .jobs import Job, JobQueue, run_job
+from .jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
 from .manifest import STATUS_FAILED
 
 log = logging.getLogger(__name__)
@@ -116,11 +115,7 @@ def run_processes(jobs: list[Job], cfg: ExtractConfig, progress, pool: ProcessPo
                 share = max(1, idle // len(queue))
                 job = queue.pop()
                 job_cfg = cfg if share == 1 else dataclasses.replace(cfg, threads_per_worker=cfg.threads_per_worker * share)
-                items = job.task.items
-                known_bad = {items[i].rel_path: f"killed its worker {n} times (a crash in decoding or flow?)"
-                             for i, n in collections.Counter(died_at[job.name]).items()
-                             if n >= CRASHES_TO_BLAME_A_VIDEO and i < len(items)}
-                worker.conn.send((job, job_cfg, known_bad))
+                worker.conn.send((job, job_cfg, known_bad_videos(job, died_at[job.name])))
                 worker.job = job
                 worker.counted = {"videos": 0, "frames": 0, "failed": 0}
                 attempts[job.name] += 1
@@ -169,7 +164,5 @@ def run_processes(jobs: list[Job], cfg: ExtractConfig, progress, pool: ProcessPo
                 worker.job = None
         progress.polled_at = time.time()
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(jobs)} task(s) failed after {cfg.task_retries} retries, e.g. "
-                           f"{failed[0][0]}: {failed[0][1]}; the finished tasks are published: re-run the same "
-                           f"command to retry the rest")
+        raise jobs_failed(failed, len(jobs), cfg.task_retries)
     return summaries

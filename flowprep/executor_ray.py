@@ -11,7 +11,7 @@ import time
 from .config import ExtractConfig
 from .errors import last_line
 from .manifest import STATUS_FAILED
-from .jobs import Job, JobQueue, run_job
+from .jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
 from .task import worker_threads
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,6 @@ def wait_holding_cpus(ref, timeout_s: float):
         raise TimeoutError(f"no answer from the progress board in {timeout_s} s") from exc
 
 
-CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two on the same video are its own
-
-
 def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
     """`run_job` on a Ray worker, telling `board` of each finished video.
 
@@ -85,7 +82,6 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
     died on is known; one that killed two attempts (a decoder segfault, say) becomes a failed row
     instead of failing its whole task again and again. A range of a split video is one video.
     """
-    import collections
     import uuid
 
     import ray
@@ -95,10 +91,7 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
         died_at = wait_holding_cpus(board.started.remote(job.name, attempt), timeout_s=60)
     except (ray.exceptions.RayError, TimeoutError):  # no board, no crash history: run every video
         died_at = []
-    items = job.task.items
-    known_bad = {items[index].rel_path: f"killed its worker {count} times (a crash in decoding or flow?)"
-                 for index, count in collections.Counter(died_at).items()
-                 if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(items)}
+    known_bad = known_bad_videos(job, died_at)
 
     def on_video(row: dict) -> None:
         # Waited for (a millisecond), so that when this worker dies the board's count is exact:
@@ -193,7 +186,5 @@ def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress, ray, pool=None)
             progress.poll(board, running=[j.name for j in pending.values()])
     progress.poll(board, running=[])
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(jobs)} task(s) failed after {cfg.task_retries} retries, e.g. "
-                           f"{failed[0][0]}: {failed[0][1]}; the finished tasks are published: re-run the same "
-                           f"command to retry the rest")
+        raise jobs_failed(failed, len(jobs), cfg.task_retries)
     return summaries

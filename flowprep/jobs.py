@@ -84,3 +84,23 @@ def run_job(job: Job, cfg: ExtractConfig, on_video: Callable[[dict], None] | Non
         summary = run_task(job.task, cfg, on_video, known_bad, flow)
     return {**summary, "job": job.name, "worker": worker_name(), "started_at": started_at, "ended_at": time.time(),
             "cpus": worker_threads(cfg)}
+
+
+CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two on the same video are its own
+
+
+def known_bad_videos(job: Job, died_at: list[int]) -> dict[str, str]:
+    """rel_path -> why, for the videos of `job` that killed CRASHES_TO_BLAME_A_VIDEO of its attempts
+    (`died_at`: how many videos each dead attempt had finished). They become failed rows, untried."""
+    import collections
+
+    items = job.task.items
+    return {items[index].rel_path: f"killed its worker {count} times (a crash in decoding or flow?)"
+            for index, count in collections.Counter(died_at).items()
+            if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(items)}
+
+
+def jobs_failed(failed: list[tuple[str, str]], total: int, retries: int) -> RuntimeError:
+    """The job's error when some jobs failed for good: how many, the first and its cause, what to do."""
+    return RuntimeError(f"{len(failed)} of {total} task(s) failed after {retries} retries, e.g. {failed[0][0]}: "
+                        f"{failed[0][1]}; the finished tasks are published: re-run the same command to retry the rest")
