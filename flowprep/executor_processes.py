@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import logging
 import multiprocessing
-import time
 from multiprocessing.connection import wait
 
 from .config import ExtractConfig
@@ -162,7 +161,6 @@ def run_processes(jobs: list[Job], cfg: ExtractConfig, progress, pool: ProcessPo
                     progress.task_done({"videos": 0, "frames": summary["frames"], "failed": 0})
                 queue.finished(worker.job)
                 worker.job = None
-        progress.polled_at = time.time()
     if failed:
         raise jobs_failed(failed, len(jobs), cfg.task_retries)
     return summaries
