@@ -1,10 +1,10 @@
 """The numba kernels of the fused CPU TV-L1 (`numba_tvl1`): imported on first use, compiled once per
 machine (numba's on-disk cache), one thread each.
 
-Every float operation is OpenCV's (`modules/optflow/src/tvl1flow.cpp`), in OpenCV's order and precision:
-float32 scalars throughout (a float64 literal would promote a whole expression, hence the `_F*`
-constants), no FMA contraction and no reassociation (numba's default: fastmath off). Arrays are
-C-contiguous float32 (H, W) planes of one pair at one pyramid level.
+The float operations are OpenCV's (`modules/optflow/src/tvl1flow.cpp`), in OpenCV's order and
+precision: float32 scalars throughout (a float64 literal would promote a whole expression, hence the
+`_F*` constants), no FMA contraction and no reassociation (numba's default: fastmath off), except the
+three deviations of one rounding each that `_dual_update` and `_row_sum` document.
 """
 from __future__ import annotations
 
@@ -32,116 +32,119 @@ _FAR = np.float32(8.0)  # positions clamp to [-8, size + 8] before the int cast:
 
 
 # ---- one inner iteration: estimateV, divergence, estimateU, forwardGradient, estimateDualVariables --
+# An iteration is two passes, each ONE vectorized loop over the whole level (the flow update, then the
+# dual update): loops over single rows cost ~600 cycles each to enter (LLVM's runtime alias checks of
+# 15 pointers, the scalar remainder), as much as the row's own work at 256 px. For those loops to read
+# neighbours with plain shifted loads, the planes are padded:
+#   - rows of Wp > W floats (a whole number of SIMD vectors, at least one pad column). I1wx .. rho_c
+#     are zero in the pad columns; the flow's first pad column is set to its last real column before
+#     the dual update, so the forward gradient across the border is exactly 0, as in OpenCV.
+#   - the state (u, p) in 1-D buffers of (H+2)*Wp floats: the plane, a zero row above (the divergence's
+#     p12 of the row above the first row is 0) and a row below (set to the flow's last row before the
+#     dual update: a zero gradient below it).
+# The pad columns compute values that no real pixel reads. The one real pixel per row whose left
+# neighbour lies in the previous row (x = 0) is redone after the pass with OpenCV's border formula.
+
+LANES = 8  # float32 lanes of AVX2, the vector width LLVM uses on x86 (256-bit, also on AVX-512 CPUs)
+
+
+@_inline
+def state_views(buf, h, wp):
+    """A state buffer's plane as 1-D views of H*Wp floats: (at, left, right, up, down) = the plane at
+    pixel i, i-1, i+1, i-Wp, i+Wp (`left` of x = 0 and `right` of x = Wp-1 cross rows)."""
+    n = h * wp
+    return (buf[wp:wp + n], buf[wp - 1:wp - 1 + n], buf[wp + 1:wp + 1 + n], buf[0:n], buf[2 * wp:2 * wp + n])
+
 
 @_inline
 def _threshold_update(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta):
     """estimateV's thresholding step, then estimateU's u = v + theta * div(p), for one pixel."""
     rho = rho_c + (ix * u1k + iy * u2k)
-    fi = -rho / g  # used only where g > FLT_EPSILON; computing it everywhere keeps the loop branch-free
+    flat = not g > _FLT_EPSILON
+    fi = -rho / (_F1 if flat else g)  # computed everywhere (branch-free), used where not flat; no 0/0
     below = rho < -l_t * g
     above = rho > l_t * g
-    flat = g > _FLT_EPSILON
-    d1 = l_t * ix if below else (-l_t * ix if above else (fi * ix if flat else _F0))
-    d2 = l_t * iy if below else (-l_t * iy if above else (fi * iy if flat else _F0))
+    d1 = l_t * ix if below else (-l_t * ix if above else (_F0 if flat else fi * ix))
+    d2 = l_t * iy if below else (-l_t * iy if above else (_F0 if flat else fi * iy))
     return (u1k + d1) + theta * div1, (u2k + d2) + theta * div2
 
 
 @_inline
-def _u_row(y, u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, l_t, theta, err_row):
-    """Row y of the flow, in place; err_row[x] = the pixel's squared update. Reads p of rows y and
-    y-1 before their dual update. The divergence is a backward difference with p = 0 before the first
-    row and column, and OpenCV groups its terms differently there: `(a - b) + (c - d)` inside,
-    `a - b + c` on the first row, `a + c - d` on the first column."""
-    w = u1.shape[1]
-    u1r, u2r, p11r, p12r, p21r, p22r = u1[y], u2[y], p11[y], p12[y], p21[y], p22[y]
-    ixr, iyr, gr, rr = I1wx[y], I1wy[y], grad[y], rho_c[y]
-    if y > 0:
-        p12u, p22u = p12[y - 1], p22[y - 1]
-        div1 = p11r[0] + p12r[0] - p12u[0]
-        div2 = p21r[0] + p22r[0] - p22u[0]
-    else:
-        p12u, p22u = p12r, p22r  # unused on the first row
-        div1 = p11r[0] + p12r[0]
-        div2 = p21r[0] + p22r[0]
-    u1k, u2k = u1r[0], u2r[0]
-    n1, n2 = _threshold_update(u1k, u2k, ixr[0], iyr[0], gr[0], rr[0], div1, div2, l_t, theta)
-    u1r[0], u2r[0] = n1, n2
-    err_row[0] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
-    if y > 0:
-        for x in range(1, w):  # the hot loop: straight-line, vectorized
-            u1k, u2k = u1r[x], u2r[x]
-            div1 = (p11r[x] - p11r[x - 1]) + (p12r[x] - p12u[x])
-            div2 = (p21r[x] - p21r[x - 1]) + (p22r[x] - p22u[x])
-            n1, n2 = _threshold_update(u1k, u2k, ixr[x], iyr[x], gr[x], rr[x], div1, div2, l_t, theta)
-            u1r[x], u2r[x] = n1, n2
-            err_row[x] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
-    else:
-        for x in range(1, w):
-            u1k, u2k = u1r[x], u2r[x]
-            div1 = p11r[x] - p11r[x - 1] + p12r[x]
-            div2 = p21r[x] - p21r[x - 1] + p22r[x]
-            n1, n2 = _threshold_update(u1k, u2k, ixr[x], iyr[x], gr[x], rr[x], div1, div2, l_t, theta)
-            u1r[x], u2r[x] = n1, n2
-            err_row[x] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
-
-
-@_inline
 def _dual_update(p1, p2, ux, uy, taut):
-    """estimateDualVariables for one pixel and one flow component."""
-    # static_cast<float>(hypot(a, b)): squares of floats are exact in double, so this is hypot
-    g = np.float32(np.sqrt(np.float64(ux) * np.float64(ux) + np.float64(uy) * np.float64(uy)))
-    ng = _F1 + taut * g
-    return (p1 + taut * ux) / ng, (p2 + taut * uy) / ng
+    """estimateDualVariables for one pixel and one flow component. Two deviations from OpenCV, each
+    within one float32 rounding of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a
+    double hypot, and the two divisions by ng are products with 1 / ng. Both unload the SIMD divider,
+    the iteration's bottleneck (a double sqrt takes 4 lanes where a float one takes 8)."""
+    ng = _F1 + taut * np.sqrt(ux * ux + uy * uy)
+    inv_ng = _F1 / ng
+    return (p1 + taut * ux) * inv_ng, (p2 + taut * uy) * inv_ng
 
 
-@_inline
-def _p_row(y, u1, u2, p11, p12, p21, p22, taut):
-    """Row y of the dual variables, in place, from the new flow's forward gradient (rows y, y+1),
-    which is 0 across the last column and the last row."""
-    h, w = u1.shape
-    u1r, u2r, p11r, p12r, p21r, p22r = u1[y], u2[y], p11[y], p12[y], p21[y], p22[y]
-    if y < h - 1:
-        u1d, u2d = u1[y + 1], u2[y + 1]
-        for x in range(w - 1):  # the hot loop
-            p11r[x], p12r[x] = _dual_update(p11r[x], p12r[x], u1r[x + 1] - u1r[x], u1d[x] - u1r[x], taut)
-            p21r[x], p22r[x] = _dual_update(p21r[x], p22r[x], u2r[x + 1] - u2r[x], u2d[x] - u2r[x], taut)
-        x = w - 1
-        p11r[x], p12r[x] = _dual_update(p11r[x], p12r[x], _F0, u1d[x] - u1r[x], taut)
-        p21r[x], p22r[x] = _dual_update(p21r[x], p22r[x], _F0, u2d[x] - u2r[x], taut)
-    else:
-        for x in range(w - 1):
-            p11r[x], p12r[x] = _dual_update(p11r[x], p12r[x], u1r[x + 1] - u1r[x], _F0, taut)
-            p21r[x], p22r[x] = _dual_update(p21r[x], p22r[x], u2r[x + 1] - u2r[x], _F0, taut)
-        x = w - 1
-        p11r[x], p12r[x] = _dual_update(p11r[x], p12r[x], _F0, _F0, taut)
-        p21r[x], p22r[x] = _dual_update(p21r[x], p22r[x], _F0, _F0, taut)
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath={"reassoc"})
+def _row_sum(values, w):
+    """values[:w] summed, vectorized (reassociated). OpenCV sums estimateU's error sequentially in
+    float32; the two differ by float32 rounding (relative ~1e-6 on a 256 px row), so a pair stops one
+    iteration apart from OpenCV only when its error lands that close to epsilon."""
+    total = _F0
+    for x in range(w):
+        total += values[x]
+    return total
 
 
 @_jit
-def sweep(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err_row):
-    """One inner iteration in one pass over memory (flow of row y, then duals of row y-1); returns
-    estimateU's error, summed sequentially in float32 in row-major order as OpenCV does."""
-    h, w = u1.shape
+def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, col0):
+    """One inner iteration, in place on the state buffers (see above); returns estimateU's summed
+    squared update over the real (H, w) pixels. I1wx .. rho_c, err: (H, Wp); col0: (2, H) scratch."""
+    h, wp = I1wx.shape
+    u1, _, u1r, _, u1d = state_views(u1b, h, wp)
+    u2, _, u2r, _, u2d = state_views(u2b, h, wp)
+    p11, p11l, _, _, _ = state_views(p11b, h, wp)
+    p12, _, _, p12u, _ = state_views(p12b, h, wp)
+    p21, p21l, _, _, _ = state_views(p21b, h, wp)
+    p22, _, _, p22u, _ = state_views(p22b, h, wp)
+    ix, iy, g, rc, e = I1wx.ravel(), I1wy.ravel(), grad.ravel(), rho_c.ravel(), err.ravel()
+    for y in range(h):
+        col0[0, y], col0[1, y] = u1[y * wp], u2[y * wp]
+
+    for i in range(h * wp):  # the flow update: straight-line, vectorized
+        u1k, u2k = u1[i], u2[i]
+        div1 = (p11[i] - p11l[i]) + (p12[i] - p12u[i])
+        div2 = (p21[i] - p21l[i]) + (p22[i] - p22u[i])
+        n1, n2 = _threshold_update(u1k, u2k, ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
+        u1[i], u2[i] = n1, n2
+        e[i] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
+    for y in range(h):  # x = 0 read the previous row's pad through p11l: OpenCV's first column, `a + c - d`
+        i = y * wp
+        u1k, u2k = col0[0, y], col0[1, y]
+        div1 = (p11[i] + p12[i]) - p12u[i]
+        div2 = (p21[i] + p22[i]) - p22u[i]
+        n1, n2 = _threshold_update(u1k, u2k, ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
+        u1[i], u2[i] = n1, n2
+        e[i] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
     error = _F0
     for y in range(h):
-        _u_row(y, u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, l_t, theta, err_row)
-        for x in range(w):
-            error += err_row[x]
-        if y > 0:
-            _p_row(y - 1, u1, u2, p11, p12, p21, p22, taut)
-    _p_row(h - 1, u1, u2, p11, p12, p21, p22, taut)
+        error += _row_sum(err[y], w)
+
+    for y in range(h):  # a zero forward gradient across the last real column ...
+        u1[y * wp + w], u2[y * wp + w] = u1[y * wp + w - 1], u2[y * wp + w - 1]
+    last = (h - 1) * wp
+    for x in range(wp):  # ... and below the last row
+        u1d[last + x], u2d[last + x] = u1[last + x], u2[last + x]
+    for i in range(h * wp):  # the dual update, vectorized
+        p11[i], p12[i] = _dual_update(p11[i], p12[i], u1r[i] - u1[i], u1d[i] - u1[i], taut)
+        p21[i], p22[i] = _dual_update(p21[i], p22[i], u2r[i] - u2[i], u2d[i] - u2[i], taut)
     return error
 
 
 @_jit
-def inner_loop(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, l_t, theta, taut,
-               scaled_epsilon, max_iterations, err_row):
+def inner_loop(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut,
+               scaled_epsilon, max_iterations, err, col0):
     """procOneScale's inner loop: sweeps while error > scaled_epsilon, at most max_iterations.
     Returns (sweeps run, the last error)."""
     error = _FLT_MAX
     n = 0
     while n < max_iterations and error > scaled_epsilon:
-        error = sweep(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err_row)
+        error = sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, col0)
         n += 1
     return n, error
 
@@ -223,8 +226,9 @@ def centered_gradient(src, dx, dy):
 
 @_jit
 def pad_replicate(src, r, padded):
-    """padded (H+2r, W+2r) = src (H,W) with its border pixels repeated r times (BORDER_REPLICATE)."""
-    h, w = src.shape
+    """padded (H+2r, W+2r) = src[:H, :W] with its border pixels repeated r times (BORDER_REPLICATE);
+    src may be wider (a padded plane)."""
+    h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
     for y in range(h + 2 * r):
         sy = min(max(y - r, 0), h - 1)
         for x in range(w + 2 * r):
@@ -236,8 +240,9 @@ def warm_up() -> None:
     is built, so the driver of a job compiles once and the workers on its machine find the cache,
     instead of each worker compiling the same code at the same time."""
     plane = np.zeros((4, 4), np.float32)
-    planes = [plane.copy() for _ in range(10)]
-    inner_loop(*planes, _F1, _F1, _F1, _F0, 1, np.zeros(4, np.float32))
+    buffers = [np.zeros(6 * LANES, np.float32) for _ in range(6)]
+    padded_planes = [np.zeros((4, LANES), np.float32) for _ in range(5)]
+    inner_loop(3, *buffers, *padded_planes[:4], _F1, _F1, _F1, _F0, 1, padded_planes[4], np.zeros((2, 4), np.float32))
     warp(*[plane.copy() for _ in range(10)])
     centered_gradient(plane, plane.copy(), plane.copy())
     for radius, median in ((1, median3), (2, median5)):

@@ -1,19 +1,20 @@
-"""Fused CPU TV-L1: OpenCV's `tvl1flow.cpp` step by step, each inner iteration one pass over memory.
+"""Fused CPU TV-L1: OpenCV's `tvl1flow.cpp` step by step, each inner iteration two vectorized passes.
 
 OpenCV runs an inner iteration as ten functions (estimateV, divergence x2, estimateU, forwardGradient
 x2, estimateDualVariables), each a full pass writing a temporary image: ~30 passes through memory.
-Here (`_numba_kernels.sweep`) one iteration is one row sweep that updates the state in place: row y's
-flow update reads the dual variables p of rows y and y-1 before their own update, and row y-1's dual
-update needs the new flow of rows y-1 and y, so the sweep updates u on row y, then p on row y-1. The
-warp (buildFlowMap + three cubic remaps + calcGradRho) is one pass too, and the median filter is an
-unrolled sorting network, SIMD-vectorized by LLVM.
+Here (`_numba_kernels.sweep`) one iteration is two passes that update the state in place, each one
+SIMD loop over the whole level: estimateV + divergence + estimateU fused into the flow update, then
+forwardGradient + estimateDualVariables fused into the dual update. The warp (buildFlowMap + three
+cubic remaps + calcGradRho) is one pass too, and the median filter is an unrolled sorting network,
+SIMD-vectorized by LLVM.
 
-Same flow as OpenCV's, by construction: every float operation of the iteration is OpenCV's, in its
-order and precision (float32, no FMA, no reassociation), including the stopping error summed
-sequentially in float32, so a pair stops at the iteration OpenCV stops at. The pyramid and the flow
-zoom call cv::resize itself; the median is exact. The cubic remap differs from OpenCV 5's (whose
-SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the measured
-agreement; tests/test_numba_tvl1.py asserts it.
+Same flow as OpenCV's, by construction: the iteration's float operations are OpenCV's, in its order
+and precision (float32, no FMA, no reassociation), with three documented deviations of one float32
+rounding each (`_numba_kernels._dual_update`, `_row_sum`): |grad u| as a float sqrt, the division by
+1 + tau/theta |grad u| as a product with its reciprocal, and the stopping error summed in SIMD lanes.
+The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
+OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
+measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
 
 One pair at a time on one thread: a batch is a loop, so a pair's flow never depends on its batch,
 and parallelism comes from workers (one per core), as with OpenCV.
@@ -29,14 +30,46 @@ _MIN_SCALE_SIDE = 16  # calc() stops building the pyramid below 16 px (either si
 
 
 class _Workspace:
-    """The float32 planes of one pyramid level, allocated once per level size and reused."""
+    """The float32 planes of one pyramid level, allocated once per level size and reused.
 
-    def __init__(self, h: int, w: int):
-        planes = ("I1x", "I1y", "I1wx", "I1wy", "grad", "rho_c", "p11", "p12", "p21", "p22", "median_out")
-        for name in planes:
+    The iteration's planes are (H, Wp): rows padded to whole SIMD vectors, at least one pad column
+    (`_numba_kernels`, above `state_views`). The flow and the dual variables live in buffers of
+    (H+2)*Wp floats; `u1`, `u2` are the flow's (H,W) views, `u1_full`, `u2_full` its (H,Wp) plane."""
+
+    def __init__(self, h: int, w: int, lanes: int):
+        self.w = w
+        wp = -(-(w + 1) // lanes) * lanes
+        for name in ("I1wx", "I1wy", "grad", "rho_c", "err"):
+            setattr(self, name, np.zeros((h, wp), np.float32))
+        for name in ("I1x", "I1y", "median_out"):
             setattr(self, name, np.empty((h, w), np.float32))
-        self.err_row = np.empty(w, np.float32)
+        self.state = {name: np.zeros((h + 2) * wp, np.float32) for name in ("u1", "u2", "p11", "p12", "p21", "p22")}
+        self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
+        self.u1, self.u2 = self.plane("u1"), self.plane("u2")
+        self.col0 = np.zeros((2, h), np.float32)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
+
+    def start_level(self) -> None:
+        """procOneScale's start: the dual variables 0. The flow's pads are zeroed too: no real pixel
+        reads them, but left alone they would drift from pair to pair."""
+        wp = self.I1wx.shape[1]
+        for name in ("p11", "p12", "p21", "p22"):
+            self.state[name].fill(0)
+        for name in ("u1", "u2"):
+            self.state[name][:wp] = 0
+            self.state[name][-wp:] = 0
+            self.plane(name, full=True)[:, self.w:] = 0
+
+    def kernel_args(self) -> tuple:
+        """The arguments `_numba_kernels.sweep` / `inner_loop` start with: w, the state, the warp's planes."""
+        return (self.w, *(self.state[n] for n in ("u1", "u2", "p11", "p12", "p21", "p22")),
+                self.I1wx, self.I1wy, self.grad, self.rho_c)
+
+    def plane(self, name: str, full: bool = False) -> np.ndarray:
+        """A state buffer's plane as an (H,W) view, or (H,Wp) with the pad columns."""
+        h, wp = self.I1wx.shape
+        plane = self.state[name][wp:-wp].reshape(h, wp)
+        return plane if full else plane[:, :self.w]
 
     def padded_for(self, radius: int) -> np.ndarray:
         if radius not in self.padded:
@@ -69,7 +102,7 @@ class FusedTVL1Solver:
 
     def _workspace(self, h: int, w: int) -> _Workspace:
         if (h, w) not in self._workspaces:
-            self._workspaces[(h, w)] = _Workspace(h, w)
+            self._workspaces[(h, w)] = _Workspace(h, w, self.k.LANES)
         return self._workspaces[(h, w)]
 
     def __call__(self, I0: np.ndarray, I1: np.ndarray) -> np.ndarray:
@@ -86,23 +119,23 @@ class FusedTVL1Solver:
             I1s.append(cv2.resize(I1s[-1], None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR))
 
         self.iterations_run = self.pixel_steps = 0
-        u1 = np.zeros(I0s[-1].shape, np.float32)
-        u2 = np.zeros(I0s[-1].shape, np.float32)
+        coarsest = self._workspace(*I0s[-1].shape)
+        coarsest.u1.fill(0)
+        coarsest.u2.fill(0)
         zoom = np.float32(1.0 / step)  # multiply(u, Scalar(1 / scaleStep)) on a float image
         for s in range(len(I0s) - 1, -1, -1):
-            self._one_scale(I0s[s], I1s[s], u1, u2)
+            ws = self._workspace(*I0s[s].shape)
+            self._one_scale(I0s[s], I1s[s], ws)
             if s == 0:
-                break
-            finer_wh = I0s[s - 1].shape[::-1]
-            u1 = cv2.resize(u1, finer_wh, interpolation=cv2.INTER_LINEAR) * zoom
-            u2 = cv2.resize(u2, finer_wh, interpolation=cv2.INTER_LINEAR) * zoom
-        return np.stack([u1, u2], axis=-1)
+                return np.stack([ws.u1, ws.u2], axis=-1)
+            finer = self._workspace(*I0s[s - 1].shape)
+            for coarse_u, fine_u in ((ws.u1, finer.u1), (ws.u2, finer.u2)):
+                np.multiply(cv2.resize(coarse_u, fine_u.shape[::-1], interpolation=cv2.INTER_LINEAR), zoom, out=fine_u)
 
-    def _one_scale(self, I0: np.ndarray, I1: np.ndarray, u1: np.ndarray, u2: np.ndarray) -> None:
-        """procOneScale, updating u1, u2 in place."""
+    def _one_scale(self, I0: np.ndarray, I1: np.ndarray, ws: _Workspace) -> None:
+        """procOneScale, updating the flow ws.u1, ws.u2 in place."""
         k, p = self.k, self.p
         h, w = I0.shape
-        ws = self._workspace(h, w)
         # the scalars exactly as OpenCV rounds them to float
         scaled_epsilon = np.float32(p["epsilon"] * p["epsilon"] * h * w)
         l_t = np.float32(p["lambda"] * p["theta"])
@@ -112,33 +145,31 @@ class FusedTVL1Solver:
         inner, outer = int(p["inner_iterations"]), int(p["outer_iterations"])
 
         k.centered_gradient(I1, ws.I1x, ws.I1y)
-        for plane in (ws.p11, ws.p12, ws.p21, ws.p22):
-            plane.fill(0)
+        ws.start_level()
         for _ in range(int(p["warps"])):
-            k.warp(I0, I1, ws.I1x, ws.I1y, u1, u2, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c)
+            k.warp(I0, I1, ws.I1x, ws.I1y, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c)
             error = np.float32(np.finfo(np.float32).max)
             n_outer = 0
             while n_outer < outer and error > scaled_epsilon:
                 if median > 1:
-                    self._median(u1, median, ws)
-                    self._median(u2, median, ws)
-                n, error = k.inner_loop(u1, u2, ws.p11, ws.p12, ws.p21, ws.p22, ws.I1wx, ws.I1wy, ws.grad,
-                                        ws.rho_c, l_t, theta, taut, scaled_epsilon, inner, ws.err_row)
+                    self._median(ws.u1_full, ws.u1, median, ws)
+                    self._median(ws.u2_full, ws.u2, median, ws)
+                n, error = k.inner_loop(*ws.kernel_args(), l_t, theta, taut, scaled_epsilon, inner, ws.err, ws.col0)
                 self.iterations_run += n
                 self.pixel_steps += n * h * w
                 n_outer += 1
 
-    def _median(self, u: np.ndarray, ksize: int, ws: _Workspace) -> None:
-        """cv::medianBlur(u, u, ksize), in place."""
+    def _median(self, u_full: np.ndarray, u: np.ndarray, ksize: int, ws: _Workspace) -> None:
+        """cv::medianBlur(u, u, ksize), in place; u is u_full's (H,W) view."""
         radius = ksize // 2
         padded = ws.padded_for(radius)
-        self.k.pad_replicate(u, radius, padded)
+        self.k.pad_replicate(u_full, radius, padded)
         (self.k.median5 if ksize == 5 else self.k.median3)(padded, ws.median_out)
         u[...] = ws.median_out
 
 
 class NumbaTVL1(FlowBackend):
-    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~7x its speed per core."""
+    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~11x its speed per core."""
 
     name = "numba"
     preferred_batch = 4  # pairs are solved one by one; a few per call keeps the core's window small
