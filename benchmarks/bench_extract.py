@@ -2,7 +2,8 @@
 
     python benchmarks/bench_extract.py                       # every frame, 256x256, OpenCV TV-L1 defaults
     python benchmarks/bench_extract.py --max-frames 40 --workers 2
-    python benchmarks/bench_extract.py --max-frames 40 --workers 2 --flow-backend opencv,numba   # side by side
+    python benchmarks/bench_extract.py --max-frames 40 --workers 2 --flow-backend opencv,numba \
+        > benchmarks/results/extract_cpu_backends.md                                     # side by side
 
 Prints one row per clip (frames, seconds in decode+resize, flow, JPEG encode, shard write) and the
 totals: where the time goes, frames per second and videos per hour. Stage seconds are summed over
@@ -32,7 +33,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--flow-backend", default="opencv", help="a backend, or several: opencv,numba")
+    parser.add_argument("--executor", default="auto", help="extract's --executor (auto: processes on one machine)")
     args = parser.parse_args()
+    import sys
+
+    print(f"`python benchmarks/bench_extract.py {' '.join(sys.argv[1:])}`\n")
     rates = {}
     for backend in args.flow_backend.split(","):
         rates[backend] = run_one(args, backend)
@@ -51,13 +56,14 @@ def run_one(args, backend: str) -> float:
             os.symlink(clip, root / clip.name)
         cfg = ExtractConfig(dataset="folder", root=str(root.parent), out=str(Path(tmp) / "out"), size_px=args.size,
                             max_frames=args.max_frames, workers=args.workers, flow_backend=backend,
-                            executor="inline" if args.workers == 1 else "ray", videos_per_task=1)
+                            executor="inline" if args.workers == 1 else args.executor)
         summary = run_extract(cfg, show_progress=False)
         fs, out = filesystem(cfg.out)
         rows = [r for r in read_manifest(fs, out) if r["status"] == "ok"]
 
     print(f"`flowprep extract` on {len(rows)} real clips, {args.size}x{args.size}, backend {backend}, "
-          f"workers {args.workers}, max frames {args.max_frames or 'all'}, {os.cpu_count()} cores\n")
+          f"workers {args.workers}, executor {cfg.executor}, max frames {args.max_frames or 'all'}, "
+          f"{os.cpu_count()} cores\n")
     print("| clip | frames | " + " | ".join(f"{s} s" for s in STAGES) + " | flow s / pair |")
     print("|---|---|" + "---|" * (len(STAGES) + 1))
     for row in sorted(rows, key=lambda r: r["video_id"]):

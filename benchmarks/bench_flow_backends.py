@@ -8,7 +8,9 @@ On a machine where torch sees CUDA, the torch backend is also timed on the GPU (
 sizes 1, 8, 32, 64, 128, or --cuda-batches) with its peak GPU memory per pair, and opencv-cuda when
 OpenCV has CUDA. Rows:
   opencv 1 core       cv2.optflow TV-L1, cv2.setNumThreads(1), pairs one after another
-  opencv N procs      one single-threaded OpenCV per core (multiprocessing), how extract scales on a CPU
+  numba 1 core        the fused CPU TV-L1 (the CPU default), one thread
+  opencv / numba N procs  one single-threaded backend per core (multiprocessing), how extract scales
+  (benchmarks/bench_cpu_tvl1.py times opencv and numba alternating pair by pair at 128, 256, 340x256)
   torch cpu B=...     the torch backend on the CPU, 1 thread and all cores' threads, eager;
                       --cpu-compile adds torch.compile'd rows
   torch cuda B=...    the torch backend on the GPU
@@ -77,25 +79,32 @@ def real_pairs(n_pairs: int, size: int = 256, width: int | None = None) -> tuple
     return np.stack(prev)[idx], np.stack(nxt)[idx]
 
 
-def _opencv_worker(args):
+def _cpu_backend(name: str):
     import cv2
 
     cv2.setNumThreads(1)
-    from flowprep.flow.opencv_tvl1 import OpenCVTVL1
+    from flowprep.flow import create_backend
 
-    a, b = args
-    return OpenCVTVL1().compute(a[None], b[None])[0]
+    return create_backend(name)
 
 
-def time_opencv_one_core(prev, nxt) -> float:
+_WORKER_BACKENDS: dict = {}
+
+
+def _cpu_worker(args):
+    name, a, b = args
+    if name not in _WORKER_BACKENDS:
+        _WORKER_BACKENDS[name] = _cpu_backend(name)
+    return _WORKER_BACKENDS[name].compute(a[None], b[None])[0]
+
+
+def time_cpu_one_core(name: str, prev, nxt) -> float:
+    """pairs/s of a CPU backend (opencv, numba) on one thread, pairs one after another."""
     import cv2
-
-    from flowprep.flow.opencv_tvl1 import OpenCVTVL1
 
     threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    backend = OpenCVTVL1()
-    backend.compute(prev[:1], nxt[:1])  # warm-up
+    backend = _cpu_backend(name)
+    backend.compute(prev[:1], nxt[:1])  # warm-up (numba: load the compiled kernels)
     t0 = time.perf_counter()
     for i in range(len(prev)):
         backend.compute(prev[i:i + 1], nxt[i:i + 1])
@@ -104,12 +113,13 @@ def time_opencv_one_core(prev, nxt) -> float:
     return len(prev) / seconds
 
 
-def time_opencv_processes(prev, nxt, procs: int) -> float:
+def time_cpu_processes(name: str, prev, nxt, procs: int) -> float:
+    """pairs/s of `procs` single-threaded processes of a CPU backend: how extract scales on a CPU."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
-        pool.map(_opencv_worker, [(prev[0], nxt[0])] * procs)  # start + warm every worker
+        pool.map(_cpu_worker, [(name, prev[0], nxt[0])] * procs)  # start + warm every worker
         t0 = time.perf_counter()
-        pool.map(_opencv_worker, list(zip(prev, nxt)), chunksize=1)
+        pool.map(_cpu_worker, [(name, a, b) for a, b in zip(prev, nxt)], chunksize=1)
         seconds = time.perf_counter() - t0
     return len(prev) / seconds
 
@@ -203,10 +213,13 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(line)
         print(line, flush=True)
 
-    one_core = time_opencv_one_core(cpu_prev, cpu_next)
+    one_core = time_cpu_one_core("opencv", cpu_prev, cpu_next)
     row("opencv 1 core", 1, one_core, f"{1 / one_core:.2f} s/pair")
+    numba_core = time_cpu_one_core("numba", cpu_prev, cpu_next)
+    row("numba 1 core", 1, numba_core, f"{1 / numba_core:.3f} s/pair; the fused CPU TV-L1, the CPU default")
     if cores > 1:
-        row(f"opencv {cores} procs", 1, time_opencv_processes(cpu_prev, cpu_next, cores), "1 thread per process")
+        for name in ("opencv", "numba"):
+            row(f"{name} {cores} procs", 1, time_cpu_processes(name, cpu_prev, cpu_next, cores), "1 thread per process")
 
     default_threads = torch.get_num_threads()
     for threads in sorted({1, default_threads}):
