@@ -98,7 +98,7 @@ def _reference_iteration(state, consts):
 def _workspace(state, consts):
     """The kernels' padded layout (`numba_tvl1._Workspace`) holding this state."""
     h, w = state[0].shape
-    ws = _Workspace(h, w, K.LANES)
+    ws = _Workspace(h, w, K)
     for name, a in zip(("u1", "u2", "p11", "p12", "p21", "p22"), state):
         ws.plane(name)[...] = a
     for name, a in zip(("I1wx", "I1wy", "grad", "rho_c"), consts):
@@ -184,7 +184,7 @@ def test_warp_matches_cv_remap_and_calc_grad_rho(spread_px):
     I0, I1, I1x, I1y = ((rng.random((h, w)) * 255).astype(F) for _ in range(4))
     u1, u2 = (rng.normal(0, spread_px, (h, w)).astype(F) for _ in range(2))
     out = [np.empty((h, w), F) for _ in range(4)]
-    K.warp(I0, I1, I1x, I1y, u1, u2, *out)
+    K.warp(I0, I1, I1x, I1y, u1, u2, *out, np.zeros(K.SCRATCH_FLOATS, F))
     I1wx, I1wy, grad, rho_c = out
     map_x = np.arange(w, dtype=F)[None, :] + u1
     map_y = np.arange(h, dtype=F)[:, None] + u2
@@ -194,6 +194,33 @@ def test_warp_matches_cv_remap_and_calc_grad_rho(spread_px):
     assert np.array_equal(grad, I1wx * I1wx + I1wy * I1wy)
     I1w = rho_c + I1wx * u1 + I1wy * u2 + I0  # invert calcGradRho: the warped I1, to rounding
     assert np.abs(I1w - ref["I1"]).max() < 1e-2
+
+
+@pytest.mark.parametrize("flow", ["smooth", "steps", "noisy", "left_and_up", "far"])
+def test_warp_runs_equal_the_per_pixel_path_bit_for_bit(flow):
+    """`warp` computes runs of pixels whose displacements span <= 1 px as one 5x5-window SIMD loop;
+    it must give exactly what the per-pixel path gives: smooth flow (whole-row runs, both tap shifts),
+    integer steps (runs that end), noise (runs too short: per-pixel), flow out through the left and top
+    border (runs trimmed there), flow far outside. The planes are wider than the image, as in the solver."""
+    rng = np.random.default_rng(5)
+    h, w, wp = 37, 150, 152
+    I0, I1, I1x, I1y = ((rng.random((h, w)) * 255).astype(F) for _ in range(4))
+    yy, xx = np.mgrid[0:h, 0:w].astype(F)
+    u1, u2 = {
+        "smooth": (F(0.7) * np.sin(xx / 17) + F(0.2), F(0.6) * np.cos(yy / 9) - F(0.3)),
+        "steps": (np.floor(xx / 23) * F(0.9) - F(1.5), np.floor(yy / 11) * F(0.7)),
+        "noisy": (rng.normal(0, 2, (h, w)).astype(F), rng.normal(0, 2, (h, w)).astype(F)),
+        "left_and_up": (np.full((h, w), -2.6, F), np.full((h, w), -1.4, F)),
+        "far": (np.full((h, w), 40.0, F) + xx / 10, np.full((h, w), -3.2, F)),
+    }[flow]
+    padded = [np.zeros((h, wp), F) for _ in range(6)]
+    padded[0][:, :w], padded[1][:, :w] = u1, u2
+    ours, ref = [p.copy() for p in padded[2:]], [p.copy() for p in padded[2:]]
+    K.warp(I0, I1, I1x, I1y, padded[0], padded[1], *ours, np.zeros(K.SCRATCH_FLOATS, F))
+    K.warp_per_pixel(I0, I1, I1x, I1y, padded[0], padded[1], *ref)
+    for name, a, b in zip(("I1wx", "I1wy", "grad", "rho_c"), ours, ref):
+        assert np.array_equal(a, b), f"{name} differs at {np.argwhere(a != b)[:3].tolist()}"
+        assert not a[:, w:].any()  # the pad columns are not written
 
 
 def _pair(seed, shape=(48, 64), shift=(2, 1)):

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
+from flowprep.flow._numba_warp import SCRATCH_FLOATS, warp, warp_per_pixel  # noqa: F401  (re-exported)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)  # inlined by LLVM
@@ -21,14 +22,6 @@ _F1 = np.float32(1.0)
 _HALF = np.float32(0.5)
 _FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
-# cv::interpolateCubic's Keys kernel, A = -0.75
-_A = np.float32(-0.75)
-_A2 = np.float32(-0.75 + 2.0)
-_A3 = np.float32(-0.75 + 3.0)
-_5A = np.float32(5.0 * -0.75)
-_8A = np.float32(8.0 * -0.75)
-_4A = np.float32(4.0 * -0.75)
-_FAR = np.float32(8.0)  # positions clamp to [-8, size + 8] before the int cast: their taps are all outside
 
 
 # ---- one inner iteration: estimateV, divergence, estimateU, forwardGradient, estimateDualVariables --
@@ -149,66 +142,6 @@ def inner_loop(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t
     return n, error
 
 
-# ---- once per warp: buildFlowMap, remap(INTER_CUBIC) of I1, I1x, I1y, calcGradRho ----------------
-
-@_inline
-def _cubic_weights(t):
-    """cv::interpolateCubic at sub-pixel offset t, in float as OpenCV computes it."""
-    w0 = ((_A * (t + _F1) - _5A) * (t + _F1) + _8A) * (t + _F1) - _4A
-    w1 = ((_A2 * t - _A3) * t * t) + _F1
-    w2 = ((_A2 * (_F1 - t) - _A3) * (_F1 - t) * (_F1 - t)) + _F1
-    return w0, w1, w2, _F1 - w0 - w1 - w2
-
-
-@_jit
-def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c):
-    """I1, I1x, I1y sampled at (x + u1, y + u2) with the cubic kernel (taps outside the image read 0),
-    then grad = I1wx^2 + I1wy^2 and rho_c = I1w - I1wx * u1 - I1wy * u2 - I0 (calcGradRho)."""
-    h, w = I0.shape
-    for y in range(h):
-        for x in range(w):
-            mx = np.float32(x) + u1[y, x]
-            my = np.float32(y) + u2[y, x]
-            fx = np.floor(mx)
-            fy = np.floor(my)
-            wx0, wx1, wx2, wx3 = _cubic_weights(mx - fx)
-            wy0, wy1, wy2, wy3 = _cubic_weights(my - fy)
-            x0 = int(min(max(fx, -_FAR), np.float32(w) + _FAR)) - 1
-            y0 = int(min(max(fy, -_FAR), np.float32(h) + _FAR)) - 1
-            if 0 <= x0 and x0 + 3 < w and 0 <= y0 and y0 + 3 < h:  # all 16 taps inside: no tests
-                s0, s1, s2 = _F0, _F0, _F0
-                for i in range(4):
-                    wy = wy0 if i == 0 else (wy1 if i == 1 else (wy2 if i == 2 else wy3))
-                    yi = y0 + i
-                    r0 = I1[yi, x0] * wx0 + I1[yi, x0 + 1] * wx1 + I1[yi, x0 + 2] * wx2 + I1[yi, x0 + 3] * wx3
-                    r1 = I1x[yi, x0] * wx0 + I1x[yi, x0 + 1] * wx1 + I1x[yi, x0 + 2] * wx2 + I1x[yi, x0 + 3] * wx3
-                    r2 = I1y[yi, x0] * wx0 + I1y[yi, x0 + 1] * wx1 + I1y[yi, x0 + 2] * wx2 + I1y[yi, x0 + 3] * wx3
-                    s0 += r0 * wy
-                    s1 += r1 * wy
-                    s2 += r2 * wy
-            else:  # near or past the border: taps outside the image read 0 (BORDER_CONSTANT)
-                s0, s1, s2 = _F0, _F0, _F0
-                for i in range(4):
-                    yi = y0 + i
-                    wy = wy0 if i == 0 else (wy1 if i == 1 else (wy2 if i == 2 else wy3))
-                    r0, r1, r2 = _F0, _F0, _F0
-                    if 0 <= yi < h:
-                        for j in range(4):
-                            xj = x0 + j
-                            if 0 <= xj < w:
-                                wxj = wx0 if j == 0 else (wx1 if j == 1 else (wx2 if j == 2 else wx3))
-                                r0 += I1[yi, xj] * wxj
-                                r1 += I1x[yi, xj] * wxj
-                                r2 += I1y[yi, xj] * wxj
-                    s0 += r0 * wy
-                    s1 += r1 * wy
-                    s2 += r2 * wy
-            I1wx[y, x] = s1
-            I1wy[y, x] = s2
-            grad[y, x] = s1 * s1 + s2 * s2
-            rho_c[y, x] = s0 - s1 * u1[y, x] - s2 * u2[y, x] - I0[y, x]
-
-
 @_jit
 def centered_gradient(src, dx, dy):
     """centeredGradient: 0.5 * (next - prev), half one-sided differences on the border."""
@@ -243,7 +176,7 @@ def warm_up() -> None:
     buffers = [np.zeros(6 * LANES, np.float32) for _ in range(6)]
     padded_planes = [np.zeros((4, LANES), np.float32) for _ in range(5)]
     inner_loop(3, *buffers, *padded_planes[:4], _F1, _F1, _F1, _F0, 1, padded_planes[4], np.zeros((2, 4), np.float32))
-    warp(*[plane.copy() for _ in range(10)])
+    warp(*[plane.copy() for _ in range(10)], np.zeros(SCRATCH_FLOATS, np.float32))
     centered_gradient(plane, plane.copy(), plane.copy())
     for radius, median in ((1, median3), (2, median5)):
         padded = np.zeros((4 + 2 * radius, 4 + 2 * radius), np.float32)

@@ -36,9 +36,9 @@ class _Workspace:
     (`_numba_kernels`, above `state_views`). The flow and the dual variables live in buffers of
     (H+2)*Wp floats; `u1`, `u2` are the flow's (H,W) views, `u1_full`, `u2_full` its (H,Wp) plane."""
 
-    def __init__(self, h: int, w: int, lanes: int):
+    def __init__(self, h: int, w: int, kernels):
         self.w = w
-        wp = -(-(w + 1) // lanes) * lanes
+        wp = -(-(w + 1) // kernels.LANES) * kernels.LANES
         for name in ("I1wx", "I1wy", "grad", "rho_c", "err"):
             setattr(self, name, np.zeros((h, wp), np.float32))
         for name in ("I1x", "I1y", "median_out"):
@@ -47,6 +47,7 @@ class _Workspace:
         self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
         self.u1, self.u2 = self.plane("u1"), self.plane("u2")
         self.col0 = np.zeros((2, h), np.float32)
+        self.warp_scratch = np.zeros(kernels.SCRATCH_FLOATS, np.float32)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
 
     def start_level(self) -> None:
@@ -102,7 +103,7 @@ class FusedTVL1Solver:
 
     def _workspace(self, h: int, w: int) -> _Workspace:
         if (h, w) not in self._workspaces:
-            self._workspaces[(h, w)] = _Workspace(h, w, self.k.LANES)
+            self._workspaces[(h, w)] = _Workspace(h, w, self.k)
         return self._workspaces[(h, w)]
 
     def __call__(self, I0: np.ndarray, I1: np.ndarray) -> np.ndarray:
@@ -147,7 +148,7 @@ class FusedTVL1Solver:
         k.centered_gradient(I1, ws.I1x, ws.I1y)
         ws.start_level()
         for _ in range(int(p["warps"])):
-            k.warp(I0, I1, ws.I1x, ws.I1y, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c)
+            k.warp(I0, I1, ws.I1x, ws.I1y, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c, ws.warp_scratch)
             error = np.float32(np.finfo(np.float32).max)
             n_outer = 0
             while n_outer < outer and error > scaled_epsilon:
