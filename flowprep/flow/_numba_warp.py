@@ -182,7 +182,9 @@ def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, t):
                                                            wt[_OW[2] + l], wt[_OW[3] + l])
                         ky0, ky1, ky2, ky3, ky4 = _shifted(wt[_OW[_DY] + l] != flo_y, wt[_OW[4] + l], wt[_OW[5] + l],
                                                            wt[_OW[6] + l], wt[_OW[7] + l])
-                        # s = sum_i r_i * wy_i from 0, in OpenCV's order; the zero-weight terms add +-0
+                        # s = sum_i r_i * wy_i from 0, in OpenCV's order; the zero-weight terms add +-0.
+                        # Unrolled by hand: a loop over the 5 rows would be the innermost loop, the one
+                        # LLVM vectorizes, instead of this loop over pixels.
                         s0 = _F0 + _taps5(t, _OT[0] + l, kx0, kx1, kx2, kx3, kx4) * ky0
                         s1 = _F0 + _taps5(t, _OT[5] + l, kx0, kx1, kx2, kx3, kx4) * ky0
                         s2 = _F0 + _taps5(t, _OT[10] + l, kx0, kx1, kx2, kx3, kx4) * ky0
