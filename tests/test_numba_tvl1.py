@@ -196,14 +196,15 @@ def test_warp_matches_cv_remap_and_calc_grad_rho(spread_px):
     assert np.abs(I1w - ref["I1"]).max() < 1e-2
 
 
-@pytest.mark.parametrize("flow", ["smooth", "steps", "noisy", "left_and_up", "far"])
+@pytest.mark.parametrize("flow", ["smooth", "steps", "noisy", "left_and_up", "far", "wide"])
 def test_warp_runs_equal_the_per_pixel_path_bit_for_bit(flow):
     """`warp` computes runs of pixels whose displacements span <= 1 px as one 5x5-window SIMD loop;
     it must give exactly what the per-pixel path gives: smooth flow (whole-row runs, both tap shifts),
     integer steps (runs that end), noise (runs too short: per-pixel), flow out through the left and top
-    border (runs trimmed there), flow far outside. The planes are wider than the image, as in the solver."""
+    border (runs trimmed there), flow far outside, and a row wider than the warp's chunk (runs end at
+    chunk borders). The planes are wider than the image, as in the solver."""
     rng = np.random.default_rng(5)
-    h, w, wp = 37, 150, 152
+    h, w, wp = (9, 1100, 1104) if flow == "wide" else (37, 150, 152)
     I0, I1, I1x, I1y = ((rng.random((h, w)) * 255).astype(F) for _ in range(4))
     yy, xx = np.mgrid[0:h, 0:w].astype(F)
     u1, u2 = {
@@ -212,6 +213,7 @@ def test_warp_runs_equal_the_per_pixel_path_bit_for_bit(flow):
         "noisy": (rng.normal(0, 2, (h, w)).astype(F), rng.normal(0, 2, (h, w)).astype(F)),
         "left_and_up": (np.full((h, w), -2.6, F), np.full((h, w), -1.4, F)),
         "far": (np.full((h, w), 40.0, F) + xx / 10, np.full((h, w), -3.2, F)),
+        "wide": (F(0.7) * np.sin(xx / 17) + F(0.2), F(0.4) * np.cos(yy / 3)),
     }[flow]
     padded = [np.zeros((h, wp), F) for _ in range(6)]
     padded[0][:, :w], padded[1][:, :w] = u1, u2
