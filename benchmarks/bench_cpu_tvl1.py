@@ -13,7 +13,6 @@ pixels within one level); the bounds themselves are asserted in tests/test_flow_
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import platform
 import subprocess
@@ -25,21 +24,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_flow_backends import real_pairs  # noqa: E402  (the same real frames as the other backends' rows)
-
-
-def _backend(name: str):
-    import cv2
-
-    cv2.setNumThreads(1)
-    from flowprep.flow import create_backend
-
-    return create_backend(name)
+from bench_flow_backends import _cpu_backend, real_pairs, time_cpu_processes  # noqa: E402  (the same frames and rows)
 
 
 def side_by_side(prev, nxt) -> dict:
     """Alternating pair by pair: seconds per backend, and the flows."""
-    backends = {name: _backend(name) for name in ("opencv", "numba")}
+    backends = {name: _cpu_backend(name) for name in ("opencv", "numba")}
     for backend in backends.values():
         backend.compute(prev[:1], nxt[:1])  # warm-up (numba: compile or load the cache)
     seconds = {name: 0.0 for name in backends}
@@ -50,27 +40,6 @@ def side_by_side(prev, nxt) -> dict:
             flows[name].append(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0])
             seconds[name] += time.perf_counter() - t0
     return {"seconds": seconds, "flows": {k: np.stack(v) for k, v in flows.items()}}
-
-
-def _worker(args):
-    name, a, b = args
-    global _WORKER_BACKEND
-    if _WORKER_BACKEND is None or _WORKER_BACKEND.name != name:
-        _WORKER_BACKEND = _backend(name)
-    return _WORKER_BACKEND.compute(a[None], b[None])[0]
-
-
-_WORKER_BACKEND = None
-
-
-def processes(name: str, prev, nxt, procs: int) -> float:
-    """pairs/s of `procs` single-threaded processes sharing the pairs (after each warmed up)."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(procs) as pool:
-        pool.map(_worker, [(name, prev[0], nxt[0])] * procs, chunksize=1)
-        t0 = time.perf_counter()
-        pool.map(_worker, [(name, a, b) for a, b in zip(prev, nxt)], chunksize=1)
-        return len(prev) / (time.perf_counter() - t0)
 
 
 COLD_START = """
@@ -134,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(f"| {w}x{h} | {s_cv:.3f} | {s_nb:.4f} | **{s_cv / s_nb:.1f}x** | {note} |")
     if args.procs > 1:
         prev, nxt = real_pairs(args.pairs, 256)
-        rate = {name: processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
+        rate = {name: time_cpu_processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
         emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
              f"**{rate['numba'] / rate['opencv']:.1f}x** | pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
     cold, warm = cold_start()

@@ -80,6 +80,7 @@ def real_pairs(n_pairs: int, size: int = 256, width: int | None = None) -> tuple
 
 
 def _cpu_backend(name: str):
+    """A CPU backend (opencv, numba) on one OpenCV thread; also used by bench_cpu_tvl1.py."""
     import cv2
 
     cv2.setNumThreads(1)

@@ -13,12 +13,8 @@ import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
 from flowprep.flow._numba_warp import SCRATCH_FLOATS, warp, warp_per_pixel  # noqa: F401  (re-exported)
+from flowprep.flow._numba_warp import _F0, _F1, _inline, _jit
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-_inline = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)  # inlined by LLVM
-
-_F0 = np.float32(0.0)
-_F1 = np.float32(1.0)
 _HALF = np.float32(0.5)
 _FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
@@ -63,6 +59,14 @@ def _threshold_update(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta):
 
 
 @_inline
+def _flow_step(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta):
+    """`_threshold_update` of one pixel: its new flow, and its squared step (estimateU's error term).
+    Scalars in and out: an array passed to a helper inside the loop costs a refcount per pixel."""
+    n1, n2 = _threshold_update(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta)
+    return n1, n2, (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
+
+
+@_inline
 def _dual_update(p1, p2, ux, uy, taut):
     """estimateDualVariables for one pixel and one flow component. Two deviations from OpenCV, each
     within one float32 rounding of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a
@@ -100,20 +104,14 @@ def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, the
         col0[0, y], col0[1, y] = u1[y * wp], u2[y * wp]
 
     for i in range(h * wp):  # the flow update: straight-line, vectorized
-        u1k, u2k = u1[i], u2[i]
         div1 = (p11[i] - p11l[i]) + (p12[i] - p12u[i])
         div2 = (p21[i] - p21l[i]) + (p22[i] - p22u[i])
-        n1, n2 = _threshold_update(u1k, u2k, ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
-        u1[i], u2[i] = n1, n2
-        e[i] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
+        u1[i], u2[i], e[i] = _flow_step(u1[i], u2[i], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
     for y in range(h):  # x = 0 read the previous row's pad through p11l: OpenCV's first column, `a + c - d`
         i = y * wp
-        u1k, u2k = col0[0, y], col0[1, y]
         div1 = (p11[i] + p12[i]) - p12u[i]
         div2 = (p21[i] + p22[i]) - p22u[i]
-        n1, n2 = _threshold_update(u1k, u2k, ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
-        u1[i], u2[i] = n1, n2
-        e[i] = (n1 - u1k) * (n1 - u1k) + (n2 - u2k) * (n2 - u2k)
+        u1[i], u2[i], e[i] = _flow_step(col0[0, y], col0[1, y], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
     error = _F0
     for y in range(h):
         error += _row_sum(err[y], w)
