@@ -3,7 +3,7 @@
 Tasks are cut by estimated work (frame pairs x output pixels, `probe.py`), not by video count, so that
 every worker stays busy to the end of the job (issue 17):
 - a job has about TASKS_PER_WORKER tasks per worker and no task holds more than that share of the work;
-- a video worth more than that share is split into pair ranges of at most 1/RANGES_PER_SHARE of a
+- a video worth more than that share is cut into pair ranges of at most 1/RANGES_PER_SHARE of a
   share, each a job of its own (`core.PairRange`), assembled into one sample when all are done;
 - task sizes shrink towards the end of the plan (guided self-scheduling: a task takes a fixed fraction
   of the work still uncut), and tasks run longest first, so the last wave is small tasks filling in;
@@ -31,8 +31,8 @@ from .storage import join, write_bytes_atomic
 
 TASKS_PER_WORKER = 4  # a worker's share of the work is cut into about this many tasks
 MIN_TASK_SHARE = 100  # the smallest task is about 1/100 of a worker's share (1% of tail imbalance at most)
-RANGES_PER_SHARE = 8  # a split video's ranges are finer than tasks: it is split because it is the long pole
-MIN_RANGE_PAIRS = 4  # a split video's ranges hold at least this many frame pairs (each decodes from the start)
+RANGES_PER_SHARE = 8  # a ranged video's ranges are finer than tasks: it is cut because it is the long pole
+MIN_RANGE_PAIRS = 4  # a ranged video's ranges hold at least this many frame pairs (each decodes from the start)
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ class Task:
     partition: str
     items: tuple[VideoItem, ...]
     work: float = 0.0  # estimated frame pairs x output megapixels (TV-L1 time is ~linear in both)
-    ranges: tuple[PairRange, ...] = ()  # a split video: its one item, extracted range by range
+    ranges: tuple[PairRange, ...] = ()  # a ranged video: its one item, extracted range by range
 
     @property
     def part_name(self) -> str:
         return f"{self.partition}-{self.index:05d}.parquet"
 
     @property
-    def is_split(self) -> bool:
+    def is_ranged(self) -> bool:
         return bool(self.ranges)
 
 
@@ -89,16 +89,21 @@ def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | N
                megapixels: list[float] | None = None) -> list[Task]:
     """Tasks over `chosen` (in its order), by estimated work (`pairs[i]` frame pairs of `megapixels[i]`
     each, from `estimate_work`) or, with cfg.plan == 'count' or no estimate, by video count."""
-    partition_of = [item.splits[cfg.split] for item in chosen]
     if cfg.plan == "count" or pairs is None:
-        by_partition: dict[str, list[VideoItem]] = {}
-        for item, partition in zip(chosen, partition_of):
-            by_partition.setdefault(partition, []).append(item)
-        return [Task(index, partition, tuple(items[start:start + cfg.videos_per_task]))
-                for partition, items in sorted(by_partition.items())
-                for index, start in enumerate(range(0, len(items), cfg.videos_per_task))]
+        return count_tasks(chosen, cfg.split, cfg.videos_per_task)
+    partition_of = [item.splits[cfg.split] for item in chosen]
     return cut_tasks(chosen, partition_of, pairs, megapixels or [1.0] * len(chosen), cfg.workers,
                      cfg.videos_per_task)
+
+
+def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> list[Task]:
+    """Groups of `videos_per_task` items, in order, numbered per partition of `split`."""
+    by_partition: dict[str, list[VideoItem]] = {}
+    for item in items:
+        by_partition.setdefault(item.splits[split], []).append(item)
+    return [Task(index, partition, tuple(group[start:start + videos_per_task]))
+            for partition, group in sorted(by_partition.items())
+            for index, start in enumerate(range(0, len(group), videos_per_task))]
 
 
 def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: list[float], workers: int,
@@ -145,7 +150,7 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
 
 
 def run_order(tasks: list[Task]) -> list[Task]:
-    """Longest first (a split video's ranges count one by one): the last jobs are the small ones."""
+    """Longest first (a ranged video's ranges count one by one): the last jobs are the small ones."""
     return sorted(tasks, key=lambda t: (-(t.work / len(t.ranges) if t.ranges else t.work), t.partition, t.index))
 
 
@@ -222,7 +227,7 @@ def write_plan(fs, out: str, cfg: ExtractConfig, tasks: list[Task]) -> None:
 
 def simulate(tasks: list[Task], workers: int, seconds_of: Callable[[Task, int | None], float]) -> float:
     """Makespan (s) of `tasks` run as the executors run them: jobs in `run_order`, each to the first free
-    worker; a split task's ranges are jobs of their own, its assembly a job once they are all done.
+    worker; a ranged task's ranges are jobs of their own, its assembly a job once they are all done.
     `seconds_of(task, range_index)`: a job's duration (range_index None: a whole task)."""
     import heapq
 
@@ -245,4 +250,4 @@ def simulate(tasks: list[Task], workers: int, seconds_of: Callable[[Task, int | 
     return max(free_at)
 
 
-ASSEMBLY_SECONDS = 1.0  # reading a split video's pieces and writing its sample: small next to its flow
+ASSEMBLY_SECONDS = 1.0  # reading a ranged video's pieces and writing its sample: small next to its flow

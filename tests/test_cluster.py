@@ -359,7 +359,7 @@ def test_worker_and_node_killed_mid_job_to_s3(cluster, videos, s3_endpoint):
 def test_progress_board_counts_retries_and_ignores_dead_attempts():
     """The board's bookkeeping, without Ray: a second start is a retry; a dead attempt's late
     reports are dropped; forgotten (finished) tasks leave it."""
-    from flowprep.executor_ray import ProgressBoard
+    from flowprep.executors.ray import ProgressBoard
 
     board = ProgressBoard()
     assert board.started("train-00000.parquet", "a1") == []

@@ -132,7 +132,7 @@ def test_extract_with_flow_actors_writes_the_same_shards_as_in_task_flow(ray_loc
     common = ["--dataset", "sample", "--root", str(tmp_path / "videos"), "--size", "32", "--max-frames", "5",
               "--limit", "8", "--videos-per-task", "2", *FAST_FLOW]
     extract(*common, "--out", str(tmp_path / "in_task"), "--executor", "inline")
-    caplog.set_level(logging.INFO, logger="flowprep.flow.remote")
+    caplog.set_level(logging.INFO, logger="flowprep.executors.flow_pool")
     extract(*common, "--out", str(tmp_path / "actors"), "--workers", "2", "--flow-actors", "1")
 
     in_task, on_actors = read_back(tmp_path / "in_task"), read_back(tmp_path / "actors")

@@ -113,10 +113,10 @@ class FullDisk:
 
 def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | None):
     """`flowprep extract` whose --out holds `budget` bytes (None: unlimited)."""
-    import flowprep.runner as runner
+    import flowprep.shard_job as shard_job  # the driver opens --out through the job skeleton
     import flowprep.task as task  # the workers open --out through task.py
 
-    real = runner.filesystem
+    real = shard_job.filesystem
     disk = None
 
     def filesystem_with_a_small_disk(url):
@@ -127,12 +127,12 @@ def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | 
         disk = disk or FullDisk(fs, budget)  # one disk for the driver and the task alike
         return disk, path
 
-    for module in (runner, task):  # the driver's and the task's storage
+    for module in (shard_job, task):  # the driver's and the task's storage
         monkeypatch.setattr(module, "filesystem", filesystem_with_a_small_disk)
     try:
         return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY])
     finally:
-        for module in (runner, task):
+        for module in (shard_job, task):
             monkeypatch.setattr(module, "filesystem", real)
 
 

@@ -1,25 +1,24 @@
 """The Ray executor: jobs as Ray tasks on a local Ray or a cluster, progress on a board actor.
 
 Only small summaries come back to the driver; the jobs write their shards, pieces and parts themselves.
+With --flow-actors, the tasks compute flow on the actors of `flow_pool.FlowPool`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import time
+from typing import Any, ContextManager
 
-from .config import ExtractConfig
-from .errors import last_line
-from .manifest import STATUS_FAILED
-from .jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
-from .task import worker_threads
+from ..config import ExtractConfig
+from ..errors import last_line
+from ..jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
+from ..manifest import STATUS_FAILED
+from ..progress import Progress
+from ..task import worker_threads
+from . import Executor, ray_address
 
 log = logging.getLogger(__name__)
-
-
-def ray_address(cfg: ExtractConfig) -> str | None:
-    """The cluster to join: --ray-address, else RAY_ADDRESS (set by `ray job submit`), else None (local)."""
-    return cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
 
 
 class ProgressBoard:
@@ -105,13 +104,18 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
     return run_job(job, cfg, on_video, known_bad, flow)
 
 
-def run_ray(jobs: list[Job], cfg: ExtractConfig, progress) -> list[dict]:
+def start(cfg: ExtractConfig) -> ContextManager[Executor]:
+    return contextlib.nullcontext(run)  # Ray starts in `run`: a cluster's workers are already up
+
+
+def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[str, Any]]:
     """Run `jobs` as Ray tasks, at most --max-in-flight at a time; returns their summaries."""
     import dataclasses
 
     import ray
 
-    from .flow.remote import ACTOR_CPUS, FlowPool
+    from ..flow.remote import ACTOR_CPUS
+    from .flow_pool import FlowPool
 
     address = ray_address(cfg)
     # Resolved here, on the driver, so the CPUs Ray reserves and the threads OpenCV uses agree.
