@@ -20,7 +20,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import format as fmt
 from .config import ExtractConfig
@@ -33,6 +33,15 @@ TASKS_PER_WORKER = 4  # a worker's share of the work is cut into about this many
 MIN_TASK_SHARE = 100  # the smallest task is about 1/100 of a worker's share (1% of tail imbalance at most)
 RANGES_PER_SHARE = 8  # a ranged video's ranges are finer than tasks: it is cut because it is the long pole
 MIN_RANGE_PAIRS = 4  # a ranged video's ranges hold at least this many frame pairs (each decodes from the start)
+
+
+class PlanConfig(Protocol):
+    """What a plan file and a manifest row read of a job's config (ExtractConfig, ImportConfig)."""
+
+    @property
+    def split(self) -> str: ...
+
+    def content_fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Task:
         return bool(self.ranges)
 
 
-def base_row(item: VideoItem, cfg: ExtractConfig) -> dict:
+def base_row(item: VideoItem, cfg: PlanConfig) -> dict:
     row = empty_row()
     row.update(key=fmt.make_key(item.class_name or "unlabeled", item.video_id), video_id=item.video_id,
                class_name=item.class_name, label=item.label, source=item.rel_path,
@@ -197,7 +206,7 @@ def estimate_work(fs, root: str, items: list[VideoItem], cfg: ExtractConfig, sho
     return pairs, megapixels
 
 
-def read_plan(fs, out: str, cfg: ExtractConfig, chosen: list[VideoItem]) -> list[Task] | None:
+def read_plan(fs, out: str, cfg: PlanConfig, chosen: list[VideoItem]) -> list[Task] | None:
     """The plan of an earlier run of this job (None: the first run). It wins over a new cut, so that a
     re-run re-creates exactly the first run's tasks whatever --workers it is given."""
     path = join(out, fmt.PLAN_FILE)
@@ -218,7 +227,7 @@ def read_plan(fs, out: str, cfg: ExtractConfig, chosen: list[VideoItem]) -> list
                  tuple(PairRange(a, b) for a, b in t.get("ranges", ()))) for t in plan["tasks"]]
 
 
-def write_plan(fs, out: str, cfg: ExtractConfig, tasks: list[Task]) -> None:
+def write_plan(fs, out: str, cfg: PlanConfig, tasks: list[Task]) -> None:
     plan = {"fingerprint": cfg.content_fingerprint(), "tasks": [
         {"index": t.index, "partition": t.partition, "sources": [i.rel_path for i in t.items], "work": round(t.work, 3),
          **({"ranges": [[r.first, r.end] for r in t.ranges]} if t.ranges else {})} for t in tasks]}
@@ -244,7 +253,7 @@ def simulate(tasks: list[Task], workers: int, seconds_of: Callable[[Task, int | 
                 ranges_end[key] = max(ranges_end.get(key, 0.0), end)
                 if k == len(task.ranges) - 1:
                     assemblies.append(key)
-    for key in sorted(assemblies, key=ranges_end.get):  # an assembly waits for its task's last range
+    for key in sorted(assemblies, key=lambda k: ranges_end[k]):  # an assembly waits for its task's last range
         start = max(heapq.heappop(free_at), ranges_end[key])
         heapq.heappush(free_at, start + ASSEMBLY_SECONDS)
     return max(free_at)

@@ -74,7 +74,7 @@ def run_range(task: Task, range_index: int, cfg: ExtractConfig, known_bad: dict[
 
 def read_piece(fs, path: str) -> tuple[dict, dict[str, bytes]]:
     with tarfile.open(fileobj=io.BytesIO(fs.cat_file(path)), mode="r") as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     return json.loads(members.pop("outcome.json")), members
 
 

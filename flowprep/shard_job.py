@@ -10,20 +10,22 @@ publishing behave the same for every job:
 - `finish`: the manifest merge, one shard list per partition, `report.json`.
 A new job (re-encode, re-shard, ...) is one module calling these four.
 """
+
 from __future__ import annotations
 
 import json
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from . import format as fmt
 from .core import VideoResult
 from .datasets import VideoItem
 from .errors import last_line
 from .manifest import STATUS_FAILED, STATUS_OK, done_parts, write_part
-from .plan import Task, base_row, read_plan, write_plan
+from .plan import PlanConfig, Task, base_row, read_plan, write_plan
 from .report import REPORT_FILE, merge_manifest
 from .storage import filesystem, join, remove_quietly, write_bytes_atomic
 
@@ -31,16 +33,16 @@ from .storage import filesystem, join, remove_quietly, write_bytes_atomic
 UNREADABLE = (FileNotFoundError, PermissionError, IsADirectoryError)
 
 
-class JobConfig(Protocol):
+class JobConfig(PlanConfig, Protocol):
     """What the skeleton reads of a job's config (ExtractConfig and ImportConfig have it)."""
 
-    out: str
-    split: str
-    shard_max_bytes: int
+    @property
+    def out(self) -> str: ...
+
+    @property
+    def shard_max_bytes(self) -> int: ...
 
     def to_dict(self) -> dict[str, Any]: ...
-
-    def content_fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ class OpenJob:
     todo: list[Task]  # its tasks without a published part
 
 
-def open_job(cfg: JobConfig, items: list[VideoItem], cut: Callable[[], list[Task]],
-             resolved: dict[str, Any]) -> OpenJob:
+def open_job(
+    cfg: JobConfig, items: list[VideoItem], cut: Callable[[], list[Task]], resolved: dict[str, Any]
+) -> OpenJob:
     """The output, the plan (`cut()` only on a first run) and config.json (`cfg`, its fingerprint, `resolved`)."""
     fs, out = filesystem(cfg.out)
     fs.makedirs(out, exist_ok=True)
@@ -79,13 +82,26 @@ def failure(item: VideoItem, exc: Exception, unreadable: tuple[type[Exception], 
 
 
 def ok_fields(shard: str, num_frames: int, nbytes: int, seconds: dict[str, float], write_s: float) -> dict[str, Any]:
-    return dict(status=STATUS_OK, shard=shard, frames=num_frames, flows=num_frames - 1, bytes=nbytes,
-                seconds_write=write_s, **{f"seconds_{k}": v for k, v in seconds.items()})
+    return dict(
+        status=STATUS_OK,
+        shard=shard,
+        frames=num_frames,
+        flows=num_frames - 1,
+        bytes=nbytes,
+        seconds_write=write_s,
+        **{f"seconds_{k}": v for k, v in seconds.items()},
+    )
 
 
-def write_items(writer: Any, task: Task, cfg: JobConfig, worker: str, make: Callable[[VideoItem], VideoResult],
-                on_video: Callable[[dict[str, Any]], None] | None = None,
-                unreadable: tuple[type[Exception], ...] = UNREADABLE) -> list[dict[str, Any]]:
+def write_items(
+    writer: Any,
+    task: Task,
+    cfg: JobConfig,
+    worker: str,
+    make: Callable[[VideoItem], VideoResult],
+    on_video: Callable[[dict[str, Any]], None] | None = None,
+    unreadable: tuple[type[Exception], ...] = UNREADABLE,
+) -> list[dict[str, Any]]:
     """Every item of `task` through `make` into `writer`; returns the manifest rows, one per item."""
     rows = []
     for item in task.items:
@@ -104,8 +120,9 @@ def write_items(writer: Any, task: Task, cfg: JobConfig, worker: str, make: Call
     return rows
 
 
-def publish(fs: Any, out: str, task: Task, shard_max_bytes: int,
-            fill: Callable[[Any], list[dict[str, Any]]]) -> dict[str, int]:
+def publish(
+    fs: Any, out: str, task: Task, shard_max_bytes: int, fill: Callable[[Any], list[dict[str, Any]]]
+) -> dict[str, int]:
     """Shards of `task` written by `fill(writer)` (which returns the task's rows), then its part; its summary."""
     from .shards import ShardWriter, task_shard_paths
 
@@ -124,19 +141,30 @@ def publish(fs: Any, out: str, task: Task, shard_max_bytes: int,
 
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, int]:
     ok = [r for r in rows if r["status"] == STATUS_OK]
-    return {"videos": len(rows), "ok": len(ok), "failed": sum(r["status"] == STATUS_FAILED for r in rows),
-            "frames": sum(r["frames"] for r in ok), "bytes": sum(r["bytes"] for r in ok)}
+    return {
+        "videos": len(rows),
+        "ok": len(ok),
+        "failed": sum(r["status"] == STATUS_FAILED for r in rows),
+        "frames": sum(r["frames"] for r in ok),
+        "bytes": sum(r["bytes"] for r in ok),
+    }
 
 
-def finish(job: OpenJob, other_rows: list[dict[str, Any]], started: float, report_names: tuple[str, ...] = (REPORT_FILE,),
-           **extra: Any) -> dict[str, Any]:
+def finish(
+    job: OpenJob,
+    other_rows: list[dict[str, Any]],
+    started: float,
+    report_names: tuple[str, ...] = (REPORT_FILE,),
+    **extra: Any,
+) -> dict[str, Any]:
     """The merged manifest, `<partition>.shards.txt` and the report (written under each of `report_names`)."""
     fs, out = job.fs, job.out
     report = merge_manifest(fs, out, other_rows, [join(out, fmt.PARTS_DIR, t.part_name) for t in job.tasks])
     for partition, names in report.shards.items():
         write_bytes_atomic(fs, join(out, partition + fmt.SHARD_LIST_SUFFIX), ("\n".join(sorted(names)) + "\n").encode())
-    summary = report.to_dict(time.time() - started, tasks=len(job.tasks),
-                             resumed_tasks=len(job.tasks) - len(job.todo), **extra)
+    summary = report.to_dict(
+        time.time() - started, tasks=len(job.tasks), resumed_tasks=len(job.tasks) - len(job.todo), **extra
+    )
     for name in report_names:
         write_bytes_atomic(fs, join(out, name), json.dumps(summary, indent=2).encode())
     return summary

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from .config import ExtractConfig
 from .datasets import KIND_FRAMES, VideoItem
@@ -39,7 +40,7 @@ class Extractor:
         cv2.setNumThreads(threads)
         self.cfg = cfg
         self.fs_out, self.out = filesystem(cfg.out)
-        self.fs_in, self.root = filesystem(cfg.root)
+        self.fs_in, self.root = filesystem(cast(str, cfg.root))  # the CLI resolves --root
         self.settings = cfg.video_settings(decode_threads=threads)  # FFmpeg would start a thread per core
         self.backend = None if not compute else flow if flow is not None else \
             create_backend(cfg.flow_backend, **dict(cfg.flow_params))
@@ -53,14 +54,18 @@ class Extractor:
         path = join(self.root, item.rel_path)
         meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
                 "source": item.rel_path, "dataset": cfg.dataset}
-        if item.rel_path in (known_bad or {}):
+        if self.backend is None:
+            raise RuntimeError("an Extractor built with compute=False extracts no video")
+        known_bad = known_bad or {}
+        if item.rel_path in known_bad:
             raise VideoError("worker crashed", known_bad[item.rel_path])
         if item.kind == KIND_FRAMES:  # a folder of numbered images, read through fs_in frame by frame
             from .frames import open_frame_folder
-            return process_video(open_frame_folder(fs_in, path, cfg.frame_fps), meta, self.settings, self.backend, pairs)
+            folder = open_frame_folder(fs_in, path, cfg.frame_fps)
+            return process_video(folder, meta, self.settings, self.backend, pairs)
         if fs_in.size(path) == 0:
             raise VideoError("empty file", "zero bytes")
-        if is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object
+        if is_local(cast(str, cfg.root)):  # FFmpeg's own file IO is faster than a Python file object
             return process_video(path, meta, self.settings, self.backend, pairs)
         with fs_in.open(path, "rb") as f:
             return process_video(f, meta, self.settings, self.backend, pairs)

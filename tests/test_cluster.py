@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cluster
 IN_NETNS = os.environ.get("FLOWPREP_NETNS") == "1"
 needs_netns = pytest.mark.skipif(not IN_NETNS, reason="starts a Ray cluster: run inside `unshare -n` with "
                                                      "FLOWPREP_NETNS=1 (scripts/run_tests.sh does)")

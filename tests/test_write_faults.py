@@ -228,6 +228,7 @@ def s3_extract(out: str, videos: Path):
     return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", out, *TINY])
 
 
+@pytest.mark.cluster
 def test_s3_errors_on_some_requests_are_retried_and_the_job_succeeds(faulty_s3, videos):
     """The first attempt of every write of one task (its shard's upload and publishing copy: 503
     SlowDown; its part's: 500 InternalError) fails: the client's retries absorb them and the job ends
@@ -269,6 +270,7 @@ def few_client_retries(monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+@pytest.mark.cluster
 def test_an_s3_outage_for_one_shard_fails_the_job_and_the_rerun_finishes(faulty_s3, videos, few_client_retries):
     """Every write of one task's shard is answered 500: past the retries that task fails, the job exits
     1 naming the error, no object of it is published, and the same command run again completes."""
@@ -294,6 +296,7 @@ def test_an_s3_outage_for_one_shard_fails_the_job_and_the_rerun_finishes(faulty_
     assert CliRunner().invoke(main, ["verify", out]).exit_code == EXIT_OK
 
 
+@pytest.mark.cluster
 def test_on_ray_a_task_whose_upload_fails_past_the_client_retries_is_retried(faulty_s3, videos, few_client_retries):
     """A Ray task whose shard upload raises (OSError, after botocore's own retries) is run again by Ray
     (`retry_exceptions=[OSError]`): the new attempt starts clean and the job finishes, every video once."""

@@ -10,11 +10,13 @@
 A job's own work is `jobs.run_job` on every executor; what differs is where it runs and how a dead
 worker is noticed and its job retried. A new executor is one module plus one line in EXECUTORS.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..registry import Registry
 
@@ -23,11 +25,14 @@ if TYPE_CHECKING:
     from ..jobs import Job
     from ..progress import Progress
 
-EXECUTORS = Registry("executor", {
-    "inline": "flowprep.executors.inline:start",
-    "processes": "flowprep.executors.processes:start",
-    "ray": "flowprep.executors.ray:start",
-})
+EXECUTORS = Registry(
+    "executor",
+    {
+        "inline": "flowprep.executors.inline:start",
+        "processes": "flowprep.executors.processes:start",
+        "ray": "flowprep.executors.ray:start",
+    },
+)
 
 
 class Executor(Protocol):
@@ -47,6 +52,6 @@ def resolve_executor(cfg: ExtractConfig) -> ExtractConfig:
     return dataclasses.replace(cfg, executor="ray" if use_ray else "processes")
 
 
-def start(cfg: ExtractConfig) -> ContextManager[Executor]:
+def start(cfg: ExtractConfig) -> AbstractContextManager[Executor]:
     """`cfg.executor`'s run function (a resolved name, not 'auto'), its workers started."""
     return EXECUTORS.get(str(cfg.executor))(cfg)  # type: ignore[no-any-return]

@@ -1,8 +1,9 @@
 """The inline executor: every job in this process, one after another (debugging, tests, a tiny job)."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager
+from typing import Any
 
 from ..config import ExtractConfig
 from ..jobs import Job, JobQueue, run_job
@@ -25,5 +26,5 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[st
     return summaries
 
 
-def start(cfg: ExtractConfig) -> ContextManager[Executor]:
+def start(cfg: ExtractConfig) -> contextlib.AbstractContextManager[Executor]:
     return contextlib.nullcontext(run)

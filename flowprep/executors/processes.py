@@ -14,9 +14,10 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Iterator, Union
+from typing import Any
 
 from ..config import ExtractConfig
 from ..errors import last_line
@@ -56,7 +57,7 @@ class JobError:
     retry: bool  # a storage error (OSError): retried like a dead worker; anything else fails the job
 
 
-WorkerMessage = Union[VideoDone, JobDone, JobError]
+WorkerMessage = VideoDone | JobDone | JobError
 
 
 def _serve(conn: Any, backend_name: str) -> None:
@@ -87,7 +88,7 @@ def _serve(conn: Any, backend_name: str) -> None:
 
 
 class _Worker:
-    def __init__(self, context, backend_name: str):
+    def __init__(self, context: Any, backend_name: str):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, backend_name), daemon=True, name="flowprep-worker")
         self.process.start()
@@ -140,7 +141,8 @@ def start(cfg: ExtractConfig) -> Iterator[Executor]:
         pool.close()
 
 
-def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPool | None = None) -> list[dict[str, Any]]:
+def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress,
+        pool: ProcessPool | None = None) -> list[dict[str, Any]]:
     """Run `jobs` on the pool's processes (a pool of its own when none is given); returns their summaries."""
     if pool is None:
         with start(cfg) as run_on_pool:
@@ -151,9 +153,9 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPo
 
     cfg = dataclasses.replace(cfg, threads_per_worker=worker_threads(cfg))
     workers = pool.workers
-    queue, summaries, failed = JobQueue(jobs), [], []
+    queue, summaries, failed = JobQueue(jobs), [], []  # failed: (job name, cause)
     died_at: dict[str, list[int]] = collections.defaultdict(list)  # job -> videos done when each attempt died
-    attempts: collections.Counter = collections.Counter()
+    attempts: collections.Counter[str] = collections.Counter()
     while queue or any(w.job for w in workers):
         for worker in workers:
             if worker.job is None and queue:
@@ -170,7 +172,8 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPo
         busy = [w for w in workers if w.job]
         ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=progress.poll_s)
         for index, worker in enumerate(workers):
-            if worker.job is None or (worker.conn not in ready and worker.process.sentinel not in ready):
+            running = worker.job
+            if running is None or (worker.conn not in ready and worker.process.sentinel not in ready):
                 continue
             try:
                 message: WorkerMessage | None = worker.conn.recv() if worker.conn.poll() else None
@@ -179,20 +182,19 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPo
             if message is None and worker.process.is_alive():
                 continue
             if message is None or (isinstance(message, JobError) and message.retry):  # died, or a storage error
-                job = worker.job
                 cause = "worker died" if message is None else message.error
                 for name, n in worker.counted.items():  # the attempt's videos are redone
                     progress.done[name] -= n
                 if message is None:
-                    died_at[job.name].append(worker.counted["videos"])
+                    died_at[running.name].append(worker.counted["videos"])
                     worker = pool.replace(index)
                 worker.job = None
                 progress.retries += 1
-                if attempts[job.name] > cfg.task_retries:
-                    log.error("%s failed: %s", job.name, cause)
-                    failed.append((job.name, cause))
+                if attempts[running.name] > cfg.task_retries:
+                    log.error("%s failed: %s", running.name, cause)
+                    failed.append((running.name, cause))
                 else:
-                    queue.queue.appendleft(job)
+                    queue.queue.appendleft(running)
             elif isinstance(message, VideoDone):
                 row = {"frames": message.frames, "status": STATUS_FAILED if message.failed else "ok"}
                 progress.video_done(row)
@@ -200,15 +202,15 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPo
                 worker.counted["frames"] += message.frames
                 worker.counted["failed"] += int(message.failed)
             elif isinstance(message, JobError):
-                log.error("%s failed: %s", worker.job.name, message.error)
-                failed.append((worker.job.name, message.error))
+                log.error("%s failed: %s", running.name, message.error)
+                failed.append((running.name, message.error))
                 worker.job = None
             else:  # JobDone
                 summary = message.summary
                 summaries.append(summary)
-                if worker.job.range_index is not None:  # a range has no finished video, only frames
+                if running.range_index is not None:  # a range has no finished video, only frames
                     progress.task_done({"videos": 0, "frames": summary["frames"], "failed": 0})
-                queue.finished(worker.job)
+                queue.finished(running)
                 worker.job = None
     if failed:
         raise jobs_failed(failed, len(jobs), cfg.task_retries)
