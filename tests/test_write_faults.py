@@ -196,7 +196,7 @@ class FaultyS3:
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.endpoint = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         self._server.shutdown()
