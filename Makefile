@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   extract the embedded sample dataset (and check, preview it)
 #   make test   run the test suite
+# and one checks the code (CI runs it before the tests):
+#   make lint   ruff (lint + format check) and mypy, configured in pyproject.toml
 # Each creates its own virtual environment (.venv) pinned by constraints.txt (CPU torch).
 VENV ?= .venv
 PYTHON ?= python3
@@ -15,6 +17,15 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 venv: $(BIN)/.installed
 
+$(BIN)/.lint-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+lint: $(BIN)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 demo: $(BIN)/.installed
 	$(BIN)/flowprep extract --dataset sample --out $(DEMO_OUT)/shards --workers 2 --size 64
 	$(BIN)/flowprep verify $(DEMO_OUT)/shards
@@ -23,4 +34,4 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	bash scripts/run_tests.sh
 
-.PHONY: venv demo test
+.PHONY: venv demo test lint

@@ -56,7 +56,7 @@ def run(videos: int, workers: int, videos_per_task: int, seed: int = 0) -> dict:
                      for n, s in enumerate(range(0, videos, videos_per_task))]
         plan_s = time.perf_counter() - t0
         makespan = simulate(tasks, workers, seconds_of)
-        result[name] = {"tasks": len(tasks), "split_videos": sum(t.is_split for t in tasks),
+        result[name] = {"tasks": len(tasks), "split_videos": sum(t.is_ranged for t in tasks),
                         "jobs": sum(len(t.ranges) + 1 if t.ranges else 1 for t in tasks),
                         "smallest_task_videos": min(len(t.items) for t in tasks),
                         "median_task_videos": int(np.median([len(t.items) for t in tasks])),

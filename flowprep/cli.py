@@ -9,22 +9,9 @@ import click
 
 from .cli_config import config_options
 from .config import ExtractConfig
+from .importer import ImportConfig
 
-MIB = 2**20
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3  # 3: the job finished but some videos failed
-
-
-def _parse_flow_params(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
-    params = []
-    for value in values:
-        name, sep, number = value.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{value!r}: expected NAME=VALUE, e.g. warps=3")
-        try:
-            params.append((name, float(number) if "." in number else int(number)))
-        except ValueError as exc:
-            raise click.BadParameter(f"{value!r}: {number!r} is not a number") from exc
-    return tuple(params)
 
 
 class _Commands(click.Group):
@@ -44,62 +31,14 @@ class _Commands(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Video datasets -> RGB + TV-L1 optical-flow WebDataset shards."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-
-# How each ExtractConfig field reads as a flag of `flowprep extract`; the defaults are the config's own
-# (flowprep.cli_config), so a default is written once. A new field gets a flag even without a line here.
-EXTRACT_FLAGS = {
-    "dataset": {"required": True, "help": "Registry name: see `flowprep datasets`.", "show_default": False},
-    "root": {"help": "Dataset folder or URL (s3://...). Default: $FLOWPREP_DATA/<dataset>, else ./data/<dataset>. "
-                     "`sample`: where to generate it.", "show_default": False},
-    "annotations": {"help": "Split files / CSVs, when not inside --root.", "show_default": False},
-    "out": {"help": "Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.", "show_default": False},
-    "workers": {"help": "Parallel tasks (Ray workers)."},
-    "executor": {"choices": ("auto", "ray", "processes", "inline"),
-                 "help": "auto: processes on one machine, ray with a cluster or flow actors; ray: Ray workers (a "
-                         "local Ray, or the cluster of --ray-address); processes: --workers processes on this "
-                         "machine, no Ray (~10 s less start-up); inline: in this process (debugging)."},
-    "ray_address": {"help": "Existing Ray cluster: 'auto' or host:port (default: start a local one).",
-                    "show_default": False},
-    "split": {"help": "Official split (1-3) whose partitions the shards follow."},
-    "partitions": {"help": "Comma list, e.g. train,test (default: all but 'unused').", "show_default": False,
-                   "callback": lambda ctx, param, value: tuple(p for p in value.split(",") if p)},
-    "limit": {"help": "Extract only the first N videos of the shuffled plan.", "show_default": False},
-    "resize_mode": {"choices": ("square", "short"),
-                    "help": "square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept."},
-    "size_px": {"flag": "--size", "help": "Output size in px."},
-    "fps": {"help": "Resample to a constant frame rate (default: every frame).", "show_default": False},
-    "frame_fps": {"help": "Frame rate of frame-folder videos (default: the dataset's own, 12 for jester and sthv1).",
-                  "show_default": False},
-    "max_frames": {"help": "Stop each video after N frames (debugging).", "show_default": False},
-    "video_timeout_s": {"help": "Wall-clock limit per video; a video over it is a failed row 'timeout' (0: no limit)."},
-    "flow_backend": {"help": "Registry name (`opencv`: the reference) or 'auto': the fastest available (numba on a CPU)."},
-    "flow_params": {"flag": "--flow-param", "type": str, "multiple": True, "default": (), "show_default": False,
-                    "help": "TV-L1 override NAME=VALUE (OpenCV names), repeatable."},
-    "bound_px": {"flag": "--bound", "help": "Flow clip bound in px."},
-    "flow_jpeg_quality": {},
-    "rgb_jpeg_quality": {},
-    "videos_per_task": {"help": "The most videos a task (and its shard) holds."},
-    "plan": {"choices": ("work", "count"), "help": "work: tasks of equal estimated work, longest first, long videos "
-                                                   "split over workers; count: --videos-per-task videos each, in order."},
-    "shard_max_bytes": {"flag": "--shard-max-mb", "type": int, "default": ExtractConfig.shard_max_bytes // MIB,
-                        "callback": lambda ctx, param, mb: mb * MIB, "help": "Roll over to a new shard past this size."},
-    "seed": {"help": "Seed of the class-mixing shuffle."},
-    "max_in_flight": {"help": "Tasks submitted at once (default 2 x workers).", "show_default": False},
-    "threads_per_worker": {"help": "OpenCV threads per task (default cores / workers).", "show_default": False},
-    "task_memory_mb": {"help": "Memory Ray reserves per task, MiB (default: none).", "show_default": False},
-    "task_retries": {"help": "Retries of a task whose worker or node died (a bad video is a failed row, never retried)."},
-    "flow_actors": {"help": "Compute flow on N Ray actors (one per GPU, say) shared by the CPU tasks; 0: inside each task."},
-    "gpus_per_flow_actor": {"help": "GPUs each flow actor holds (default: 1 for a CUDA backend, 0 for a CPU one; "
-                                    "0.5: two per GPU).", "show_default": False},
-}
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
-@config_options(ExtractConfig, flags=EXTRACT_FLAGS)
+@config_options(ExtractConfig)
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
+def extract(no_progress: bool, **flags) -> None:
     """Decode, resize, compute TV-L1 flow and write shards + manifest (re-run to resume)."""
     import os
 
@@ -115,7 +54,7 @@ def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
         raise click.ClickException(missing)
     flags.update(root=paths.root, out=paths.out)
     try:
-        cfg = ExtractConfig(**flags, flow_params=_parse_flow_params(flow_params))
+        cfg = ExtractConfig(**flags)
         fitted = fit_local_workers(cfg)
         workers = f"{fitted.workers}" + (f" (asked {cfg.workers}; a local run uses at most one per core)"
                                           if fitted.workers != cfg.workers else "")
@@ -134,19 +73,22 @@ def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
 def format_summary(summary: dict) -> str:
     lines = [f"videos: {summary['videos']}  ok: {summary['ok']}  failed: {summary['failed']}  "
              f"skipped: {summary['skipped']}  (tasks resumed from a previous run: {summary['resumed_tasks']})",
-             f"frames: {summary['frames']}  bytes: {summary['bytes'] / 2**20:.1f} MiB  wall: {summary['wall_seconds']:.1f} s  "
-             f"videos/hour: {summary['videos_per_hour']:.0f}",
-             "stage seconds (summed over workers): " + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
+             f"frames: {summary['frames']}  bytes: {summary['bytes'] / 2**20:.1f} MiB  "
+             f"wall: {summary['wall_seconds']:.1f} s  videos/hour: {summary['videos_per_hour']:.0f}",
+             "stage seconds (summed over workers): "
+             + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
     lines += [f"  failed ({cause}): {n}" for cause, n in sorted(summary["failures_by_cause"].items())]
     used = summary.get("utilization")
     if used and used.get("jobs"):
-        lines.append(f"workers busy: {used['busy_fraction']:.0%} of {used['slots']} CPU(s) over {used['span_s']:.1f} s of "
-                     f"{used['jobs']} job(s); tail (fewer jobs than CPUs): {used['tail_s']:.1f} s; "
+        lines.append(f"workers busy: {used['busy_fraction']:.0%} of {used['slots']} CPU(s) "
+                     f"over {used['span_s']:.1f} s of {used['jobs']} job(s); "
+                     f"tail (fewer jobs than CPUs): {used['tail_s']:.1f} s; "
                      f"split videos: {summary.get('split_videos', 0)}")
     rates = summary.get("frames_per_busy_second_per_worker")
     if rates:
-        lines.append(f"worker processes: {summary['workers']}  frames per busy second per process: min {rates['min']:.1f}  "
-                     f"median {rates['median']:.1f}  max {rates['max']:.1f}  (tasks retried: {summary.get('retried_tasks', 0)})")
+        lines.append(f"worker processes: {summary['workers']}  frames per busy second per process: "
+                     f"min {rates['min']:.1f}  median {rates['median']:.1f}  max {rates['max']:.1f}  "
+                     f"(tasks retried: {summary.get('retried_tasks', 0)})")
     return "\n".join(lines)
 
 
@@ -170,7 +112,8 @@ def inspect(shard: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(line))
         else:
-            click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} flows={line['flows']:<5} "
+            click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} "
+                       f"flows={line['flows']:<5} "
                        f"{line['size']} fps={line['fps']} backend={line['backend']} {line['bytes'] / 2**20:.2f} MiB"
                        + (f"  PROBLEMS: {line['problems']}" if line["problems"] else ""))
 
@@ -242,23 +185,13 @@ def import_() -> None:
 
 
 @import_.command("rawframes")
-@click.option("--root", required=True, help="The rawframes tree; the lists' frame_dir are relative to it.")
-@click.option("--list", "lists", multiple=True, required=True,
-              help="MMAction2 rawframe list (frame_dir total_frames label), repeatable; partition from its name.")
-@click.option("--out", required=True, help="Output folder or URL.")
-@click.option("--dataset", default="rawframes", show_default=True, help="Dataset name recorded in every sample.")
-@click.option("--label-map", default=None, help="Class names, one a line, in label order.")
-@click.option("--with-offset", is_flag=True, help="List lines are `frame_dir offset total_frames label`.")
-@click.option("--bound", "bound_px", type=float, default=20.0, show_default=True,
-              help="Bound (px) the flow JPEGs were quantized with.")
-@click.option("--videos-per-task", type=int, default=32, show_default=True)
-@click.option("--shard-max-mb", type=int, default=512, show_default=True)
-def import_rawframes(shard_max_mb: int, lists: tuple[str, ...], **flags) -> None:
+@config_options(ImportConfig, exclude=("split",))
+def import_rawframes(**flags) -> None:
     """img_00001.jpg + flow_x/flow_y (MMAction2, denseflow or TSN numbering) -> shards + manifest."""
-    from .importer import ImportConfig, run_import
+    from .importer import run_import
 
     try:
-        summary = run_import(ImportConfig(**flags, lists=lists, shard_max_bytes=shard_max_mb * 2**20))
+        summary = run_import(ImportConfig(**flags))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_summary(summary))

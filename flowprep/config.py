@@ -1,65 +1,121 @@
-"""ExtractConfig: the one typed config of `flowprep extract`; CLI flags map one to one onto its fields."""
+"""ExtractConfig: the one typed config of `flowprep extract`; CLI flags map one to one onto its fields.
+
+Each field is declared with `cli_config.option`: default, help (the flag's), choices, whether it is
+content (it changes what lands in the shards: a resumed run must agree on every content field, see
+`fingerprint`) and, where the flag reads otherwise, its `cli` spelling. A new field is one declaration.
+"""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from .decode import Resize
+from .cli_config import REQUIRED, StrEnum, coerce_fields, fingerprint, option
 from .core import VideoSettings
+from .decode import RESIZE_MODES, Resize
 
-# Fields that change what lands in the shards; a resumed run must agree on all of them.
-CONTENT_FIELDS = (
-    "dataset", "root", "annotations", "split", "partitions", "limit", "resize_mode", "size_px", "fps", "frame_fps",
-    "max_frames", "flow_backend", "flow_params", "bound_px", "flow_jpeg_quality", "rgb_jpeg_quality",
-    "videos_per_task", "seed",
-)
+MIB = 2**20
+
+
+class PlanKind(StrEnum):
+    WORK = "work"  # tasks of equal estimated work, long videos cut into ranges (plan.py)
+    COUNT = "count"  # videos_per_task videos each, in order
+
+
+def executor_names() -> tuple[str, ...]:
+    from .executors import EXECUTORS
+
+    return ("auto", *EXECUTORS.names())
+
+
+def parse_flow_params(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """('warps=3', 'tau=0.25') -> (('warps', 3), ('tau', 0.25)); ValueError naming a malformed one."""
+    params: list[tuple[str, Any]] = []
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep:
+            raise ValueError(f"{value!r}: expected NAME=VALUE, e.g. warps=3")
+        try:
+            params.append((name, float(number) if "." in number else int(number)))
+        except ValueError:
+            raise ValueError(f"{value!r}: {number!r} is not a number") from None
+    return tuple(params)
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    dataset: str
-    out: str
-    root: str | None = None
-    annotations: str | None = None
-    split: str = "1"  # official split whose partitions (train/test/...) the shards follow
-    partitions: tuple[str, ...] = ()  # empty: every partition of `split` except 'unused'
-    limit: int | None = None  # extract only the first N videos of the (shuffled) plan
-    resize_mode: str = "square"
-    size_px: int = 256
-    fps: float | None = None
-    frame_fps: float = 0.0  # rate of frame-folder videos (images have no timestamps); 0: the dataset's own (12 for Jester, SSv1)
-    max_frames: int | None = None
-    video_timeout_s: float = 3600.0  # wall-clock limit per video; 0: none (a hung decoder then hangs its task)
-    flow_backend: str = "auto"  # resolved on the driver (numba on a CPU node) and recorded resolved
-    flow_params: tuple[tuple[str, float], ...] = ()  # OpenCV-named TV-L1 overrides, e.g. (('warps', 3),)
-    bound_px: float = 20.0
-    flow_jpeg_quality: int = 95
-    rgb_jpeg_quality: int = 95
-    videos_per_task: int = 32  # the most videos a task (and so its shards) holds
-    plan: str = "work"  # 'work': tasks of equal estimated work, long videos split (plan.py); 'count': videos_per_task each
-    shard_max_bytes: int = 512 * 2**20  # a task rolls over to a new shard past this size
-    seed: int = 0
-    workers: int = 1
-    # 'auto': processes on one machine, ray with a cluster (--ray-address, RAY_ADDRESS) or flow actors;
-    # 'ray' (a local Ray or a cluster), 'processes' (this machine, no Ray), 'inline' (this process)
-    executor: str = "auto"
-    ray_address: str | None = None  # None: a local Ray; 'auto' or 'host:port': an existing cluster
-    max_in_flight: int = 0  # 0: 2 x workers tasks submitted at a time
-    threads_per_worker: int = 0  # OpenCV threads per worker; 0: cores / workers (never oversubscribe)
-    task_memory_mb: int = 0  # Ray `memory` reserved per task (MiB); 0: none declared
-    task_retries: int = 3  # Ray retries of a task whose worker or node died (a bad video is never retried)
-    flow_actors: int = 0  # 0: flow computed inside each task; N: on N Ray actors shared by the tasks
-    gpus_per_flow_actor: float | None = None  # None: 1 for a CUDA backend, 0 for a CPU one
+    dataset: str = option(REQUIRED, "Registry name: see `flowprep datasets`.", content=True,
+                          cli={"required": True, "show_default": False})
+    out: str = option(REQUIRED, "Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.",
+                      content=False, cli={"show_default": False})
+    root: str | None = option(None, "Dataset folder or URL (s3://...). Default: $FLOWPREP_DATA/<dataset>, else "
+                                    "./data/<dataset>. `sample`: where to generate it.", content=True,
+                              cli={"show_default": False})
+    annotations: str | None = option(None, "Split files / CSVs, when not inside --root.", content=True,
+                                     cli={"show_default": False})
+    split: str = option("1", "Official split (1-3) whose partitions the shards follow.", ("1", "2", "3"), content=True)
+    partitions: tuple[str, ...] = option((), "Comma list, e.g. train,test (default: all but 'unused').",
+                                         content=True, cli={"show_default": False})
+    limit: int | None = option(None, "Extract only the first N videos of the shuffled plan.", content=True,
+                               cli={"show_default": False})
+    resize_mode: str = option("square", "square: SIZExSIZE (the paper); short: short side to SIZE, aspect kept.",
+                              RESIZE_MODES, content=True)
+    size_px: int = option(256, "Output size in px.", content=True, cli={"flag": "--size"})
+    fps: float | None = option(None, "Resample to a constant frame rate (default: every frame).", content=True,
+                               cli={"show_default": False})
+    # images have no timestamps; 0: the dataset's own rate (12 for Jester, SSv1)
+    frame_fps: float = option(0.0, "Frame rate of frame-folder videos (default: the dataset's own, 12 for jester "
+                                   "and sthv1).", content=True, cli={"show_default": False})
+    max_frames: int | None = option(None, "Stop each video after N frames (debugging).", content=True,
+                                    cli={"show_default": False})
+    # 0: none (a hung decoder then hangs its task)
+    video_timeout_s: float = option(3600.0, "Wall-clock limit per video; a video over it is a failed row "
+                                            "'timeout' (0: no limit).", content=False)
+    # resolved on the driver (numba on a CPU node) and recorded resolved
+    flow_backend: str = option("auto", "Registry name (`opencv`: the reference) or 'auto': the fastest available "
+                                       "(numba on a CPU).", content=True)
+    flow_params: tuple[tuple[str, float], ...] = option(
+        (), "TV-L1 override NAME=VALUE (OpenCV names), repeatable.", content=True,
+        cli={"flag": "--flow-param", "type": str, "multiple": True, "default": (), "show_default": False,
+             "callback": lambda ctx, param, values: parse_flow_params(values)})
+    bound_px: float = option(20.0, "Flow clip bound in px.", content=True, cli={"flag": "--bound"})
+    flow_jpeg_quality: int = option(95, "JPEG quality of the flow x/y images.", content=True)
+    rgb_jpeg_quality: int = option(95, "JPEG quality of the RGB frames.", content=True)
+    videos_per_task: int = option(32, "The most videos a task (and its shard) holds.", content=True)
+    plan: PlanKind = option(PlanKind.WORK, "work: tasks of equal estimated work, longest first, long videos cut "
+                                           "into ranges over workers; count: --videos-per-task videos each, in order.",
+                            content=False)
+    shard_max_bytes: int = option(512 * MIB, "Roll over to a new shard past this size.", content=False,
+                                  cli={"flag": "--shard-max-mb", "type": int, "default": 512,
+                                       "callback": lambda ctx, param, mb: mb * MIB})
+    seed: int = option(0, "Seed of the class-mixing shuffle.", content=True)
+    workers: int = option(1, "Parallel tasks (Ray workers).", content=False)
+    executor: str = option("auto", "auto: processes on one machine, ray with a cluster or flow actors; ray: Ray "
+                                   "workers (a local Ray, or the cluster of --ray-address); processes: --workers "
+                                   "processes on this machine, no Ray (~10 s less start-up); inline: in this "
+                                   "process (debugging).", executor_names, content=False)
+    ray_address: str | None = option(None, "Existing Ray cluster: 'auto' or host:port (default: start a local one).",
+                                     content=False, cli={"show_default": False})
+    max_in_flight: int = option(0, "Tasks submitted at once (default 2 x workers).", content=False,
+                                cli={"show_default": False})
+    threads_per_worker: int = option(0, "OpenCV threads per task (default cores / workers).", content=False,
+                                     cli={"show_default": False})
+    task_memory_mb: int = option(0, "Memory Ray reserves per task, MiB (default: none).", content=False,
+                                 cli={"show_default": False})
+    task_retries: int = option(3, "Retries of a task whose worker or node died (a bad video is a failed row, never "
+                                  "retried).", content=False)
+    flow_actors: int = option(0, "Compute flow on N Ray actors (one per GPU, say) shared by the CPU tasks; 0: inside "
+                                 "each task.", content=False)
+    gpus_per_flow_actor: float | None = option(None, "GPUs each flow actor holds (default: 1 for a CUDA backend, 0 "
+                                                     "for a CPU one; 0.5: two per GPU).", content=False,
+                                               cli={"show_default": False})
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        coerce_fields(self)  # enums, tuples and choices (the executor's, the split's, ...)
         Resize(self.resize_mode, self.size_px)  # validates
         checks = [
-            (self.executor in ("auto", "ray", "processes", "inline"),
-             f"executor must be auto, ray, processes or inline, not {self.executor!r}"),
             (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
-            (self.plan in ("work", "count"), f"plan must be work or count, not {self.plan!r}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
             (self.task_memory_mb >= 0, f"task_memory_mb must be >= 0, not {self.task_memory_mb}"),
             (self.task_retries >= 0, f"task_retries must be >= 0, not {self.task_retries}"),
@@ -71,7 +127,6 @@ class ExtractConfig:
             (self.frame_fps >= 0, f"frame_fps must be >= 0, not {self.frame_fps}"),
             (self.video_timeout_s >= 0, f"video_timeout_s must be >= 0, not {self.video_timeout_s}"),
             (self.limit is None or self.limit >= 0, f"limit must be >= 0, not {self.limit}"),
-            (self.split in ("1", "2", "3"), f"split must be 1, 2 or 3, not {self.split!r}"),
             (self.flow_actors >= 0, f"flow_actors must be >= 0, not {self.flow_actors}"),
             (not (self.flow_actors and self.executor in ("processes", "inline")),
              f"flow actors need --executor ray, not {self.executor}"),
@@ -89,9 +144,8 @@ class ExtractConfig:
         return VideoSettings(Resize(self.resize_mode, self.size_px), self.bound_px, self.flow_jpeg_quality,
                              self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads)
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[no-any-return]
 
     def content_fingerprint(self) -> str:
-        content = {name: getattr(self, name) for name in CONTENT_FIELDS}
-        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return fingerprint(self)

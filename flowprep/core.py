@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, cast
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from . import __version__, format as fmt
 from .deadline import VideoTimeout, iterate_until
 from .decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps
 from .frames import FrameFolder, decode_frame_folder
+
+if TYPE_CHECKING:
+    from .flow.base import FlowBackend
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class PairRange:
     first: int
     end: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.first < 0 or (self.end is not None and self.end <= self.first):
             raise ValueError(f"bad pair range [{self.first}, {self.end})")
 
@@ -76,8 +79,8 @@ def library_versions() -> dict[str, str]:
     return {"flowprep": __version__, "opencv": cv2.__version__, "av": av.__version__, "numpy": np.__version__}
 
 
-def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend,
-                  pairs: PairRange | None = None) -> VideoResult:
+def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], settings: VideoSettings,
+                  backend: FlowBackend, pairs: PairRange | None = None) -> VideoResult:
     """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
@@ -93,13 +96,14 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
     started = time.monotonic()
     first_pair, end_pair = (pairs.first, pairs.end) if pairs else (0, None)
     skip = 0 if settings.fps else first_pair  # resampling maps frames to new indices: convert them all
+    frames: Iterator[np.ndarray | None]  # None: a frame before `skip`, decoded for the stream's facts only
     if isinstance(source, FrameFolder):  # numbered images (Jester, SSv1, rawframes): same frames, same info
         frames = decode_frame_folder(source, settings.resize, info, settings.max_frames, skip_before=skip)
     else:
         frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads,
                                skip_before=skip)
     if settings.fps:
-        frames = resample_fps(frames, info, settings.fps)
+        frames = resample_fps(cast(Iterator[np.ndarray], frames), info, settings.fps)  # skip is 0: no None
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
         frames = iterate_until(frames, started + settings.timeout_s, settings.timeout_s)
 
@@ -126,7 +130,7 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
     t_decode = time.perf_counter()
     for rgb in frames:
         index, num_frames = num_frames, num_frames + 1
-        if index < first_pair:  # before this range: decoded for the stream's facts only
+        if index < first_pair or rgb is None:  # before this range: decoded for the stream's facts only
             continue
         t0 = time.perf_counter()
         seconds["decode"] += t0 - t_decode

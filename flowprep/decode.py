@@ -15,6 +15,9 @@ class VideoError(Exception):
         self.cause = cause  # short category: 'empty file', 'no video stream', 'decode error', ...
 
 
+RESIZE_MODES = ("square", "short")
+
+
 @dataclass(frozen=True)
 class Resize:
     """Output geometry: `square` to (size,size) (the paper's 256x256), or `short` side to size, aspect kept."""
@@ -23,7 +26,7 @@ class Resize:
     size_px: int = 256
 
     def __post_init__(self):
-        if self.mode not in ("square", "short") or self.size_px < 8:
+        if self.mode not in RESIZE_MODES or self.size_px < 8:
             raise ValueError(f"bad resize {self.mode}:{self.size_px}; expected square|short and size >= 8")
 
     def target_hw(self, height: int, width: int) -> tuple[int, int]:

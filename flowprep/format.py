@@ -19,6 +19,10 @@ sample (its key is the name up to the first dot of the last path component).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMAT_VERSION = 1
 DEFAULT_BOUND_PX = 20.0  # the IMRS / TSN clipping bound (paper 001, section 4.2.1)
@@ -30,7 +34,7 @@ FLOW_Y = "flow_y"
 FRAME_KINDS = (RGB, FLOW_X, FLOW_Y)
 FRAME_INDEX_DIGITS = 6
 
-_MEMBER_RE = re.compile(r"^(rgb|flow_x|flow_y)\.(\d{%d})\.jpg$" % FRAME_INDEX_DIGITS)
+_MEMBER_RE = re.compile(rf"^(rgb|flow_x|flow_y)\.(\d{{{FRAME_INDEX_DIGITS}}})\.jpg$")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-+,()&!@=]")
 
 
@@ -41,7 +45,7 @@ def quant_step_px(bound_px: float = DEFAULT_BOUND_PX) -> float:
     return 2.0 * bound_px / QUANT_LEVELS
 
 
-def quantize_flow(flow_px, bound_px: float = DEFAULT_BOUND_PX):
+def quantize_flow(flow_px: Any, bound_px: float = DEFAULT_BOUND_PX) -> np.ndarray:
     """float flow (any shape) px -> uint8 levels: round(255 * (clip(f) + bound) / (2 * bound)).
 
     Zero flow lands at 127.5 and rounds (half to even, numpy's rule) to 128 or 127 exactly as
@@ -51,15 +55,16 @@ def quantize_flow(flow_px, bound_px: float = DEFAULT_BOUND_PX):
 
     clipped = np.clip(np.asarray(flow_px, dtype=np.float32), -bound_px, bound_px)
     levels = np.rint((clipped + bound_px) * (QUANT_LEVELS / (2.0 * bound_px)))
-    return levels.astype(np.uint8)
+    quantized: np.ndarray = levels.astype(np.uint8)
+    return quantized
 
 
-def dequantize_flow(levels, bound_px: float = DEFAULT_BOUND_PX):
+def dequantize_flow(levels: Any, bound_px: float = DEFAULT_BOUND_PX) -> Any:
     """uint8 levels (numpy array or float tensor) -> flow in px, the inverse of `quantize_flow`."""
     return levels * quant_step_px(bound_px) - bound_px
 
 
-def flip_flow_x_levels(levels_x):
+def flip_flow_x_levels(levels_x: Any) -> Any:
     """Horizontal flip negates flow x; on quantized levels that is q -> 255 - q (exact, no rounding)."""
     return QUANT_LEVELS - levels_x
 

@@ -14,13 +14,16 @@ Shards, manifest, plan and resume are the extractor's own (a re-run resumes; eve
 """
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 from . import __version__, format as fmt
+from .cli_config import REQUIRED, coerce_fields, fingerprint, option, to_dict
+from .core import VideoResult
 from .datasets import KIND_FRAMES, VideoItem, partition_of_list
 from .decode import VideoError
 from .frames import order_frames
@@ -30,30 +33,43 @@ FLOW_NAME = re.compile(r"^(?P<prefix>flow_[xy]_|[xy]_)(?P<index>\d+)\.jpe?g$", r
 
 @dataclass(frozen=True)
 class ImportConfig:
-    """The one config of `flowprep import rawframes`; written to OUT/config.json."""
+    """The one config of `flowprep import rawframes`; written to OUT/config.json. Every field is content: a
+    re-run resumes only with the same settings (and, unlike `extract`, the same --out and task sizes)."""
 
-    root: str  # the rawframes tree (the lists' frame_dir are relative to it)
-    lists: tuple[str, ...]  # MMAction2 rawframe lists; each list's partition comes from its file name
-    out: str
-    dataset: str = "rawframes"  # the name recorded in every sample
-    label_map: str | None = None  # class names, one a line, in label order (MMAction2's label_map files)
-    with_offset: bool = False  # list lines are `frame_dir offset total_frames label`
-    bound_px: float = fmt.DEFAULT_BOUND_PX  # the bound the flow JPEGs were quantized with (TSN / denseflow: 20)
-    videos_per_task: int = 32
-    shard_max_bytes: int = 512 * 2**20
-    split: str = "1"  # imported lists make one split (packing is I/O: done in this process, no Ray)
+    root: str = option(REQUIRED, "The rawframes tree; the lists' frame_dir are relative to it.", content=True,
+                       cli={"required": True, "show_default": False})
+    # each list's partition comes from its file name
+    lists: tuple[str, ...] = option(REQUIRED, "MMAction2 rawframe list (frame_dir total_frames label), repeatable; "
+                                              "partition from its name.", content=True,
+                                    cli={"flag": "--list", "multiple": True, "required": True, "show_default": False})
+    out: str = option(REQUIRED, "Output folder or URL.", content=True, cli={"required": True, "show_default": False})
+    dataset: str = option("rawframes", "Dataset name recorded in every sample.", content=True)
+    label_map: str | None = option(None, "Class names, one a line, in label order.", content=True,
+                                   cli={"show_default": False})  # MMAction2's label_map files
+    with_offset: bool = option(False, "List lines are `frame_dir offset total_frames label`.", content=True,
+                               cli={"show_default": False})
+    # TSN / denseflow quantized with 20
+    bound_px: float = option(fmt.DEFAULT_BOUND_PX, "Bound (px) the flow JPEGs were quantized with.", content=True,
+                             cli={"flag": "--bound"})
+    videos_per_task: int = option(32, "The most videos a task (and its shard) holds.", content=True)
+    shard_max_bytes: int = option(512 * 2**20, "Roll over to a new shard past this size.", content=True,
+                                  cli={"flag": "--shard-max-mb", "type": int, "default": 512,
+                                       "callback": lambda ctx, param, mb: mb * 2**20})
+    # imported lists make one split (packing is I/O: done in this process, no Ray); no flag
+    split: str = option("1", "The split id the lists' partitions are recorded under.", content=True)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        coerce_fields(self)
         if not self.lists:
             raise ValueError("at least one --list is needed")
         if self.videos_per_task < 1 or not 0 < self.bound_px <= 1000:
             raise ValueError(f"bad videos_per_task {self.videos_per_task} or bound_px {self.bound_px}")
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
 
     def content_fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint(self)
 
 
 def parse_list(text: str, source: str, with_offset: bool, classes: list[str]) -> list[tuple[str, int, int]]:
@@ -185,7 +201,8 @@ def pack_rawframes(names: list[str], read, meta: dict, listed_frames: int, bound
 
 def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[VideoItem, str, int]]:
     """(item, list file, listed total_frames) for every line of every list, in list order."""
-    items, seen = [], {}
+    items: list[tuple[VideoItem, str, int]] = []
+    seen: dict[str, str] = {}
     for list_path in cfg.lists:
         with fs.open(list_path, "rb") as f:
             entries = parse_list(f.read().decode("utf-8", errors="replace"), list_path, cfg.with_offset, classes)
@@ -201,84 +218,52 @@ def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[Video
     return items
 
 
+def read_label_map(fs, path: str | None) -> list[str]:
+    if not path:
+        return []
+    with fs.open(path, "rb") as f:
+        return [line.strip() for line in f.read().decode().splitlines() if line.strip()]
+
+
 def run_import(cfg: ImportConfig, log=print) -> dict:
     """Pack every listed folder (resuming a previous run); returns the job summary `extract` also gives."""
-    from .manifest import STATUS_FAILED, STATUS_OK, done_parts, write_part
-    from .plan import Task, base_row, read_plan, write_plan
-    from .report import merge_manifest
-    from .shards import ShardWriter, task_shard_paths
-    from .storage import filesystem, join, remove_quietly, write_bytes_atomic
+    from .plan import Task, count_tasks
+    from .shard_job import finish, open_job, publish, write_items
+    from .storage import filesystem, join
 
     started = time.time()
     fs_in, root = filesystem(cfg.root)
-    fs_out, out = filesystem(cfg.out)
     if not fs_in.isdir(root):
         raise FileNotFoundError(f"rawframes root {cfg.root}: no such folder")
-    classes = []
-    if cfg.label_map:
-        with fs_in.open(cfg.label_map, "rb") as f:
-            classes = [line.strip() for line in f.read().decode().splitlines() if line.strip()]
+    classes = read_label_map(fs_in, cfg.label_map)
     listed = catalog_items(cfg, fs_in, classes)
     info = {item.rel_path: (list_path, total) for item, list_path, total in listed}
-    by_partition: dict[str, list[VideoItem]] = {}
-    for item, _, _ in listed:
-        by_partition.setdefault(item.splits[cfg.split], []).append(item)
-    tasks = [Task(index, partition, tuple(items[start:start + cfg.videos_per_task]))
-             for partition, items in sorted(by_partition.items())
-             for index, start in enumerate(range(0, len(items), cfg.videos_per_task))]
-    fs_out.makedirs(out, exist_ok=True)
-    planned = read_plan(fs_out, out, cfg, [item for item, _, _ in listed])  # an earlier run's plan wins
-    if planned is None:
-        write_plan(fs_out, out, cfg, tasks)
-    else:
-        tasks = planned
+    items = [item for item, _, _ in listed]
     if not classes:  # no label map: the class folder of the first video of each label
-        by_label = {}
-        for item, _, _ in listed:
+        by_label: dict[int, str] = {}
+        for item in items:
             by_label.setdefault(item.label, item.class_name)
         classes = [by_label.get(label, "") for label in range(max(by_label, default=-1) + 1)]
-    resolved = {**cfg.to_dict(), "fingerprint": cfg.content_fingerprint(), "classes": classes}
-    write_bytes_atomic(fs_out, join(out, fmt.CONFIG_FILE), json.dumps(resolved, indent=2).encode())
+    job = open_job(cfg, items, lambda: count_tasks(items, cfg.split, cfg.videos_per_task), {"classes": classes})
 
-    done = done_parts(fs_out, out)
-    todo = [t for t in tasks if t.part_name not in done]
-    for task in todo:
-        remove_quietly(fs_out, task_shard_paths(fs_out, out, task.partition, task.index))
-        writer = ShardWriter(fs_out, out, task.partition, task.index, cfg.shard_max_bytes)
-        rows = []
-        try:
-            for item in task.items:
-                row = {**base_row(item, cfg), "task": task.index, "worker": "import"}
-                folder = join(root, item.rel_path)
-                list_path, total = info[item.rel_path]
-                meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
-                        "source": item.rel_path, "dataset": cfg.dataset, "list": list_path.rsplit("/", 1)[-1]}
-                t0 = time.perf_counter()
-                try:
-                    if not fs_in.isdir(folder):
-                        raise VideoError("missing", f"listed in {meta['list']} but no such folder under the root")
-                    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs_in.ls(folder, detail=False)]
-                    members, frames = pack_rawframes(names, lambda name: fs_in.cat_file(join(folder, name)), meta,
-                                                     total, cfg.bound_px)
-                except VideoError as exc:
-                    row.update(status=STATUS_FAILED, cause=exc.cause, error=f"{item.rel_path}: {exc}")
-                except OSError as exc:
-                    row.update(status=STATUS_FAILED, cause="unreadable file", error=f"{item.rel_path}: {exc!r}")
-                else:
-                    t1 = time.perf_counter()
-                    shard = writer.write(fmt.make_key(item.class_name or "unlabeled", item.video_id), members)
-                    row.update(status=STATUS_OK, shard=shard, frames=frames, flows=frames - 1,
-                               bytes=sum(len(v) for v in members.values()), seconds_decode=t1 - t0,
-                               seconds_write=time.perf_counter() - t1)
-                rows.append(row)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        write_part(fs_out, out, task.partition, task.index, rows)
-    report = merge_manifest(fs_out, out, [], [join(out, fmt.PARTS_DIR, t.part_name) for t in tasks])
-    for partition, names in report.shards.items():
-        write_bytes_atomic(fs_out, join(out, partition + fmt.SHARD_LIST_SUFFIX), ("\n".join(sorted(names)) + "\n").encode())
-    summary = report.to_dict(time.time() - started, tasks=len(tasks), resumed_tasks=len(tasks) - len(todo), retried_tasks=0)
-    write_bytes_atomic(fs_out, join(out, "report.json"), json.dumps(summary, indent=2).encode())
-    return summary
+    def import_video(item: VideoItem) -> VideoResult:
+        """One listed folder -> its sample; VideoError (or OSError: an unreadable file) for its problems."""
+        folder = join(root, item.rel_path)
+        list_path, total = info[item.rel_path]
+        meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
+                "source": item.rel_path, "dataset": cfg.dataset, "list": list_path.rsplit("/", 1)[-1]}
+        t0 = time.perf_counter()
+        if not fs_in.isdir(folder):
+            raise VideoError("missing", f"listed in {meta['list']} but no such folder under the root")
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs_in.ls(folder, detail=False)]
+        members, frames = pack_rawframes(names, lambda name: fs_in.cat_file(join(folder, name)), meta, total,
+                                         cfg.bound_px)
+        key = fmt.make_key(item.class_name or "unlabeled", item.video_id)
+        return VideoResult(key, members, frames, {"decode": time.perf_counter() - t0})
+
+    def fill(writer: Any, task: Task) -> list[dict[str, Any]]:
+        return write_items(writer, task, cfg, "import", import_video, unreadable=(OSError,))
+
+    for task in job.todo:
+        publish(job.fs, job.out, task, cfg.shard_max_bytes, functools.partial(fill, task=task))
+    return finish(job, [], started, retried_tasks=0)

@@ -1,6 +1,6 @@
-"""What the executors schedule: a Job is a whole task, one range of a split video, or its assembly.
+"""What the executors schedule: a Job is a whole task, one range of a ranged video, or its assembly.
 
-`jobs_to_run` turns the unfinished tasks of a plan into jobs (a split task's missing ranges, or its
+`jobs_to_run` turns the unfinished tasks of a plan into jobs (a ranged task's missing ranges, or its
 assembly once none is missing); `JobQueue` hands them out in run order and puts an assembly at the
 front as soon as its last range is done; `run_job` runs one on a worker and says where and when.
 """
@@ -12,13 +12,13 @@ from typing import Callable
 
 from .config import ExtractConfig
 from .plan import Task
-from .split import assemble, pieces_done, run_range
+from .ranges import assemble, pieces_done, run_range
 from .task import run_task, worker_name, worker_threads
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one worker runs: a whole task, range `range_index` of a split task, or a split task's assembly."""
+    """What one worker runs: a whole task, range `range_index` of a ranged task, or a ranged task's assembly."""
 
     task: Task
     range_index: int | None = None
@@ -32,10 +32,10 @@ class Job:
 
 
 def jobs_to_run(tasks: list[Task], fs, out: str) -> list[Job]:
-    """The jobs of unfinished `tasks`: a split task's missing ranges, or its assembly once none is missing."""
+    """The jobs of unfinished `tasks`: a ranged task's missing ranges, or its assembly once none is missing."""
     jobs = []
     for task in tasks:
-        if not task.is_split:
+        if not task.is_ranged:
             jobs.append(Job(task))
             continue
         done = pieces_done(fs, out, task)
@@ -45,7 +45,7 @@ def jobs_to_run(tasks: list[Task], fs, out: str) -> list[Job]:
 
 
 class JobQueue:
-    """Jobs in run order; a split task's assembly joins the front as soon as its last range is done."""
+    """Jobs in run order; a ranged task's assembly joins the front as soon as its last range is done."""
 
     def __init__(self, jobs: list[Job]):
         import collections

@@ -3,7 +3,7 @@
 Tasks are cut by estimated work (frame pairs x output pixels, `probe.py`), not by video count, so that
 every worker stays busy to the end of the job (issue 17):
 - a job has about TASKS_PER_WORKER tasks per worker and no task holds more than that share of the work;
-- a video worth more than that share is split into pair ranges of at most 1/RANGES_PER_SHARE of a
+- a video worth more than that share is cut into pair ranges of at most 1/RANGES_PER_SHARE of a
   share, each a job of its own (`core.PairRange`), assembled into one sample when all are done;
 - task sizes shrink towards the end of the plan (guided self-scheduling: a task takes a fixed fraction
   of the work still uncut), and tasks run longest first, so the last wave is small tasks filling in;
@@ -20,7 +20,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import format as fmt
 from .config import ExtractConfig
@@ -31,8 +31,17 @@ from .storage import join, write_bytes_atomic
 
 TASKS_PER_WORKER = 4  # a worker's share of the work is cut into about this many tasks
 MIN_TASK_SHARE = 100  # the smallest task is about 1/100 of a worker's share (1% of tail imbalance at most)
-RANGES_PER_SHARE = 8  # a split video's ranges are finer than tasks: it is split because it is the long pole
-MIN_RANGE_PAIRS = 4  # a split video's ranges hold at least this many frame pairs (each decodes from the start)
+RANGES_PER_SHARE = 8  # a ranged video's ranges are finer than tasks: it is cut because it is the long pole
+MIN_RANGE_PAIRS = 4  # a ranged video's ranges hold at least this many frame pairs (each decodes from the start)
+
+
+class PlanConfig(Protocol):
+    """What a plan file and a manifest row read of a job's config (ExtractConfig, ImportConfig)."""
+
+    @property
+    def split(self) -> str: ...
+
+    def content_fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -41,18 +50,18 @@ class Task:
     partition: str
     items: tuple[VideoItem, ...]
     work: float = 0.0  # estimated frame pairs x output megapixels (TV-L1 time is ~linear in both)
-    ranges: tuple[PairRange, ...] = ()  # a split video: its one item, extracted range by range
+    ranges: tuple[PairRange, ...] = ()  # a ranged video: its one item, extracted range by range
 
     @property
     def part_name(self) -> str:
         return f"{self.partition}-{self.index:05d}.parquet"
 
     @property
-    def is_split(self) -> bool:
+    def is_ranged(self) -> bool:
         return bool(self.ranges)
 
 
-def base_row(item: VideoItem, cfg: ExtractConfig) -> dict:
+def base_row(item: VideoItem, cfg: PlanConfig) -> dict:
     row = empty_row()
     row.update(key=fmt.make_key(item.class_name or "unlabeled", item.video_id), video_id=item.video_id,
                class_name=item.class_name, label=item.label, source=item.rel_path,
@@ -89,16 +98,21 @@ def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | N
                megapixels: list[float] | None = None) -> list[Task]:
     """Tasks over `chosen` (in its order), by estimated work (`pairs[i]` frame pairs of `megapixels[i]`
     each, from `estimate_work`) or, with cfg.plan == 'count' or no estimate, by video count."""
-    partition_of = [item.splits[cfg.split] for item in chosen]
     if cfg.plan == "count" or pairs is None:
-        by_partition: dict[str, list[VideoItem]] = {}
-        for item, partition in zip(chosen, partition_of):
-            by_partition.setdefault(partition, []).append(item)
-        return [Task(index, partition, tuple(items[start:start + cfg.videos_per_task]))
-                for partition, items in sorted(by_partition.items())
-                for index, start in enumerate(range(0, len(items), cfg.videos_per_task))]
+        return count_tasks(chosen, cfg.split, cfg.videos_per_task)
+    partition_of = [item.splits[cfg.split] for item in chosen]
     return cut_tasks(chosen, partition_of, pairs, megapixels or [1.0] * len(chosen), cfg.workers,
                      cfg.videos_per_task)
+
+
+def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> list[Task]:
+    """Groups of `videos_per_task` items, in order, numbered per partition of `split`."""
+    by_partition: dict[str, list[VideoItem]] = {}
+    for item in items:
+        by_partition.setdefault(item.splits[split], []).append(item)
+    return [Task(index, partition, tuple(group[start:start + videos_per_task]))
+            for partition, group in sorted(by_partition.items())
+            for index, start in enumerate(range(0, len(group), videos_per_task))]
 
 
 def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: list[float], workers: int,
@@ -145,7 +159,7 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
 
 
 def run_order(tasks: list[Task]) -> list[Task]:
-    """Longest first (a split video's ranges count one by one): the last jobs are the small ones."""
+    """Longest first (a ranged video's ranges count one by one): the last jobs are the small ones."""
     return sorted(tasks, key=lambda t: (-(t.work / len(t.ranges) if t.ranges else t.work), t.partition, t.index))
 
 
@@ -192,7 +206,7 @@ def estimate_work(fs, root: str, items: list[VideoItem], cfg: ExtractConfig, sho
     return pairs, megapixels
 
 
-def read_plan(fs, out: str, cfg: ExtractConfig, chosen: list[VideoItem]) -> list[Task] | None:
+def read_plan(fs, out: str, cfg: PlanConfig, chosen: list[VideoItem]) -> list[Task] | None:
     """The plan of an earlier run of this job (None: the first run). It wins over a new cut, so that a
     re-run re-creates exactly the first run's tasks whatever --workers it is given."""
     path = join(out, fmt.PLAN_FILE)
@@ -213,7 +227,7 @@ def read_plan(fs, out: str, cfg: ExtractConfig, chosen: list[VideoItem]) -> list
                  tuple(PairRange(a, b) for a, b in t.get("ranges", ()))) for t in plan["tasks"]]
 
 
-def write_plan(fs, out: str, cfg: ExtractConfig, tasks: list[Task]) -> None:
+def write_plan(fs, out: str, cfg: PlanConfig, tasks: list[Task]) -> None:
     plan = {"fingerprint": cfg.content_fingerprint(), "tasks": [
         {"index": t.index, "partition": t.partition, "sources": [i.rel_path for i in t.items], "work": round(t.work, 3),
          **({"ranges": [[r.first, r.end] for r in t.ranges]} if t.ranges else {})} for t in tasks]}
@@ -222,7 +236,7 @@ def write_plan(fs, out: str, cfg: ExtractConfig, tasks: list[Task]) -> None:
 
 def simulate(tasks: list[Task], workers: int, seconds_of: Callable[[Task, int | None], float]) -> float:
     """Makespan (s) of `tasks` run as the executors run them: jobs in `run_order`, each to the first free
-    worker; a split task's ranges are jobs of their own, its assembly a job once they are all done.
+    worker; a ranged task's ranges are jobs of their own, its assembly a job once they are all done.
     `seconds_of(task, range_index)`: a job's duration (range_index None: a whole task)."""
     import heapq
 
@@ -239,10 +253,10 @@ def simulate(tasks: list[Task], workers: int, seconds_of: Callable[[Task, int | 
                 ranges_end[key] = max(ranges_end.get(key, 0.0), end)
                 if k == len(task.ranges) - 1:
                     assemblies.append(key)
-    for key in sorted(assemblies, key=ranges_end.get):  # an assembly waits for its task's last range
+    for key in sorted(assemblies, key=lambda k: ranges_end[k]):  # an assembly waits for its task's last range
         start = max(heapq.heappop(free_at), ranges_end[key])
         heapq.heappush(free_at, start + ASSEMBLY_SECONDS)
     return max(free_at)
 
 
-ASSEMBLY_SECONDS = 1.0  # reading a split video's pieces and writing its sample: small next to its flow
+ASSEMBLY_SECONDS = 1.0  # reading a ranged video's pieces and writing its sample: small next to its flow

@@ -7,7 +7,8 @@ processes that never choose them, and tests parametrize over `names()`.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 class Registry:
@@ -38,7 +39,7 @@ class Registry:
     def sorted_names(self) -> list[str]:
         return sorted(self._entries)
 
-    def create(self, name: str, /, **kwargs) -> Any:
+    def create(self, name: str, /, **kwargs: Any) -> Any:
         """The factory registered as `name` called with `kwargs` (an unknown name raises with the valid ones)."""
         return self.get(name)(**kwargs)
 
@@ -54,7 +55,7 @@ class Registry:
         _check_target(self.kind, name, target)
         self._entries[name] = target
 
-    def with_entries(self, entries: dict[str, str]) -> "Registry":
+    def with_entries(self, entries: dict[str, str]) -> Registry:
         """A copy with `entries` added, this one untouched (a test's registration: monkeypatch the module's
         registry with the copy); a name already taken raises."""
         copy = Registry(self.kind, self._entries)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cluster
 IN_NETNS = os.environ.get("FLOWPREP_NETNS") == "1"
 needs_netns = pytest.mark.skipif(not IN_NETNS, reason="starts a Ray cluster: run inside `unshare -n` with "
                                                      "FLOWPREP_NETNS=1 (scripts/run_tests.sh does)")
@@ -359,7 +360,7 @@ def test_worker_and_node_killed_mid_job_to_s3(cluster, videos, s3_endpoint):
 def test_progress_board_counts_retries_and_ignores_dead_attempts():
     """The board's bookkeeping, without Ray: a second start is a retry; a dead attempt's late
     reports are dropped; forgotten (finished) tasks leave it."""
-    from flowprep.executor_ray import ProgressBoard
+    from flowprep.executors.ray import ProgressBoard
 
     board = ProgressBoard()
     assert board.started("train-00000.parquet", "a1") == []

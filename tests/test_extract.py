@@ -141,6 +141,7 @@ def test_verify_catches_a_damaged_shard_and_a_stray_one(folder_dataset, tmp_path
     assert "in the manifest but not in the shard" in result.output or "unreadable tar" in result.output
 
 
+@pytest.mark.cluster
 def test_sample_dataset_with_ray_workers(tmp_path):
     out = tmp_path / "out"
     output = extract("--dataset", "sample", "--out", str(out), "--workers", "2", "--size", "32", "--max-frames", "4",

@@ -108,6 +108,7 @@ def test_a_failing_request_fails_alone():
 
 # ---- through Ray -----------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_flow_actor_merges_requests_of_concurrent_ray_tasks(ray_local):
     ray = ray_local
     actor = ray.remote(FlowActor).options(num_cpus=0).remote(CountingFlow, {}, max_pairs=8, max_wait_s=120)
@@ -127,12 +128,13 @@ def test_flow_actor_merges_requests_of_concurrent_ray_tasks(ray_local):
     ray.kill(actor)
 
 
+@pytest.mark.cluster
 def test_extract_with_flow_actors_writes_the_same_shards_as_in_task_flow(ray_local, tmp_path, caplog):
     # The sample dataset (generated on first use under --root) is 64 videos: keep the first 8 of the plan.
     common = ["--dataset", "sample", "--root", str(tmp_path / "videos"), "--size", "32", "--max-frames", "5",
               "--limit", "8", "--videos-per-task", "2", *FAST_FLOW]
     extract(*common, "--out", str(tmp_path / "in_task"), "--executor", "inline")
-    caplog.set_level(logging.INFO, logger="flowprep.flow.remote")
+    caplog.set_level(logging.INFO, logger="flowprep.executors.flow_pool")
     extract(*common, "--out", str(tmp_path / "actors"), "--workers", "2", "--flow-actors", "1")
 
     in_task, on_actors = read_back(tmp_path / "in_task"), read_back(tmp_path / "actors")
@@ -154,6 +156,7 @@ def test_extract_with_flow_actors_writes_the_same_shards_as_in_task_flow(ray_loc
     assert result.exit_code == EXIT_OK, result.output
 
 
+@pytest.mark.cluster
 def test_a_flow_error_on_the_actor_is_that_videos_failed_row(ray_local, tmp_path, write_video, monkeypatch):
     from flowprep import flow as flow_registry
     from flowprep.datasets.sample import write_avi

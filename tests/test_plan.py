@@ -52,7 +52,7 @@ def test_cut_bounds_every_task_and_covers_every_video_once(workers):
             assert t.work - pairs[t.items[-1]] < share / TASKS_PER_WORKER
     indices = {p: sorted(t.index for t in tasks if t.partition == p) for p in ("train", "test")}
     assert all(ix == list(range(len(ix))) for ix in indices.values()), "tasks numbered 0..n-1 per partition"
-    assert (sum(t.is_split for t in tasks) > 0) == (workers > 1)  # one worker: nothing to gain by splitting
+    assert (sum(t.is_ranged for t in tasks) > 0) == (workers > 1)  # one worker: nothing to gain by splitting
 
 
 def test_run_order_is_longest_first_and_the_tail_is_small():
@@ -185,7 +185,7 @@ def test_jobs_to_run_are_the_missing_ranges_then_the_assembly(tmp_path):
     from flowprep.plan import Task
     from flowprep.storage import filesystem
     from flowprep.jobs import Job, JobQueue, jobs_to_run
-    from flowprep.split import piece_path
+    from flowprep.ranges import piece_path
 
     fs, out = filesystem(str(tmp_path))
     item = VideoItem("v", "c", 0, "c/v.avi", {"1": "train"})

@@ -118,7 +118,7 @@ def test_fused_step_equals_tvl1_step(active):
     assert all(o is i for o, i in zip(ours[:6], ours_in)), "the step updates its state in place"
     live = slice(None) if active is None else mask
     for name, r, o, before in zip(("u1", "u2", "p11", "p12", "p21", "p22"), ref[:6], ours[:6], state):
-        torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
         if active is not None:
             frozen = ~mask
             assert torch.equal(o[frozen], before[frozen]), f"{name} of a frozen pair changed"
@@ -178,7 +178,7 @@ def test_warp_equals_warp_linearize(spread_px):
     ours = TritonKernels(TILES_HW).warp(*(t.to(DEVICE) for t in (stack, I0, u1, u2)))
     for name, r, o in zip(("I1wx", "I1wy", "grad", "rho_c"), ref, ours):
         assert o.is_contiguous()
-        torch.testing.assert_close(o.cpu(), r, rtol=1e-5, atol=1e-3, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(o.cpu(), r, rtol=1e-5, atol=1e-3, msg=lambda m, name=name: f"{name}: {m}")
     if spread_px > 10:
         assert (ref[3] == -I0).float().mean() > 0.2, "most taps should fall outside the image"
 

@@ -113,10 +113,10 @@ class FullDisk:
 
 def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | None):
     """`flowprep extract` whose --out holds `budget` bytes (None: unlimited)."""
-    import flowprep.runner as runner
+    import flowprep.shard_job as shard_job  # the driver opens --out through the job skeleton
     import flowprep.task as task  # the workers open --out through task.py
 
-    real = runner.filesystem
+    real = shard_job.filesystem
     disk = None
 
     def filesystem_with_a_small_disk(url):
@@ -127,12 +127,12 @@ def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | 
         disk = disk or FullDisk(fs, budget)  # one disk for the driver and the task alike
         return disk, path
 
-    for module in (runner, task):  # the driver's and the task's storage
+    for module in (shard_job, task):  # the driver's and the task's storage
         monkeypatch.setattr(module, "filesystem", filesystem_with_a_small_disk)
     try:
         return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY])
     finally:
-        for module in (runner, task):
+        for module in (shard_job, task):
             monkeypatch.setattr(module, "filesystem", real)
 
 
@@ -196,7 +196,7 @@ class FaultyS3:
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.endpoint = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -228,6 +228,7 @@ def s3_extract(out: str, videos: Path):
     return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", out, *TINY])
 
 
+@pytest.mark.cluster
 def test_s3_errors_on_some_requests_are_retried_and_the_job_succeeds(faulty_s3, videos):
     """The first attempt of every write of one task (its shard's upload and publishing copy: 503
     SlowDown; its part's: 500 InternalError) fails: the client's retries absorb them and the job ends
@@ -269,6 +270,7 @@ def few_client_retries(monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+@pytest.mark.cluster
 def test_an_s3_outage_for_one_shard_fails_the_job_and_the_rerun_finishes(faulty_s3, videos, few_client_retries):
     """Every write of one task's shard is answered 500: past the retries that task fails, the job exits
     1 naming the error, no object of it is published, and the same command run again completes."""
@@ -294,6 +296,7 @@ def test_an_s3_outage_for_one_shard_fails_the_job_and_the_rerun_finishes(faulty_
     assert CliRunner().invoke(main, ["verify", out]).exit_code == EXIT_OK
 
 
+@pytest.mark.cluster
 def test_on_ray_a_task_whose_upload_fails_past_the_client_retries_is_retried(faulty_s3, videos, few_client_retries):
     """A Ray task whose shard upload raises (OSError, after botocore's own retries) is run again by Ray
     (`retry_exceptions=[OSError]`): the new attempt starts clean and the job finishes, every video once."""

@@ -1,7 +1,7 @@
 """Writes tiny flowprep-format shards for tests, with frames whose pixels tell which frame they are.
 
-RGB frame i of video v is `rgb_level(i)` on the left half and 40 more on the right half; flow_x i is `flow_x_level(i)` on the
-left half and `flow_x_level(i) + 40` on the right half (so a flip is visible); flow_y i is
+RGB frame i of video v is `rgb_level(i)` on the left half and 40 more on the right half; flow_x i is
+`flow_x_level(i)` on the left half and `flow_x_level(i) + 40` on the right half (so a flip is visible); flow_y i is
 `flow_y_level(i)`. Flat 8x8 blocks survive JPEG exactly, so a test can read indices back from pixels.
 """
 from __future__ import annotations

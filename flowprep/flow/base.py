@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class FlowBackend(ABC):
         """(usable here, why not); cheap and never raises (a broken driver is a reason, not a crash)."""
 
     @abstractmethod
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         """Every parameter it runs with, plus an `impl` string (code and version); JSON-serializable."""
 
     @abstractmethod

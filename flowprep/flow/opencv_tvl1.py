@@ -46,7 +46,7 @@ class OpenCVTVL1(FlowBackend):
         try:
             import cv2
 
-            cv2.optflow.DualTVL1OpticalFlow_create
+            _ = cv2.optflow.DualTVL1OpticalFlow_create  # AttributeError: a build without the contrib modules
         except (ImportError, AttributeError) as exc:
             return False, f"cv2.optflow missing (install opencv-contrib-python-headless): {exc}"
         return True, ""

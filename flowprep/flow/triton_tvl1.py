@@ -67,7 +67,7 @@ class TritonKernels:
         error = u1.new_empty((b,))  # new each step: the caller may keep it (no kernel launch)
         has_mask = active is not None
         mask = active if has_mask else partial  # any pointer: the kernel does not read it
-        common = dict(HAS_MASK=has_mask, BLOCK_H=self.block_h, BLOCK_W=self.block_w, num_warps=self.num_warps)
+        common = {"HAS_MASK": has_mask, "BLOCK_H": self.block_h, "BLOCK_W": self.block_w, "num_warps": self.num_warps}
         for plane in (u1, u2, p11, p12, p21, p22):  # updated in place: no copy to make them contiguous
             if not plane.is_contiguous():
                 raise ValueError(f"the TV-L1 state must be contiguous (B,H,W) tensors, got strides {plane.stride()}")

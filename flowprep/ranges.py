@@ -1,6 +1,6 @@
-"""A long video split over several workers: each range writes a piece file, one job assembles them.
+"""A long video cut into ranges over several workers: each range writes a piece file, one job assembles them.
 
-Each range of a split video (`core.PairRange`) writes one piece file, `_pieces/<task>/<first pair>.tar`,
+Each range of a ranged video (`core.PairRange`) writes one piece file, `_pieces/<task>/<first pair>.tar`,
 atomically: its members and its outcome. When every piece exists, the assembly job puts their members
 together into the sample (byte-identical to the unsplit one), writes it like any task and, last, its
 part; then the pieces go. A range killed mid-way is redone; an assembly killed mid-way leaves no part,
@@ -20,7 +20,8 @@ from .datasets import VideoItem
 from .manifest import STATUS_FAILED, STATUS_OK
 from .plan import Task, base_row
 from .storage import join, write_bytes_atomic
-from .task import Extractor, failure, ok_fields, publish, worker_name
+from .shard_job import failure, ok_fields, publish
+from .task import Extractor, worker_name
 
 PIECES_DIR = "_pieces"
 
@@ -34,7 +35,7 @@ def pieces_dir(out: str, task: Task) -> str:
 
 
 def remove_pieces(fs, out: str, task: Task) -> None:
-    """A split task's piece files, once its part is published (before: they are the work done so far)."""
+    """A ranged task's piece files, once its part is published (before: they are the work done so far)."""
     try:
         fs.rm(pieces_dir(out, task), recursive=True)
     except FileNotFoundError:
@@ -48,7 +49,7 @@ def pieces_done(fs, out: str, task: Task) -> set[int]:
 
 def run_range(task: Task, range_index: int, cfg: ExtractConfig, known_bad: dict[str, str] | None = None,
               flow=None) -> dict:
-    """One range of a split video into its piece file: the members, and the outcome (ok or the failure)."""
+    """One range of a ranged video into its piece file: the members, and the outcome (ok or the failure)."""
     (item,) = task.items
     extractor = Extractor(cfg, flow)
     outcome: dict = {"status": STATUS_OK, "worker": worker_name()}
@@ -73,12 +74,12 @@ def run_range(task: Task, range_index: int, cfg: ExtractConfig, known_bad: dict[
 
 def read_piece(fs, path: str) -> tuple[dict, dict[str, bytes]]:
     with tarfile.open(fileobj=io.BytesIO(fs.cat_file(path)), mode="r") as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     return json.loads(members.pop("outcome.json")), members
 
 
 def assemble(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None) -> dict:
-    """The split video's sample from its pieces, written like a one-video task; then the pieces go."""
+    """The ranged video's sample from its pieces, written like a one-video task; then the pieces go."""
     (item,) = task.items
     extractor = Extractor(cfg, compute=False)  # nothing is computed here
     fs = extractor.fs_out
@@ -91,9 +92,8 @@ def assemble(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
     failed = next((o for o in outcomes if o["status"] == STATUS_FAILED), None)  # the first range's problem first
     if failed is None:
         failed = missing_members(item, members)
-    rows = [row]
 
-    def fill(writer):
+    def fill(writer) -> list[dict]:
         if failed is not None:
             row.update(status=STATUS_FAILED, cause=failed["cause"], error=failed["error"])
         else:
@@ -105,8 +105,9 @@ def assemble(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
                                  time.perf_counter() - t0))
         if on_video:
             on_video(row)
+        return [row]
 
-    summary = publish(extractor, task, fill, rows)
+    summary = publish(fs, extractor.out, task, cfg.shard_max_bytes, fill)
     remove_pieces(fs, extractor.out, task)
     return {**summary, "frames": 0}  # the ranges counted the frames as they went
 

@@ -1,25 +1,28 @@
 """The Ray executor: jobs as Ray tasks on a local Ray or a cluster, progress on a board actor.
 
 Only small summaries come back to the driver; the jobs write their shards, pieces and parts themselves.
+With --flow-actors, the tasks compute flow on the actors of `flow_pool.FlowPool`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import time
+from typing import TYPE_CHECKING, Any
 
-from .config import ExtractConfig
-from .errors import last_line
-from .manifest import STATUS_FAILED
-from .jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
-from .task import worker_threads
+from ..config import ExtractConfig
+from ..errors import last_line
+from ..jobs import Job, JobQueue, jobs_failed, known_bad_videos, run_job
+from ..manifest import STATUS_FAILED
+from ..progress import Progress
+from ..task import worker_threads
+from . import Executor, ray_address
+
+if TYPE_CHECKING:
+    from ..flow.remote import RemoteFlow
+    from .flow_pool import FlowPool
 
 log = logging.getLogger(__name__)
-
-
-def ray_address(cfg: ExtractConfig) -> str | None:
-    """The cluster to join: --ray-address, else RAY_ADDRESS (set by `ray job submit`), else None (local)."""
-    return cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
 
 
 class ProgressBoard:
@@ -30,8 +33,8 @@ class ProgressBoard:
     dead attempt's counters; late reports of a dead attempt are ignored.
     """
 
-    def __init__(self):
-        self.running: dict[str, dict] = {}
+    def __init__(self) -> None:
+        self.running: dict[str, dict[str, Any]] = {}
         self.died_at: dict[str, list[int]] = {}  # task -> index of the video each dead attempt was on
         self.retries = 0
 
@@ -55,11 +58,11 @@ class ProgressBoard:
             self.running.pop(task, None)
             self.died_at.pop(task, None)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {"running": self.running, "retries": self.retries}
 
 
-def wait_holding_cpus(ref, timeout_s: float):
+def wait_holding_cpus(ref: Any, timeout_s: float) -> Any:
     """The value of `ref`, waited for without giving up this task's CPUs.
 
     `ray.get` in a task tells Ray the worker is blocked, and Ray lends its CPUs to the next queued
@@ -75,7 +78,7 @@ def wait_holding_cpus(ref, timeout_s: float):
         raise TimeoutError(f"no answer from the progress board in {timeout_s} s") from exc
 
 
-def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
+def run_job_reporting(job: Job, cfg: ExtractConfig, board: Any, flow: RemoteFlow | None = None) -> dict[str, Any]:
     """`run_job` on a Ray worker, telling `board` of each finished video.
 
     Videos are processed in order and the board counts the finished ones, so the video an attempt
@@ -93,7 +96,7 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
         died_at = []
     known_bad = known_bad_videos(job, died_at)
 
-    def on_video(row: dict) -> None:
+    def on_video(row: dict[str, Any]) -> None:
         # Waited for (a millisecond), so that when this worker dies the board's count is exact:
         # a report still in this process's send queue would make it blame the previous video.
         try:
@@ -105,13 +108,18 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board, flow=None) -> dict:
     return run_job(job, cfg, on_video, known_bad, flow)
 
 
-def run_ray(jobs: list[Job], cfg: ExtractConfig, progress) -> list[dict]:
+def start(cfg: ExtractConfig) -> contextlib.AbstractContextManager[Executor]:
+    return contextlib.nullcontext(run)  # Ray starts in `run`: a cluster's workers are already up
+
+
+def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[str, Any]]:
     """Run `jobs` as Ray tasks, at most --max-in-flight at a time; returns their summaries."""
     import dataclasses
 
     import ray
 
-    from .flow.remote import ACTOR_CPUS, FlowPool
+    from ..flow.remote import ACTOR_CPUS
+    from .flow_pool import FlowPool
 
     address = ray_address(cfg)
     # Resolved here, on the driver, so the CPUs Ray reserves and the threads OpenCV uses agree.
@@ -138,7 +146,8 @@ def run_ray(jobs: list[Job], cfg: ExtractConfig, progress) -> list[dict]:
             ray.shutdown()
 
 
-def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress, ray, pool=None) -> list[dict]:
+def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress: Progress, ray: Any,
+                  pool: FlowPool | None = None) -> list[dict[str, Any]]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     threads = cfg.threads_per_worker
@@ -153,7 +162,8 @@ def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress, ray, pool=None)
     remote_job = remote_fn.options(**task_options)
     cfg_ref = ray.put(cfg)
     max_in_flight = cfg.max_in_flight or 2 * cfg.workers
-    queue, pending, failed, summaries = JobQueue(jobs), {}, [], []
+    queue, failed, summaries = JobQueue(jobs), [], []
+    pending: dict[Any, Job] = {}  # ObjectRef -> its job
     while queue or pending:
         while queue and len(pending) < max_in_flight:
             job = queue.pop()
@@ -161,7 +171,8 @@ def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress, ray, pool=None)
                 pending[remote_job.remote(job, cfg_ref, board)] = job
                 continue
             flow = pool.acquire()  # the least-loaded actor; the job runs on its node when there is room
-            ref = remote_fn.options(**task_options, scheduling_strategy=pool.near(flow)).remote(job, cfg_ref, board, flow)
+            near = remote_fn.options(**task_options, scheduling_strategy=pool.near(flow))
+            ref = near.remote(job, cfg_ref, board, flow)
             pending[ref] = job
             pool.submitted(ref, flow)
         # Wake on the first finished job (so a free CPU gets a new job at once), then take every other
