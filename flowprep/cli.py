@@ -55,7 +55,8 @@ EXTRACT_FLAGS = {
                      "`sample`: where to generate it.", "show_default": False},
     "annotations": {"help": "Split files / CSVs, when not inside --root.", "show_default": False},
     "out": {"help": "Output folder or URL (s3://bucket/prefix). Default: ./shards/<dataset>.", "show_default": False},
-    "workers": {"help": "Parallel tasks (Ray workers)."},
+    "workers": {"help": "Parallel tasks: worker processes, or Ray workers on a cluster (default: one per core of "
+                        "this machine, or the cluster's CPUs).", "show_default": False},
     "executor": {"choices": ("auto", "ray", "processes", "inline"),
                  "help": "auto: processes on one machine, ray with a cluster or flow actors; ray: Ray workers (a "
                          "local Ray, or the cluster of --ray-address); processes: --workers processes on this "
@@ -80,6 +81,11 @@ EXTRACT_FLAGS = {
     "bound_px": {"flag": "--bound", "help": "Flow clip bound in px."},
     "flow_jpeg_quality": {},
     "rgb_jpeg_quality": {},
+    "flow_stride": {"help": "Flow from frame t to t+K (EPIC-KITCHENS' stride; 1: consecutive frames)."},
+    "flow_every": {"help": "Flow for every M-th frame only: flow j starts at frame j*M (RGB keeps every frame)."},
+    "flow_format": {"choices": ("jpeg", "png16", "npz"),
+                    "help": "jpeg: quantized to 8 bits (the papers'); png16: 16-bit PNG, scale and offset in the "
+                            "json; npz: exact float32."},
     "videos_per_task": {"help": "The most videos a task (and its shard) holds."},
     "plan": {"choices": ("work", "count"), "help": "work: tasks of equal estimated work, longest first, long videos "
                                                    "split over workers; count: --videos-per-task videos each, in order."},
@@ -117,8 +123,9 @@ def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
     try:
         cfg = ExtractConfig(**flags, flow_params=_parse_flow_params(flow_params))
         fitted = fit_local_workers(cfg)
-        workers = f"{fitted.workers}" + (f" (asked {cfg.workers}; a local run uses at most one per core)"
-                                          if fitted.workers != cfg.workers else "")
+        workers = f"{fitted.workers}" + (" (default: one per core)" if not cfg.workers else
+                                         f" (asked {cfg.workers}; a local run uses at most one per core)"
+                                         if fitted.workers != cfg.workers else "")
         click.echo(f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "
                    f"workers {workers}", err=True)
         summary = run_extract(fitted, show_progress=not no_progress)
@@ -177,12 +184,13 @@ def inspect(shard: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("out")
-@click.option("--decode", is_flag=True, help="Also decode every JPEG (slow).")
-def verify(out: str, decode: bool) -> None:
-    """Check every shard against the manifest; non-zero exit on any mismatch."""
+@click.option("--decode", is_flag=True, help="Also decode every frame and flow (slow).")
+@click.option("--quick", is_flag=True, help="Compare shard sizes with the manifest's, without hashing them.")
+def verify(out: str, decode: bool, quick: bool) -> None:
+    """Check every shard against the manifest (members, counts, size and sha256); non-zero exit on any mismatch."""
     from .verify import verify as run_verify
 
-    problems = run_verify(out, decode_images=decode)
+    problems = run_verify(out, decode_images=decode, quick=quick)
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{'FAILED' if problems else 'OK'}: {len(problems)} problem(s) in {out}")
@@ -193,7 +201,7 @@ def verify(out: str, decode: bool) -> None:
 @click.argument("out")
 @click.option("--key", required=True, help="Sample key (class/video), see `flowprep inspect`.")
 @click.option("-o", "--output", "output_png", required=True, help="PNG file to write.")
-@click.option("--frames", default=4, show_default=True, help="How many frames (evenly spaced).")
+@click.option("--frames", default=4, show_default=True, help="How many flows (evenly spaced), each beside its first frame.")
 def preview(out: str, key: str, output_png: str, frames: int) -> None:
     """RGB frames beside their flow (x, y as stored, and colour-wheel) as one PNG."""
     import cv2
@@ -215,7 +223,7 @@ def preview(out: str, key: str, output_png: str, frames: int) -> None:
     sheet = preview_sheet(members, indices)
     if not cv2.imwrite(output_png, sheet[:, :, ::-1]):
         raise click.ClickException(f"could not write {output_png}")
-    click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, frames {indices})")
+    click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, flows {indices})")
 
 
 @main.group()

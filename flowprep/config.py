@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from . import format as fmt
 from .decode import Resize
 from .core import VideoSettings
 
@@ -14,6 +15,7 @@ CONTENT_FIELDS = (
     "dataset", "root", "annotations", "split", "partitions", "limit", "resize_mode", "size_px", "fps", "frame_fps",
     "max_frames", "flow_backend", "flow_params", "bound_px", "flow_jpeg_quality", "rgb_jpeg_quality",
     "videos_per_task", "seed",
+    "flow_stride", "flow_every", "flow_format",
 )
 
 
@@ -37,11 +39,15 @@ class ExtractConfig:
     bound_px: float = 20.0
     flow_jpeg_quality: int = 95
     rgb_jpeg_quality: int = 95
+    # issue 25: which frame pairs get flow and how flow is stored (format.FlowLayout)
+    flow_stride: int = 1  # flow j runs from frame j*flow_every to frame j*flow_every + flow_stride
+    flow_every: int = 1  # flow for every M-th frame only
+    flow_format: str = "jpeg"  # jpeg (quantized, the papers') | png16 (16-bit, scale + offset recorded) | npz (float32)
     videos_per_task: int = 32  # the most videos a task (and so its shards) holds
     plan: str = "work"  # 'work': tasks of equal estimated work, long videos split (plan.py); 'count': videos_per_task each
     shard_max_bytes: int = 512 * 2**20  # a task rolls over to a new shard past this size
     seed: int = 0
-    workers: int = 1
+    workers: int = 0  # 0: one per core of this machine, or the Ray cluster's CPUs (resolved by the runner)
     # 'auto': processes on one machine, ray with a cluster (--ray-address, RAY_ADDRESS) or flow actors;
     # 'ray' (a local Ray or a cluster), 'processes' (this machine, no Ray), 'inline' (this process)
     executor: str = "auto"
@@ -58,7 +64,11 @@ class ExtractConfig:
         checks = [
             (self.executor in ("auto", "ray", "processes", "inline"),
              f"executor must be auto, ray, processes or inline, not {self.executor!r}"),
-            (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
+            (self.workers >= 0, f"workers must be >= 0 (0: one per core), not {self.workers}"),
+            (self.flow_stride >= 1, f"flow_stride must be >= 1, not {self.flow_stride}"),
+            (self.flow_every >= 1, f"flow_every must be >= 1, not {self.flow_every}"),
+            (self.flow_format in fmt.FLOW_FORMATS,
+             f"flow_format must be one of {', '.join(fmt.FLOW_FORMATS)}, not {self.flow_format!r}"),
             (self.plan in ("work", "count"), f"plan must be work or count, not {self.plan!r}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
             (self.task_memory_mb >= 0, f"task_memory_mb must be >= 0, not {self.task_memory_mb}"),
@@ -87,7 +97,11 @@ class ExtractConfig:
 
     def video_settings(self, decode_threads: int = 0) -> VideoSettings:
         return VideoSettings(Resize(self.resize_mode, self.size_px), self.bound_px, self.flow_jpeg_quality,
-                             self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads)
+                             self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads,
+                             self.flow_layout())
+
+    def flow_layout(self) -> fmt.FlowLayout:
+        return fmt.FlowLayout(self.flow_stride, self.flow_every, self.flow_format)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -203,7 +203,7 @@ def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[Video
 
 def run_import(cfg: ImportConfig, log=print) -> dict:
     """Pack every listed folder (resuming a previous run); returns the job summary `extract` also gives."""
-    from .manifest import STATUS_FAILED, STATUS_OK, done_parts, write_part
+    from .manifest import STATUS_FAILED, STATUS_OK, add_shard_digests, done_parts, write_part
     from .plan import Task, base_row, read_plan, write_plan
     from .report import merge_manifest
     from .shards import ShardWriter, task_shard_paths
@@ -275,6 +275,7 @@ def run_import(cfg: ImportConfig, log=print) -> dict:
         except BaseException:
             writer.abort()
             raise
+        add_shard_digests(rows, writer.digests)
         write_part(fs_out, out, task.partition, task.index, rows)
     report = merge_manifest(fs_out, out, [], [join(out, fmt.PARTS_DIR, t.part_name) for t in tasks])
     for partition, names in report.shards.items():

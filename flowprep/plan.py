@@ -97,12 +97,13 @@ def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | N
         return [Task(index, partition, tuple(items[start:start + cfg.videos_per_task]))
                 for partition, items in sorted(by_partition.items())
                 for index, start in enumerate(range(0, len(items), cfg.videos_per_task))]
+    # Ranges pair frame i with i+1 (core.PairRange): a strided or lossless layout keeps its videos whole.
     return cut_tasks(chosen, partition_of, pairs, megapixels or [1.0] * len(chosen), cfg.workers,
-                     cfg.videos_per_task)
+                     cfg.videos_per_task, split_videos=cfg.flow_layout() == fmt.FlowLayout())
 
 
 def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: list[float], workers: int,
-              max_videos: int, tasks_per_worker: int = TASKS_PER_WORKER) -> list[Task]:
+              max_videos: int, tasks_per_worker: int = TASKS_PER_WORKER, split_videos: bool = True) -> list[Task]:
     """The work-based cut (see the module's docstring). Pure: `items` may be anything (the simulation
     passes ints). Tasks are numbered per partition in the order of `items`."""
     work = [max(p, 1) * mpx for p, mpx in zip(pairs, megapixels)]
@@ -120,7 +121,7 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
     whole = []
     for i, item in enumerate(items):
         n_ranges = min(math.ceil(work[i] * RANGES_PER_SHARE / share), pairs[i] // MIN_RANGE_PAIRS) \
-            if work[i] > largest else 1
+            if work[i] > largest and split_videos else 1
         if n_ranges > 1:
             bounds = [round(k * pairs[i] / n_ranges) for k in range(n_ranges)]
             ranges = tuple(PairRange(a, b) for a, b in zip(bounds, bounds[1:])) + (PairRange(bounds[-1]),)

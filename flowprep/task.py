@@ -15,7 +15,7 @@ from typing import Callable
 from .config import ExtractConfig
 from .datasets import KIND_FRAMES, VideoItem
 from .errors import last_line
-from .manifest import STATUS_FAILED, STATUS_OK, write_part
+from .manifest import STATUS_FAILED, STATUS_OK, add_shard_digests, write_part
 from .plan import Task, base_row
 from .storage import filesystem, is_local, join, remove_quietly
 
@@ -23,7 +23,7 @@ from .storage import filesystem, is_local, join, remove_quietly
 def worker_threads(cfg: ExtractConfig) -> int:
     if cfg.threads_per_worker:
         return cfg.threads_per_worker
-    return max(1, (os.cpu_count() or 1) // cfg.workers) if cfg.ray_address is None else 1
+    return max(1, (os.cpu_count() or 1) // (cfg.workers or os.cpu_count() or 1)) if cfg.ray_address is None else 1
 
 
 def worker_name() -> str:
@@ -81,8 +81,10 @@ def failure(item: VideoItem, exc: Exception) -> dict:
     return {"status": STATUS_FAILED, "cause": "internal error", "error": f"{item.rel_path}: {exc!r} ({last})"}
 
 
-def ok_fields(shard: str, num_frames: int, nbytes: int, seconds: dict[str, float], write_s: float) -> dict:
-    return dict(status=STATUS_OK, shard=shard, frames=num_frames, flows=num_frames - 1, bytes=nbytes,
+def ok_fields(shard: str, num_frames: int, nbytes: int, seconds: dict[str, float], write_s: float,
+              num_flows: int | None = None) -> dict:
+    flows = num_frames - 1 if num_flows is None else num_flows
+    return dict(status=STATUS_OK, shard=shard, frames=num_frames, flows=flows, bytes=nbytes,
                 seconds_write=write_s, **{f"seconds_{k}": v for k, v in seconds.items()})
 
 
@@ -104,7 +106,8 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             else:
                 t0 = time.perf_counter()
                 shard = writer.write(result.key, result.members)
-                row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, time.perf_counter() - t0))
+                row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, time.perf_counter() - t0,
+                                     cfg.flow_layout().num_flows(result.num_frames)))
             rows.append(row)
             if on_video:
                 on_video(row)
@@ -126,6 +129,7 @@ def publish(extractor: Extractor, task: Task, fill: Callable, rows: list[dict]) 
     except BaseException:
         writer.abort()
         raise
+    add_shard_digests(rows, writer.digests)
     write_part(fs_out, out, task.partition, task.index, rows)
     return summarize_rows(rows)
 
