@@ -99,11 +99,12 @@ def library_versions() -> dict[str, str]:
 
 
 def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend,
-                  pairs: PairRange | None = None) -> VideoResult:
+                  pairs: PairRange | None = None, time_range: tuple[float, float] | None = None) -> VideoResult:
     """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
     `pairs`: only this range of a split video (see PairRange); None: the whole video.
+    `time_range`: (start_s, end_s) of a clip of an untrimmed video: its own sample, decoded by seeking.
     Raises VideoError for problems of this video; the caller records them and goes on.
     """
     import cv2
@@ -119,7 +120,7 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
         frames = decode_frame_folder(source, settings.resize, info, settings.max_frames, skip_before=skip)
     else:
         frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads,
-                               skip_before=skip)
+                               skip_before=skip, time_range=time_range)
     if settings.fps:
         frames = resample_fps(frames, info, settings.fps)
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
@@ -236,6 +237,9 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
         "rgb_jpeg_quality": settings.rgb_jpeg_quality,
         "versions": library_versions(),
     }
+    if time_range is not None:  # `source` is the untrimmed video; the clip's first frame is at first_frame_s
+        record["clip"] = {"start_s": time_range[0], "end_s": time_range[1],
+                          "first_frame_s": round(info.pts_s[0] - (info.start_s or 0.0), 6)}
     members["json"] = json.dumps(record, sort_keys=True).encode()
     members["cls"] = str(int(meta["label"])).encode()
     return VideoResult(key=key, members=members, num_frames=num_frames, seconds=seconds)

@@ -6,6 +6,7 @@ the same pieces: `Extractor` (one video, or a range of it) and `publish` (shards
 """
 from __future__ import annotations
 
+import io
 import os
 import socket
 import time
@@ -46,6 +47,7 @@ class Extractor:
         self.settings = cfg.video_settings(decode_threads=threads)  # FFmpeg would start a thread per core
         self.backend = None if not compute else flow if flow is not None else \
             create_backend(cfg.flow_backend, **dict(cfg.flow_params))
+        self._clip_source: tuple[str, bytes] = ("", b"")  # (path, bytes) of the last remote video clips came from
 
     def video(self, item: VideoItem, known_bad: dict[str, str] | None, pairs=None):
         """The VideoResult of `item` (or of its range `pairs`); VideoError or OSError for its problems."""
@@ -56,15 +58,20 @@ class Extractor:
         path = join(self.root, item.rel_path)
         meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
                 "source": item.rel_path, "dataset": cfg.dataset}
-        if item.rel_path in (known_bad or {}):
-            raise VideoError("worker crashed", known_bad[item.rel_path])
+        if item.plan_id in (known_bad or {}):
+            raise VideoError("worker crashed", known_bad[item.plan_id])
         if item.kind == KIND_FRAMES:  # a folder of numbered images, read through fs_in frame by frame
             from .frames import open_frame_folder
             return process_video(open_frame_folder(fs_in, path, cfg.frame_fps), meta, self.settings, self.backend, pairs)
         if fs_in.size(path) == 0:
             raise VideoError("empty file", "zero bytes")
-        if is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object
-            return process_video(path, meta, self.settings, self.backend, pairs)
+        if is_local(cfg.root):  # FFmpeg's own file IO is faster than a Python file object (and a clip seeks in it)
+            return process_video(path, meta, self.settings, self.backend, pairs, item.time_range)
+        if item.time_range is not None:  # clips of one remote video (adjacent in a task) share one read of it
+            if self._clip_source[0] != path:
+                self._clip_source = (path, fs_in.cat_file(path))
+            return process_video(io.BytesIO(self._clip_source[1]), meta, self.settings, self.backend, pairs,
+                                 item.time_range)
         with fs_in.open(path, "rb") as f:
             return process_video(f, meta, self.settings, self.backend, pairs)
 
@@ -91,7 +98,7 @@ def ok_fields(shard: str, num_frames: int, nbytes: int, seconds: dict[str, float
 def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
              known_bad: dict[str, str] | None = None, flow=None) -> dict:
     """Extract every video of `task` into its shards, then publish its manifest part. Returns a summary.
-    `known_bad` (rel_path -> why) become failed rows untried: videos that killed earlier attempts.
+    `known_bad` (plan_id -> why) become failed rows untried: videos that killed earlier attempts.
     `flow`: a backend to use instead of building one (a `RemoteFlow` computing on a flow actor)."""
     extractor = Extractor(cfg, flow)
     rows = []
