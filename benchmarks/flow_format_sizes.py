@@ -50,7 +50,8 @@ def main() -> None:
             for b in range(flow_xy.shape[0]):
                 for c in range(2):
                     plane = flow_xy[b, :, :, c]
-                    data = encode_flow(fmt.quantize_flow(plane, settings.bound_px) if form == "jpeg" else plane, settings)
+                    stored = fmt.quantize_flow(plane, settings.bound_px) if form == "jpeg" else plane
+                    data = encode_flow(stored, settings)
                     want = plane if form == "npz" else np.clip(plane, -settings.bound_px, settings.bound_px)
                     err = np.abs(fmt.flow_plane_px(data, meta) - want)
                     totals[form][0] += len(data)

@@ -201,7 +201,8 @@ def verify(out: str, decode: bool, quick: bool) -> None:
 @click.argument("out")
 @click.option("--key", required=True, help="Sample key (class/video), see `flowprep inspect`.")
 @click.option("-o", "--output", "output_png", required=True, help="PNG file to write.")
-@click.option("--frames", default=4, show_default=True, help="How many flows (evenly spaced), each beside its first frame.")
+@click.option("--frames", default=4, show_default=True,
+              help="How many flows (evenly spaced), each beside its first frame.")
 def preview(out: str, key: str, output_png: str, frames: int) -> None:
     """RGB frames beside their flow (x, y as stored, and colour-wheel) as one PNG."""
     import cv2

@@ -90,8 +90,8 @@ CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two
 
 
 def known_bad_videos(job: Job, died_at: list[int]) -> dict[str, str]:
-    """plan_id (the path; a clip: path + range) -> why, for the videos of `job` that killed CRASHES_TO_BLAME_A_VIDEO of its attempts
-    (`died_at`: how many videos each dead attempt had finished). They become failed rows, untried."""
+    """plan_id (a clip: path + range) -> why, for the videos of `job` that killed CRASHES_TO_BLAME_A_VIDEO of
+    its attempts (`died_at`: how many videos each dead attempt had finished). They become failed rows, untried."""
     import collections
 
     items = job.task.items

@@ -113,7 +113,8 @@ def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             else:
                 t0 = time.perf_counter()
                 shard = writer.write(result.key, result.members)
-                row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, time.perf_counter() - t0,
+                write_s = time.perf_counter() - t0
+                row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, write_s,
                                      cfg.flow_layout().num_flows(result.num_frames)))
             rows.append(row)
             if on_video:

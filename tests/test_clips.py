@@ -4,7 +4,6 @@ and clips of one remote video sharing one read."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,8 @@ import pytest
 from flowprep.decode import Resize, StreamInfo, VideoError, decode_frames
 from flowprep.verify import iter_samples, verify
 from tests.conftest import shared_path
-from tests.test_extract import FAST_FLOW, extract, manifest
+from tests.test_extract import FAST_FLOW, extract
+from tests.test_flow_layout import class_tree
 
 
 def whole_and_range(name: str, start_s: float, end_s: float):
@@ -53,10 +53,7 @@ def test_a_range_past_the_end_or_holding_no_frame_is_an_error():
 
 @pytest.fixture
 def untrimmed(tmp_path):
-    root = tmp_path / "videos" / "arm"
-    root.mkdir(parents=True)
-    os.symlink(shared_path("videos", "kinetics_arm_wrestling_28fps.mp4"), root / "wrestle.mp4")
-    return root.parent
+    return class_tree(tmp_path, "kinetics_arm_wrestling_28fps.mp4", "arm/wrestle.mp4")
 
 
 def test_a_clip_sample_holds_the_same_frames_and_flows_as_the_whole_video(untrimmed, tmp_path):

@@ -114,12 +114,16 @@ def test_default_layout_is_todays_jpeg_flow():
 
 # ---- end to end: extract, verify, loader, preview, export -------------------------------------------
 
+def class_tree(tmp_path, clip: str, rel: str):
+    """A `folder` dataset root holding one real clip of ../shared/data/videos at `rel` (<class>/<file>)."""
+    (tmp_path / "videos" / rel).parent.mkdir(parents=True)
+    os.symlink(shared_path("videos", clip), tmp_path / "videos" / rel)
+    return tmp_path / "videos"
+
+
 @pytest.fixture
 def real_root(tmp_path):
-    root = tmp_path / "videos" / "makeup"
-    root.mkdir(parents=True)
-    os.symlink(shared_path("videos", "ucf101_ApplyEyeMakeup_xvid.avi"), root / "makeup.avi")
-    return root.parent
+    return class_tree(tmp_path, "ucf101_ApplyEyeMakeup_xvid.avi", "makeup/makeup.avi")
 
 
 def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root, tmp_path):
