@@ -100,7 +100,7 @@ def library_versions() -> dict[str, str]:
 
 def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: VideoSettings, backend,
                   pairs: PairRange | None = None, time_range: tuple[float, float] | None = None) -> VideoResult:
-    """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
+    """Decode, resize, compute TV-L1 over the frame pairs of `settings.flow`, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
     `pairs`: only this range of a split video (see PairRange); None: the whole video.
@@ -185,8 +185,8 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict, settings: Vi
                 flush_flows(keep_last=True)
         else:
             gray_recent = gray_recent[-layout.stride:] + [gray]
-            source = index - layout.stride
-            if source >= 0 and source % layout.every == 0:
+            from_frame = index - layout.stride  # (from_frame, index) is a flow when every | from_frame
+            if from_frame >= 0 and from_frame % layout.every == 0:
                 pending.append((gray_recent[0], gray))
                 if len(pending) >= batch:
                     flush_pairs()

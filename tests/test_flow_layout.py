@@ -97,6 +97,19 @@ def test_core_writes_the_flow_of_each_pair_exactly(stride, every, form):
                 assert np.abs(fmt.flow_plane_px(data, meta) - np.clip(want_xy[..., c], -20, 20)).max() <= scale
 
 
+def test_strided_frame_folder_keeps_its_input_kind():
+    """Frame folders (Jester's real frames) take the strided path too, and stay `input: frames`."""
+    from flowprep.frames import open_frame_folder
+    from flowprep.storage import filesystem
+
+    fs, path = filesystem(str(shared_path("frames", "jester_style_100px", "1")))
+    settings = VideoSettings(resize=Resize("square", 32), max_frames=7, flow=fmt.FlowLayout(3, 2, "npz"))
+    result = process_video(open_frame_folder(fs, path, 12.0), {"id": "1", "label": 0, "class": "g"}, settings,
+                           fast_backend())
+    meta = json.loads(result.members["json"])
+    assert meta["input"] == "frames" and meta["num_flows"] == 2  # 0 -> 3, 2 -> 5
+
+
 def test_default_layout_is_todays_jpeg_flow():
     """stride 1, every 1, jpeg: N-1 flows of consecutive frames, as before the options existed."""
     path = shared_path("videos", CLIP)
