@@ -123,7 +123,7 @@ def extract(no_progress: bool, flow_params: tuple[str, ...], **flags) -> None:
     try:
         cfg = ExtractConfig(**flags, flow_params=_parse_flow_params(flow_params))
         fitted = fit_local_workers(cfg)
-        workers = f"{fitted.workers}" + (" (default: one per core)" if not cfg.workers else
+        workers = f"{fitted.workers}" + (" (the default)" if not cfg.workers else
                                          f" (asked {cfg.workers}; a local run uses at most one per core)"
                                          if fitted.workers != cfg.workers else "")
         click.echo(f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "

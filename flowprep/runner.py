@@ -41,9 +41,10 @@ def fit_local_workers(cfg: ExtractConfig) -> ExtractConfig:
     import dataclasses
 
     cores = os.cpu_count() or 1
-    if cfg.workers == 0:  # the default: use the machine, or the cluster
+    if cfg.workers == 0:  # the default: use the machine, or the cluster (inline runs one job at a time)
         address = ray_address(cfg)
-        return dataclasses.replace(cfg, workers=cores if address is None else cluster_cpus(address))
+        workers = 1 if cfg.executor == "inline" else cores if address is None else cluster_cpus(address)
+        return dataclasses.replace(cfg, workers=workers)
     if ray_address(cfg) is None and cfg.workers > cores:
         log.warning("--workers %d on a %d-core machine without a cluster: using %d", cfg.workers, cores, cores)
         return dataclasses.replace(cfg, workers=cores)

@@ -244,6 +244,7 @@ def test_workers_default_to_the_cores(monkeypatch):
     cfg = ExtractConfig(dataset="sample", out="x")
     assert cfg.workers == 0 and fit_local_workers(cfg).workers == (os.cpu_count() or 1)
     assert fit_local_workers(ExtractConfig(dataset="sample", out="x", workers=1)).workers == 1
+    assert fit_local_workers(ExtractConfig(dataset="sample", out="x", executor="inline")).workers == 1
     with pytest.raises(ValueError, match="flow_format must be one of jpeg, png16, npz"):
         ExtractConfig(dataset="sample", out="x", flow_format="png")
 
