@@ -229,6 +229,12 @@ def test_a_changed_byte_fails_verify_naming_the_shard(real_root, tmp_path):
     problems = verify(str(out))
     assert len(problems) == 1 and problems[0].startswith(f"{row['shard']}: not the shard that was published")
     assert verify(str(out), quick=True) == []  # --quick: sizes only, the same size passes
+    from click.testing import CliRunner
+
+    from flowprep.cli import EXIT_ERROR, EXIT_OK, main
+    result = CliRunner().invoke(main, ["verify", str(out)])
+    assert result.exit_code == EXIT_ERROR and f"{row['shard']}: not the shard that was published" in result.output
+    assert CliRunner().invoke(main, ["verify", "--quick", str(out)]).exit_code == EXIT_OK
     shard.write_bytes(bytes(data[:-1024]))  # the end-of-archive blocks lost: only the size says so
     assert any(p.startswith(f"{row['shard']}: {len(data) - 1024} bytes, the manifest says {len(data)}")
                for p in verify(str(out), quick=True))
