@@ -255,6 +255,25 @@ def test_workers_default_to_the_cores(monkeypatch):
         ExtractConfig(dataset="sample", out="x", flow_format="png")
 
 
+def test_workers_default_to_the_clusters_cpus(monkeypatch):
+    """With a cluster (RAY_ADDRESS), the default is its CPU count, asked of Ray (a stand-in here)."""
+    import sys
+    import types
+
+    from flowprep.config import ExtractConfig
+    from flowprep.runner import fit_local_workers
+
+    calls = []
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(("init", kw)),
+                                     cluster_resources=lambda: {"CPU": 48.0, "GPU": 4.0},
+                                     shutdown=lambda: calls.append(("shutdown", {})))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert fit_local_workers(ExtractConfig(dataset="sample", out="x")).workers == 48
+    assert calls[0] == ("init", {"address": "10.0.0.1:6379", "log_to_driver": False}) and calls[-1][0] == "shutdown"
+    assert fit_local_workers(ExtractConfig(dataset="sample", out="x", workers=512)).workers == 512  # asked: kept
+
+
 def test_extract_help_names_each_new_flag_once():
     from click.testing import CliRunner
 
