@@ -108,4 +108,8 @@ class ExtractConfig:
 
     def content_fingerprint(self) -> str:
         content = {name: getattr(self, name) for name in CONTENT_FIELDS}
+        # Fields added while jobs were running count only away from their defaults: such a job still resumes.
+        for name, default in (("flow_stride", 1), ("flow_every", 1), ("flow_format", "jpeg")):
+            if content[name] == default:
+                del content[name]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -255,6 +255,18 @@ def test_workers_default_to_the_cores(monkeypatch):
         ExtractConfig(dataset="sample", out="x", flow_format="png")
 
 
+def test_a_job_started_before_the_flow_options_still_resumes():
+    """At their defaults the new content fields leave the fingerprint as ea4289c computed it (values pinned
+    from that commit), so plan.json of a job started then is accepted; set, they change it."""
+    from flowprep.config import ExtractConfig
+
+    assert ExtractConfig(dataset="sample", out="x").content_fingerprint() == "f9bc0b04737b2f19"
+    cfg = ExtractConfig(dataset="ucf101", out="y", root="/r", size_px=128, flow_backend="numba")
+    assert cfg.content_fingerprint() == "c01b80346d71b0d7"
+    for changed in ({"flow_stride": 2}, {"flow_every": 3}, {"flow_format": "png16"}):
+        assert ExtractConfig(dataset="sample", out="x", **changed).content_fingerprint() != "f9bc0b04737b2f19"
+
+
 def test_workers_default_to_the_clusters_cpus(monkeypatch):
     """With a cluster (RAY_ADDRESS), the default is its CPU count, asked of Ray (a stand-in here)."""
     import sys
