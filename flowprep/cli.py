@@ -178,7 +178,8 @@ def inspect(shard: str, as_json: bool) -> None:
             click.echo(json.dumps(line))
         else:
             click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} flows={line['flows']:<5} "
-                       f"{line['size']} fps={line['fps']} backend={line['backend']} {line['bytes'] / 2**20:.2f} MiB"
+                       f"{line['size']} fps={line['fps']} backend={line['backend']} flow={line['flow']} "
+                       f"{line['bytes'] / 2**20:.2f} MiB"
                        + (f"  PROBLEMS: {line['problems']}" if line["problems"] else ""))
 
 

@@ -157,6 +157,16 @@ def undecodable(key: str, members: dict[str, bytes]) -> list[str]:
     return bad
 
 
+def flow_summary(meta: dict) -> str:
+    """'jpeg', or 'png16 stride 2 every 3': how a sample's flow was stored and which frames it joins."""
+    try:
+        layout = fmt.flow_layout(meta)
+    except ValueError as exc:
+        return f"bad flow layout ({exc})"
+    steps = "" if (layout.stride, layout.every) == (1, 1) else f" stride {layout.stride} every {layout.every}"
+    return layout.format + steps
+
+
 def inspect_shard(url: str) -> list[dict]:
     """One line of facts per sample of a shard."""
     fs, path = filesystem(url)
@@ -168,5 +178,6 @@ def inspect_shard(url: str) -> list[dict]:
                           "frames": meta.get("num_frames"), "flows": meta.get("num_flows"),
                           "size": f"{meta.get('height')}x{meta.get('width')}", "fps": meta.get("fps"),
                           "backend": meta.get("flow", {}).get("backend"),
+                          "flow": flow_summary(meta),
                           "bytes": sum(len(v) for v in members.values()), "problems": problems})
     return lines

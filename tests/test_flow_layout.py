@@ -175,6 +175,8 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
     result = CliRunner().invoke(main, ["preview", str(out), "--key", key, "-o", str(tmp_path / "p.png")])
     assert result.exit_code == 0 and "flows [0, 1, 2]" in result.output, result.output
     assert cv2.imread(str(tmp_path / "p.png")).shape[0] == 3 * 32
+    result = CliRunner().invoke(main, ["inspect", str(out / row["shard"])])
+    assert result.exit_code == 0 and "flow=npz stride 2 every 3" in result.output, result.output
     result = CliRunner().invoke(main, ["export", "mmaction2", str(out), str(tmp_path / "mm")])
     assert result.exit_code != 0 and "stored as npz" in result.output and key in result.output
 
