@@ -56,8 +56,9 @@ def extract(no_progress: bool, **flags) -> None:
     try:
         cfg = ExtractConfig(**flags)
         fitted = fit_local_workers(cfg)
-        workers = f"{fitted.workers}" + (f" (asked {cfg.workers}; a local run uses at most one per core)"
-                                          if fitted.workers != cfg.workers else "")
+        workers = f"{fitted.workers}" + (" (the default)" if not cfg.workers else
+                                         f" (asked {cfg.workers}; a local run uses at most one per core)"
+                                         if fitted.workers != cfg.workers else "")
         click.echo(f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "
                    f"workers {workers}", err=True)
         summary = run_extract(fitted, show_progress=not no_progress)
@@ -114,18 +115,20 @@ def inspect(shard: str, as_json: bool) -> None:
         else:
             click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} "
                        f"flows={line['flows']:<5} "
-                       f"{line['size']} fps={line['fps']} backend={line['backend']} {line['bytes'] / 2**20:.2f} MiB"
+                       f"{line['size']} fps={line['fps']} backend={line['backend']} flow={line['flow']} "
+                       f"{line['bytes'] / 2**20:.2f} MiB"
                        + (f"  PROBLEMS: {line['problems']}" if line["problems"] else ""))
 
 
 @main.command()
 @click.argument("out")
-@click.option("--decode", is_flag=True, help="Also decode every JPEG (slow).")
-def verify(out: str, decode: bool) -> None:
-    """Check every shard against the manifest; non-zero exit on any mismatch."""
+@click.option("--decode", is_flag=True, help="Also decode every frame and flow (slow).")
+@click.option("--quick", is_flag=True, help="Compare shard sizes with the manifest's, without hashing them.")
+def verify(out: str, decode: bool, quick: bool) -> None:
+    """Check every shard against the manifest (members, counts, size and sha256); non-zero exit on any mismatch."""
     from .verify import verify as run_verify
 
-    problems = run_verify(out, decode_images=decode)
+    problems = run_verify(out, decode_images=decode, quick=quick)
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{'FAILED' if problems else 'OK'}: {len(problems)} problem(s) in {out}")
@@ -136,7 +139,8 @@ def verify(out: str, decode: bool) -> None:
 @click.argument("out")
 @click.option("--key", required=True, help="Sample key (class/video), see `flowprep inspect`.")
 @click.option("-o", "--output", "output_png", required=True, help="PNG file to write.")
-@click.option("--frames", default=4, show_default=True, help="How many frames (evenly spaced).")
+@click.option("--frames", default=4, show_default=True,
+              help="How many flows (evenly spaced), each beside its first frame.")
 def preview(out: str, key: str, output_png: str, frames: int) -> None:
     """RGB frames beside their flow (x, y as stored, and colour-wheel) as one PNG."""
     import cv2
@@ -158,7 +162,7 @@ def preview(out: str, key: str, output_png: str, frames: int) -> None:
     sheet = preview_sheet(members, indices)
     if not cv2.imwrite(output_png, sheet[:, :, ::-1]):
         raise click.ClickException(f"could not write {output_png}")
-    click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, frames {indices})")
+    click.echo(f"wrote {output_png} ({sheet.shape[1]}x{sheet.shape[0]}, flows {indices})")
 
 
 @main.group()

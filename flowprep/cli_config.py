@@ -47,11 +47,14 @@ class StrEnum(str, enum.Enum):
 Choices = tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None
 
 
-def option(default: Any, help: str, choices: Choices = None, *,
-           content: bool | None = None, cli: dict[str, Any] | None = None) -> Any:
+def option(default: Any, help: str, choices: Choices = None, *, content: bool | None = None,
+           cli: dict[str, Any] | None = None, fingerprint_default: bool = True) -> Any:
     """A config field: its default, its help text, for a str field its valid values, whether it is content
-    (fingerprinted) and what its flag says instead of the defaults."""
-    metadata = {"help": help, "choices": choices, "content": content, "cli": cli or {}}
+    (fingerprinted) and what its flag says instead of the defaults. `fingerprint_default=False` is for a
+    content field added after jobs were written: at its default it stays out of the fingerprint, so those
+    jobs (whose output the default reproduces) still resume."""
+    metadata = {"help": help, "choices": choices, "content": content, "cli": cli or {},
+                "fingerprint_default": fingerprint_default}
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=functools.partial(type(default), default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -64,7 +67,9 @@ def unclassified_fields(cls: type) -> list[str]:
 
 def fingerprint(cfg: Any) -> str:
     """16 hex digits of the content fields' values: two configs that write the same data agree on it."""
-    content = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("content")}
+    content = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+               if f.metadata.get("content") and (f.metadata.get("fingerprint_default", True)
+                                                 or getattr(cfg, f.name) != f.default)}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cli_config import REQUIRED, StrEnum, coerce_fields, fingerprint, option
+from . import format as fmt
 from .core import VideoSettings
 from .decode import RESIZE_MODES, Resize
 
@@ -82,6 +83,17 @@ class ExtractConfig:
     bound_px: float = option(20.0, "Flow clip bound in px.", content=True, cli={"flag": "--bound"})
     flow_jpeg_quality: int = option(95, "JPEG quality of the flow x/y images.", content=True)
     rgb_jpeg_quality: int = option(95, "JPEG quality of the RGB frames.", content=True)
+    # Which frame pairs get flow and how flow is stored (format.FlowLayout). Added while jobs were running:
+    # at their defaults they stay out of the fingerprint, so those jobs still resume.
+    flow_stride: int = option(1, "Flow from frame t to t+K (EPIC-KITCHENS' stride; 1: consecutive frames).",
+                              content=True,
+                              fingerprint_default=False)
+    flow_every: int = option(1, "Flow for every M-th frame only: flow j starts at frame j*M (RGB keeps every "
+                                      "frame).", content=True,
+                             fingerprint_default=False)
+    flow_format: str = option("jpeg", "jpeg: quantized to 8 bits (the papers'); png16: 16-bit PNG, scale and offset "
+                                      "in the json; npz: exact float32.", fmt.FLOW_FORMATS, content=True,
+                              fingerprint_default=False)
     videos_per_task: int = option(32, "The most videos a task (and its shard) holds.", content=True)
     plan: PlanKind = option(PlanKind.WORK, "work: tasks of equal estimated work, longest first, long videos cut "
                                            "into ranges over workers; count: --videos-per-task videos each, in order.",
@@ -90,7 +102,8 @@ class ExtractConfig:
                                   cli={"flag": "--shard-max-mb", "type": int, "default": 512,
                                        "callback": lambda ctx, param, mb: mb * MIB})
     seed: int = option(0, "Seed of the class-mixing shuffle.", content=True)
-    workers: int = option(1, "Parallel tasks (Ray workers).", content=False)
+    workers: int = option(0, "Parallel tasks: worker processes, or Ray workers on a cluster (default: one per core "
+                             "of this machine, or the cluster's CPUs).", content=False, cli={"show_default": False})
     executor: str = option("auto", "auto: processes on one machine, ray with a cluster or flow actors; ray: Ray "
                                    "workers (a local Ray, or the cluster of --ray-address); processes: --workers "
                                    "processes on this machine, no Ray (~10 s less start-up); inline: in this "
@@ -115,7 +128,9 @@ class ExtractConfig:
         coerce_fields(self)  # enums, tuples and choices (the executor's, the split's, ...)
         Resize(self.resize_mode, self.size_px)  # validates
         checks = [
-            (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
+            (self.workers >= 0, f"workers must be >= 0 (0: one per core), not {self.workers}"),
+            (self.flow_stride >= 1, f"flow_stride must be >= 1, not {self.flow_stride}"),
+            (self.flow_every >= 1, f"flow_every must be >= 1, not {self.flow_every}"),
             (self.videos_per_task >= 1, f"videos_per_task must be >= 1, not {self.videos_per_task}"),
             (self.task_memory_mb >= 0, f"task_memory_mb must be >= 0, not {self.task_memory_mb}"),
             (self.task_retries >= 0, f"task_retries must be >= 0, not {self.task_retries}"),
@@ -142,7 +157,11 @@ class ExtractConfig:
 
     def video_settings(self, decode_threads: int = 0) -> VideoSettings:
         return VideoSettings(Resize(self.resize_mode, self.size_px), self.bound_px, self.flow_jpeg_quality,
-                             self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads)
+                             self.rgb_jpeg_quality, self.fps, self.max_frames, self.video_timeout_s, decode_threads,
+                             self.flow_layout())
+
+    def flow_layout(self) -> fmt.FlowLayout:
+        return fmt.FlowLayout(self.flow_stride, self.flow_every, self.flow_format)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[no-any-return]

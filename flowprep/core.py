@@ -29,6 +29,7 @@ class VideoSettings:
     max_frames: int | None = None  # debugging / tests only: stop after this many frames
     timeout_s: float = 0.0  # wall-clock limit per video (decode + flow + encode); 0: none
     decode_threads: int = 0  # FFmpeg decoder threads (the task's CPU share); 0: FFmpeg's default (all cores)
+    flow: fmt.FlowLayout = fmt.FlowLayout()  # flow j: frame j*every -> j*every+stride, stored as jpeg|png16|npz
 
 
 @dataclass
@@ -72,6 +73,27 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def encode_flow(plane: np.ndarray, settings: VideoSettings) -> bytes:
+    """One flow plane -> member bytes in the settings' format: uint8 levels (jpeg) or float32 px (png16, npz)."""
+    if settings.flow.format == "jpeg":
+        return encode_jpeg(plane, settings.flow_jpeg_quality)
+    if settings.flow.format == "png16":
+        return fmt.encode_png16(fmt.quantize_flow16(plane, settings.bound_px))
+    return fmt.encode_npz(plane)
+
+
+def flow_record(backend: FlowBackend, settings: VideoSettings) -> dict[str, Any]:
+    """The json's `flow`: how flow was computed and stored (docs/FORMAT.md, `format.flow_layout`)."""
+    layout = settings.flow
+    record = {"backend": backend.name, "params": backend.params(), "bound_px": settings.bound_px,
+              "jpeg_quality": settings.flow_jpeg_quality if layout.format == "jpeg" else None,
+              "stride": layout.stride, "every": layout.every, "format": layout.format}
+    if layout.format == "png16":
+        scale, offset = fmt.png16_scale_offset(settings.bound_px)
+        record["png16"] = {"scale": scale, "offset": offset}
+    return record
+
+
 def library_versions() -> dict[str, str]:
     import av
     import cv2
@@ -80,11 +102,13 @@ def library_versions() -> dict[str, str]:
 
 
 def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], settings: VideoSettings,
-                  backend: FlowBackend, pairs: PairRange | None = None) -> VideoResult:
-    """Decode, resize, compute TV-L1 between consecutive frames, quantize and encode one video.
+                  backend: FlowBackend, pairs: PairRange | None = None,
+                  time_range: tuple[float, float] | None = None) -> VideoResult:
+    """Decode, resize, compute TV-L1 over the frame pairs of `settings.flow`, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
     `pairs`: only this range of a split video (see PairRange); None: the whole video.
+    `time_range`: (start_s, end_s) of a clip of an untrimmed video: its own sample, decoded by seeking.
     Raises VideoError for problems of this video; the caller records them and goes on.
     """
     import cv2
@@ -101,31 +125,53 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
         frames = decode_frame_folder(source, settings.resize, info, settings.max_frames, skip_before=skip)
     else:
         frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads,
-                               skip_before=skip)
+                               skip_before=skip, time_range=time_range)
     if settings.fps:
         frames = resample_fps(cast(Iterator[np.ndarray], frames), info, settings.fps)  # skip is 0: no None
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
         frames = iterate_until(frames, started + settings.timeout_s, settings.timeout_s)
 
+    layout = settings.flow
+    if pairs and layout != fmt.FlowLayout():  # the planner splits only default-layout videos (plan.py)
+        raise ValueError(f"a pair range needs flow stride 1, every 1 and jpeg, not {layout}")
     batch = max(1, int(backend.preferred_batch))
     gray_window: list[np.ndarray] = []  # frames whose outgoing flow is not computed yet, + the last one
+    gray_recent: list[np.ndarray] = []  # strided layouts: the last `stride` + 1 gray frames
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # strided layouts: (source, target) pairs not yet computed
     num_frames, num_flows = 0, first_pair  # frames seen; index of the next flow
 
+    def store_flows(planes: np.ndarray) -> None:  # uint8 levels (jpeg) or float32 px (png16 / npz), (B,H,W,2)
+        nonlocal num_flows
+        t1 = time.perf_counter()
+        for b in range(planes.shape[0]):
+            for c, kind in enumerate((fmt.FLOW_X, fmt.FLOW_Y)):
+                members[fmt.frame_member(kind, num_flows, layout.ext)] = encode_flow(planes[b, :, :, c], settings)
+            num_flows += 1
+        seconds["encode"] += time.perf_counter() - t1
+
     def flush_flows(keep_last: bool) -> None:
-        nonlocal num_flows, gray_window
+        nonlocal gray_window
         if len(gray_window) < 2:
             return
         t0 = time.perf_counter()
         stack_u8 = np.stack(gray_window)
-        levels = backend.levels(stack_u8, settings.bound_px)  # uint8 (B,H,W,2), quantized by the backend
-        t1 = time.perf_counter()
-        for b in range(levels.shape[0]):
-            members[fmt.frame_member(fmt.FLOW_X, num_flows)] = encode_jpeg(levels[b, :, :, 0], settings.flow_jpeg_quality)
-            members[fmt.frame_member(fmt.FLOW_Y, num_flows)] = encode_jpeg(levels[b, :, :, 1], settings.flow_jpeg_quality)
-            num_flows += 1
-        seconds["flow"] += t1 - t0
-        seconds["encode"] += time.perf_counter() - t1
+        if layout.format == "jpeg":
+            planes = backend.levels(stack_u8, settings.bound_px)  # uint8 (B,H,W,2), quantized by the backend
+        else:
+            planes = backend.compute(stack_u8[:-1], stack_u8[1:])  # float32 (B,H,W,2) px
+        seconds["flow"] += time.perf_counter() - t0
+        store_flows(planes)
         gray_window = gray_window[-1:] if keep_last else []
+
+    def flush_pairs() -> None:  # strided layouts: pairs that are not neighbours, as (B) prev and (B) next
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        flow_xy = backend.compute(np.stack([p for p, _ in pending]), np.stack([n for _, n in pending]))
+        planes = fmt.quantize_flow(flow_xy, settings.bound_px) if layout.format == "jpeg" else flow_xy
+        seconds["flow"] += time.perf_counter() - t0
+        store_flows(planes)
+        pending.clear()
 
     t_decode = time.perf_counter()
     for rgb in frames:
@@ -136,23 +182,34 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
         seconds["decode"] += t0 - t_decode
         if end_pair is None or index < end_pair:  # frame `end_pair` is the next range's first RGB
             members[fmt.frame_member(fmt.RGB, index)] = encode_jpeg(rgb, settings.rgb_jpeg_quality)
-        gray_window.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         seconds["encode"] += time.perf_counter() - t0
-        if len(gray_window) > batch:
-            flush_flows(keep_last=True)
+        if layout.stride == 1 and layout.every == 1:
+            gray_window.append(gray)
+            if len(gray_window) > batch:
+                flush_flows(keep_last=True)
+        else:
+            gray_recent = gray_recent[-layout.stride:] + [gray]
+            from_frame = index - layout.stride  # (from_frame, index) is a flow when every | from_frame
+            if from_frame >= 0 and from_frame % layout.every == 0:
+                pending.append((gray_recent[0], gray))
+                if len(pending) >= batch:
+                    flush_pairs()
         if index == end_pair:  # the range's last pair has its second frame: stop decoding
             break
         t_decode = time.perf_counter()
     if hasattr(frames, "close"):  # a range that stops early releases the decoder (and its thread) now
         frames.close()
     flush_flows(keep_last=False)
+    flush_pairs()
     if settings.timeout_s and time.monotonic() > started + settings.timeout_s:
         raise VideoTimeout(settings.timeout_s, f"all {num_frames} frames decoded, flow not finished in time")
     if end_pair is not None:  # a range before the last: frames and flows only; the last one checks the whole
         return VideoResult(key=key, members=members, num_frames=max(0, min(num_frames, end_pair) - first_pair),
                            seconds=seconds)
-    if num_frames < 2:
-        raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow needs at least 2")
+    if num_flows < 1:
+        raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow with stride {layout.stride} "
+                                           f"needs at least {layout.stride + 1}")
 
     height, width = settings.resize.target_hw(*_display_hw(info))
     record = {
@@ -181,11 +238,13 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
         "codec": info.codec,
         "rotation_deg": info.rotation_deg,
         "resize": {"mode": settings.resize.mode, "size_px": settings.resize.size_px, "interpolation": "linear"},
-        "flow": {"backend": backend.name, "params": backend.params(),
-                 "bound_px": settings.bound_px, "jpeg_quality": settings.flow_jpeg_quality},
+        "flow": flow_record(backend, settings),
         "rgb_jpeg_quality": settings.rgb_jpeg_quality,
         "versions": library_versions(),
     }
+    if time_range is not None:  # `source` is the untrimmed video; the clip's first frame is at first_frame_s
+        record["clip"] = {"start_s": time_range[0], "end_s": time_range[1],
+                          "first_frame_s": round(info.pts_s[0] - (info.start_s or 0.0), 6)}
     members["json"] = json.dumps(record, sort_keys=True).encode()
     members["cls"] = str(int(meta["label"])).encode()
     return VideoResult(key=key, members=members, num_frames=num_frames, seconds=seconds)

@@ -53,6 +53,8 @@ class StreamInfo:
     declared_duration_s: float = 0.0  # the video stream's length as the container declares it; 0: none
     packets_end_s: float = 0.0  # end of the last demuxed video packet, from `start_s`
     complete: bool = False  # True once the stream was decoded to its end (not stopped by max_frames)
+    range_ended: bool = False  # a time range: a frame at or past its end was reached (the range is whole)
+    preroll_frames: int = 0  # a time range: frames decoded between the keyframe sought to and the range
 
     def is_vfr(self, tolerance: float = 0.01) -> bool:
         """True when frame durations vary by more than `tolerance` (relative) or two time-base ticks."""
@@ -148,7 +150,8 @@ def incomplete(info: StreamInfo) -> VideoError | None:
 
 
 def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
-                  max_frames: int | None = None, threads: int = 0, skip_before: int = 0) -> Iterator[np.ndarray | None]:
+                  max_frames: int | None = None, threads: int = 0, skip_before: int = 0,
+                  time_range: tuple[float, float] | None = None) -> Iterator[np.ndarray | None]:
     """Yield uint8 (H,W,3) RGB frames in presentation order, upright and resized; fill `info`.
 
     `threads`: the decoder's threads (0: FFmpeg's default, one per core of the machine, which
@@ -158,6 +161,10 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
     Raises VideoError for anything wrong with the file, including a stream that breaks mid-way
     (after the frames already yielded: the caller discards the partial video) or one that ends
     short of what its container declares (`incomplete`).
+    `time_range` (start_s, end_s), from the stream's start: only the frames shown at t in [start_s, end_s),
+    reached by seeking to the keyframe before start_s (`seek_before`); `info` then describes the clip
+    (its frames and timestamps; `complete` stays False: the stream's own length is not checked), and a
+    range that runs more than TRUNCATION_FRAMES past the stream's end is a VideoError.
     """
     import av
     import cv2
@@ -186,8 +193,11 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
         if stream.start_time is not None:
             info.start_s = stream.start_time * time_base
         target_hw = None
+        decoded = _demux_decode(container, stream, info, time_base)
+        if time_range is not None:
+            decoded = _frames_in_range(container, stream, info, time_base, *time_range)
         try:
-            for frame in _demux_decode(container, stream, info, time_base):
+            for frame in decoded:
                 if info.decoded_frames == 0:
                     info.rotation_deg = int(round(frame.rotation or 0))
                 pts = frame.pts if frame.pts is not None else info.decoded_frames / max(info.container_fps, 1) / time_base
@@ -211,6 +221,8 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
                     return
         except av.error.FFmpegError as exc:
             raise VideoError("decode error", f"after {info.decoded_frames} frames: {exc}") from exc
+    if time_range is not None:
+        return _check_range(info, *time_range)
     info.complete = True
     if info.decoded_frames == 0:
         raise VideoError("no frames", "the video stream decoded to zero frames")
@@ -218,6 +230,54 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
     problem = incomplete(info)
     if problem:
         raise problem
+
+
+def seek_before(container, stream, t_s: float) -> None:
+    """Position `container` so that decoding `stream` starts at its last keyframe at or before `t_s`
+    (s from the stream's start): frames from there decode exactly as they do from the file's start."""
+    time_base = float(stream.time_base)
+    start_pts = stream.start_time or 0
+    container.seek(start_pts + max(0, int(t_s / time_base)), stream=stream, backward=True, any_frame=False)
+
+
+def _frames_in_range(container, stream, info: StreamInfo, time_base: float, start_s: float, end_s: float):
+    """The decoded frames of `stream` shown at t in [start_s, end_s) (s from the stream's start), after a
+    seek to the keyframe before start_s. A demuxer that lands past start_s (an index without that
+    keyframe) is sought again from the stream's start: slower, never wrong."""
+    if not 0 <= start_s < end_s:
+        raise VideoError("bad clip range", f"[{start_s}, {end_s}) s")
+    origin_s = (stream.start_time or 0) * time_base
+    half_tick = time_base / 2  # timestamps are multiples of the time base: compare with half a tick of slack
+    for attempt in ("seek", "from the start"):
+        seek_before(container, stream, start_s if attempt == "seek" else 0.0)
+        first = True
+        for frame in _demux_decode(container, stream, info, time_base):
+            if frame.pts is None:
+                continue
+            t_s = frame.pts * time_base - origin_s
+            if first and attempt == "seek" and t_s > start_s + half_tick and start_s > 0:
+                break  # landed after the range's start: seek again, from the stream's start
+            first = False
+            if t_s < start_s - half_tick:
+                info.preroll_frames += 1
+                continue  # the keyframe's pre-roll: decoded (the codec needs it), never converted
+            if t_s >= end_s - half_tick:
+                info.range_ended = True
+                return
+            yield frame
+        else:
+            return
+
+
+def _check_range(info: StreamInfo, start_s: float, end_s: float) -> None:
+    """Errors of a decoded time range: no frame in it, or the stream ended well before its end."""
+    origin_s = info.start_s or 0.0
+    if not info.pts_s:
+        raise VideoError("no frames", f"no frame in [{start_s:.3f}, {end_s:.3f}) s")
+    last_end_s = info.pts_s[-1] - origin_s + info.frame_duration_s()
+    if not info.range_ended and end_s - last_end_s > TRUNCATION_FRAMES * info.frame_duration_s() + 1e-6:
+        raise VideoError("clip past the end", f"clip [{start_s:.3f}, {end_s:.3f}) s, but the video's frames end "
+                                              f"at {last_end_s:.3f} s")
 
 
 def _demux_decode(container, stream, info: StreamInfo, time_base: float):

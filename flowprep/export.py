@@ -13,6 +13,9 @@ This is MMAction2's RawframeDataset default (`filename_tmpl='img_{:05}.jpg'`, fl
 `start_index=1`); `frame_dir` is relative to `DEST/rawframes` (their `data_prefix`). Every JPEG is copied
 byte for byte from the shard: nothing is decoded or re-encoded. A Flow-modality list needs its own
 count, N-1: RawframeDataset reads `flow_x_{k}` for k up to `total_frames`, and there is no N-th flow.
+With `--flow-stride K` / `--flow-every M` the flows keep consecutive numbers (flow_x_00001 is flow 0,
+from frame 0 to K; flow_x_0000(j+1) starts at frame j*M) and the Flow list counts them (`num_flows`).
+Lossless flow (png16, npz) is not exported: MMAction2 reads 8-bit flow JPEGs.
 Lists are written for every official split a sample's json names, holding the samples that were
 extracted (another split's lists miss the videos the extracted split left out, e.g. HMDB51's unused).
 """
@@ -78,13 +81,17 @@ def export_mmaction2(cfg: ExportConfig, log=print) -> dict:
                 if key not in expected:
                     raise RuntimeError(f"{shard}: sample {key} is not in the manifest; run `flowprep verify {cfg.out}`")
                 meta = json.loads(members["json"])
+                layout = fmt.flow_layout(meta)
+                if layout.format != "jpeg":
+                    raise RuntimeError(f"{shard}: {key}: flow is stored as {layout.format}; MMAction2 rawframes are "
+                                       "8-bit JPEGs copied byte for byte: extract with --flow-format jpeg to export")
                 for name, data in rawframe_files(members).items():
                     write_bytes_atomic(fs_dest, join(dest, RAWFRAMES_DIR, key, name), data)
                 seen.add(key)
                 frames, label = meta["num_frames"], meta["label"]
                 for split, partition in sorted(meta.get("splits", {}).items()):
                     lines[("rgb", partition, split)].append(f"{key} {frames} {label}")
-                    lines[("flow", partition, split)].append(f"{key} {frames - 1} {label}")
+                    lines[("flow", partition, split)].append(f"{key} {meta['num_flows']} {label}")
                     if meta.get("input", "video") == "video":
                         lines[("videos", partition, split)].append(f"{meta['source']} {label}")
                     else:

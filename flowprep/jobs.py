@@ -90,12 +90,12 @@ CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two
 
 
 def known_bad_videos(job: Job, died_at: list[int]) -> dict[str, str]:
-    """rel_path -> why, for the videos of `job` that killed CRASHES_TO_BLAME_A_VIDEO of its attempts
-    (`died_at`: how many videos each dead attempt had finished). They become failed rows, untried."""
+    """plan_id (a clip: path + range) -> why, for the videos of `job` that killed CRASHES_TO_BLAME_A_VIDEO of
+    its attempts (`died_at`: how many videos each dead attempt had finished). They become failed rows, untried."""
     import collections
 
     items = job.task.items
-    return {items[index].rel_path: f"killed its worker {count} times (a crash in decoding or flow?)"
+    return {items[index].plan_id: f"killed its worker {count} times (a crash in decoding or flow?)"
             for index, count in collections.Counter(died_at).items()
             if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(items)}
 

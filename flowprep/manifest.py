@@ -18,12 +18,14 @@ COLUMNS = {  # name -> pyarrow type name
     "partition": "string", "status": "string", "cause": "string", "error": "string", "shard": "string",
     "task": "int32", "frames": "int32", "flows": "int32", "bytes": "int64", "seconds_decode": "float32",
     "seconds_flow": "float32", "seconds_encode": "float32", "seconds_write": "float32", "worker": "string",
+    # the row's shard as published, repeated on each of its rows: `verify` proves a copy with them
+    "shard_bytes": "int64", "shard_sha256": "string",
 }
 
 
 def empty_row() -> dict:
     row = {name: None for name in COLUMNS}
-    row.update(frames=0, flows=0, bytes=0, task=-1, cause="", error="", shard="")
+    row.update(frames=0, flows=0, bytes=0, task=-1, cause="", error="", shard="", shard_bytes=0, shard_sha256="")
     for name in COLUMNS:
         if name.startswith("seconds_"):
             row[name] = 0.0
@@ -44,6 +46,13 @@ def rows_to_parquet_bytes(rows: list[dict]) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+def add_shard_digests(rows: list[dict], digests: dict[str, tuple[int, str]]) -> None:
+    """Each row whose shard is in `digests` (ShardWriter.digests: name -> (bytes, sha256)) gets them."""
+    for row in rows:
+        if row.get("shard") in digests:
+            row["shard_bytes"], row["shard_sha256"] = digests[row["shard"]]
 
 
 def part_path(out_dir: str, partition: str, task_index: int) -> str:

@@ -85,7 +85,14 @@ def select(catalog: Catalog, cfg: ExtractConfig) -> tuple[list[VideoItem], list[
                          "error": f"{item.rel_path}: partition {partition!r} of split {cfg.split} not selected"})
         else:
             chosen.append(item)
-    random.Random(cfg.seed).shuffle(chosen)
+    # Shuffled by video: the clips of one untrimmed video stay adjacent (a task reads the video once).
+    # A catalog of whole videos has one item per group, so its order is the item shuffle's own.
+    groups: dict[str, list[VideoItem]] = {}
+    for item in chosen:
+        groups.setdefault(item.rel_path, []).append(item)
+    order = list(groups.values())
+    random.Random(cfg.seed).shuffle(order)
+    chosen = [item for group in order for item in group]
     if cfg.limit is not None:
         for item in chosen[cfg.limit:]:
             rows.append({**base_row(item, cfg), "status": STATUS_SKIPPED, "cause": "limit",
@@ -101,8 +108,11 @@ def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | N
     if cfg.plan == "count" or pairs is None:
         return count_tasks(chosen, cfg.split, cfg.videos_per_task)
     partition_of = [item.splits[cfg.split] for item in chosen]
+    # Ranges pair frame i with i+1 (core.PairRange): a strided or lossless layout keeps its videos whole.
+    same_video_next = [a.time_range is not None and a.rel_path == b.rel_path for a, b in zip(chosen, chosen[1:])]
     return cut_tasks(chosen, partition_of, pairs, megapixels or [1.0] * len(chosen), cfg.workers,
-                     cfg.videos_per_task)
+                     cfg.videos_per_task, split_videos=cfg.flow_layout() == fmt.FlowLayout()
+                     and not any(item.time_range for item in chosen), keep_with_next=same_video_next + [False])
 
 
 def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> list[Task]:
@@ -116,9 +126,11 @@ def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> lis
 
 
 def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: list[float], workers: int,
-              max_videos: int, tasks_per_worker: int = TASKS_PER_WORKER) -> list[Task]:
+              max_videos: int, tasks_per_worker: int = TASKS_PER_WORKER, split_videos: bool = True,
+              keep_with_next: list[bool] | None = None) -> list[Task]:
     """The work-based cut (see the module's docstring). Pure: `items` may be anything (the simulation
-    passes ints). Tasks are numbered per partition in the order of `items`."""
+    passes ints). Tasks are numbered per partition in the order of `items`. `keep_with_next[i]`: item i
+    and the next share a task when the work allows (clips of one video: one read of it)."""
     work = [max(p, 1) * mpx for p, mpx in zip(pairs, megapixels)]
     share = sum(work) / max(workers, 1)
     largest = share / tasks_per_worker
@@ -134,7 +146,7 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
     whole = []
     for i, item in enumerate(items):
         n_ranges = min(math.ceil(work[i] * RANGES_PER_SHARE / share), pairs[i] // MIN_RANGE_PAIRS) \
-            if work[i] > largest else 1
+            if work[i] > largest and split_videos else 1
         if n_ranges > 1:
             bounds = [round(k * pairs[i] / n_ranges) for k in range(n_ranges)]
             ranges = tuple(PairRange(a, b) for a, b in zip(bounds, bounds[1:])) + (PairRange(bounds[-1]),)
@@ -151,7 +163,8 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
             group_work += work[i]
             # Guided: the next task's size is a fixed fraction of the work not yet in a task.
             target = min(largest, max(smallest, (uncut - group_work) / (workers * tasks_per_worker)))
-            if group_work >= target or len(group) >= max_videos or position == len(members) - 1:
+            kept = bool(keep_with_next and keep_with_next[i]) and members[position + 1:position + 2] == [i + 1]
+            if (group_work >= target and not kept) or len(group) >= max_videos or position == len(members) - 1:
                 add(partition, tuple(items[j] for j in group), group_work)
                 uncut -= group_work
                 group, group_work = [], 0.0
@@ -189,13 +202,19 @@ def estimate_work(fs, root: str, items: list[VideoItem], cfg: ExtractConfig, sho
         except OSError:
             return VideoFacts(0)  # the worker reports what is wrong with it
 
+    videos = list({item.rel_path: item for item in items}.values())  # the clips of a video: one probe
     with ThreadPoolExecutor(threads) as pool:
-        facts = list(tqdm(pool.map(facts_of, items), total=len(items), desc="estimating work", unit="video",
-                          disable=not show_progress or len(items) < 1000, leave=False))
+        probed = list(tqdm(pool.map(facts_of, videos), total=len(videos), desc="estimating work", unit="video",
+                           disable=not show_progress or len(videos) < 1000, leave=False))
+    facts_by_path = {item.rel_path: f for item, f in zip(videos, fill_from_size(probed))}
     resize = Resize(cfg.resize_mode, cfg.size_px)
     pairs, megapixels = [], []
-    for f in fill_from_size(facts):
+    for item in items:
+        f = facts_by_path[item.rel_path]
         frames = f.frames
+        if item.time_range is not None and f.fps:  # a clip: its own span, not the video's
+            span = math.ceil((item.time_range[1] - item.time_range[0]) * f.fps)
+            frames = min(frames, span) if frames else span
         if cfg.fps and f.fps:
             frames = math.ceil(frames * cfg.fps / f.fps)
         if cfg.max_frames:
@@ -219,7 +238,7 @@ def read_plan(fs, out: str, cfg: PlanConfig, chosen: list[VideoItem]) -> list[Ta
         raise RuntimeError(
             f"{path} was written by a run with different settings (fingerprint {plan['fingerprint']} != "
             f"{fingerprint}); resume with the same flags, or extract into a new --out")
-    item_of = {item.rel_path: item for item in chosen}
+    item_of = {item.plan_id: item for item in chosen}
     missing = [rel for task in plan["tasks"] for rel in task["sources"] if rel not in item_of]
     if missing:
         raise RuntimeError(f"{len(missing)} planned video(s) are no longer in the catalog, e.g. {missing[0]}")
@@ -229,7 +248,7 @@ def read_plan(fs, out: str, cfg: PlanConfig, chosen: list[VideoItem]) -> list[Ta
 
 def write_plan(fs, out: str, cfg: PlanConfig, tasks: list[Task]) -> None:
     plan = {"fingerprint": cfg.content_fingerprint(), "tasks": [
-        {"index": t.index, "partition": t.partition, "sources": [i.rel_path for i in t.items], "work": round(t.work, 3),
+        {"index": t.index, "partition": t.partition, "sources": [i.plan_id for i in t.items], "work": round(t.work, 3),
          **({"ranges": [[r.first, r.end] for r in t.ranges]} if t.ranges else {})} for t in tasks]}
     write_bytes_atomic(fs, join(out, fmt.PLAN_FILE), json.dumps(plan).encode())
 

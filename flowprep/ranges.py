@@ -102,7 +102,7 @@ def assemble(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             t0 = time.perf_counter()
             shard = writer.write(record["key"], members)
             row.update(ok_fields(shard, record["num_frames"], sum(len(d) for d in members.values()), seconds,
-                                 time.perf_counter() - t0))
+                                 time.perf_counter() - t0, cfg.flow_layout().num_flows(record["num_frames"])))
         if on_video:
             on_video(row)
         return [row]

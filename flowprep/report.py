@@ -38,6 +38,8 @@ def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], 
                     table = table_from_parquet_bytes(blobs[name], path)
                 except ValueError as exc:  # no part means "task not done": re-running redoes that task
                     raise RuntimeError(f"{str(exc).rstrip('.')}; delete it and re-run the same command") from None
+                if table.schema != schema():  # a part written before a column existed (shard digests): nulls
+                    table = pa.Table.from_pylist(table.to_pylist(), schema=schema())
                 report.add(table.to_pylist())
                 tables.append(table)
             if sum(t.num_rows for t in tables) >= rows_per_group:

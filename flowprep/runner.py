@@ -33,16 +33,35 @@ log = logging.getLogger(__name__)
 
 
 def fit_local_workers(cfg: ExtractConfig) -> ExtractConfig:
-    """At most one worker per core when the job runs on this machine alone (no --ray-address / RAY_ADDRESS).
+    """--workers 0 (the default) resolved to the cores here or the cluster's CPUs; and at most one worker
+    per core when the job runs on this machine alone (no --ray-address / RAY_ADDRESS).
 
     TV-L1 is CPU-bound, so workers past the core count only compete; and a local Ray told of 64 CPUs
     would start up to 64 worker processes on a 2-core laptop. A cluster's own CPU count is Ray's to
     manage, so `--workers` is left as asked there."""
     cores = os.cpu_count() or 1
+    if cfg.workers == 0:  # the default: use the machine, or the cluster (inline runs one job at a time)
+        address = ray_address(cfg)
+        workers = 1 if cfg.executor == "inline" else cores if address is None else cluster_cpus(address)
+        return dataclasses.replace(cfg, workers=workers)
     if ray_address(cfg) is None and cfg.workers > cores:
         log.warning("--workers %d on a %d-core machine without a cluster: using %d", cfg.workers, cores, cores)
         return dataclasses.replace(cfg, workers=cores)
     return cfg
+
+
+def cluster_cpus(address: str) -> int:
+    """The CPUs of the Ray cluster at `address` (its workers' default count)."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:

@@ -24,7 +24,7 @@ from . import format as fmt
 from .core import VideoResult
 from .datasets import VideoItem
 from .errors import last_line
-from .manifest import STATUS_FAILED, STATUS_OK, done_parts, write_part
+from .manifest import STATUS_FAILED, STATUS_OK, add_shard_digests, done_parts, write_part
 from .plan import PlanConfig, Task, base_row, read_plan, write_plan
 from .report import REPORT_FILE, merge_manifest
 from .storage import filesystem, join, remove_quietly, write_bytes_atomic
@@ -81,12 +81,14 @@ def failure(item: VideoItem, exc: Exception, unreadable: tuple[type[Exception], 
     return {"status": STATUS_FAILED, "cause": "internal error", "error": f"{item.rel_path}: {exc!r} ({last})"}
 
 
-def ok_fields(shard: str, num_frames: int, nbytes: int, seconds: dict[str, float], write_s: float) -> dict[str, Any]:
+def ok_fields(
+    shard: str, num_frames: int, nbytes: int, seconds: dict[str, float], write_s: float, num_flows: int
+) -> dict[str, Any]:
     return dict(
         status=STATUS_OK,
         shard=shard,
         frames=num_frames,
-        flows=num_frames - 1,
+        flows=num_flows,
         bytes=nbytes,
         seconds_write=write_s,
         **{f"seconds_{k}": v for k, v in seconds.items()},
@@ -101,8 +103,10 @@ def write_items(
     make: Callable[[VideoItem], VideoResult],
     on_video: Callable[[dict[str, Any]], None] | None = None,
     unreadable: tuple[type[Exception], ...] = UNREADABLE,
+    flows_of: Callable[[int], int] = lambda num_frames: num_frames - 1,
 ) -> list[dict[str, Any]]:
-    """Every item of `task` through `make` into `writer`; returns the manifest rows, one per item."""
+    """Every item of `task` through `make` into `writer`; returns the manifest rows, one per item.
+    `flows_of(num_frames)`: how many flows a sample of that many frames holds (its flow layout's count)."""
     rows = []
     for item in task.items:
         row = {**base_row(item, cfg), "task": task.index, "worker": worker}
@@ -113,7 +117,9 @@ def write_items(
         else:
             t0 = time.perf_counter()
             shard = writer.write(result.key, result.members)
-            row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, time.perf_counter() - t0))
+            write_s = time.perf_counter() - t0
+            row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, write_s,
+                                 flows_of(result.num_frames)))
         rows.append(row)
         if on_video:
             on_video(row)
@@ -135,6 +141,7 @@ def publish(
     except BaseException:
         writer.abort()
         raise
+    add_shard_digests(rows, writer.digests)
     write_part(fs, out, task.partition, task.index, rows)
     return summarize_rows(rows)
 

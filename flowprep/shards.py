@@ -1,6 +1,7 @@
 """ShardWriter: samples -> tar shards published atomically, rolling over past a target size."""
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tarfile
@@ -19,6 +20,7 @@ class ShardWriter:
     def __init__(self, fs, out_dir: str, partition: str, task_index: int, max_bytes: int):
         self.fs, self.out_dir, self.partition, self.task_index, self.max_bytes = fs, out_dir, partition, task_index, max_bytes
         self.published: list[str] = []  # shard names, in order
+        self.digests: dict[str, tuple[int, str]] = {}  # published shard name -> (size in bytes, sha256 hex)
         self._part = 0
         self._file = self._tar = None
         self._tmp_path = self._final_path = ""
@@ -30,7 +32,7 @@ class ShardWriter:
     def _open(self) -> None:
         self._final_path = join(self.out_dir, self.current_shard())
         self._tmp_path = f"{self._final_path}{TMP_MARK}w"
-        self._file = self.fs.open(self._tmp_path, "wb")
+        self._file = _Digesting(self.fs.open(self._tmp_path, "wb"))
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
         self._bytes = 0
 
@@ -58,7 +60,9 @@ class ShardWriter:
         self._tar.close()
         self._file.close()
         self.fs.mv(self._tmp_path, self._final_path)
-        self.published.append(fmt.shard_name(self.partition, self.task_index, self._part))
+        name = fmt.shard_name(self.partition, self.task_index, self._part)
+        self.published.append(name)
+        self.digests[name] = (self._file.size, self._file.sha256.hexdigest())
         self._tar = self._file = None
 
     def close(self) -> list[str]:
@@ -83,6 +87,24 @@ class ShardWriter:
         except Exception as exc:  # the store is down: the next run's merge deletes temporaries
             log.warning("could not remove %s (%r); the next run removes it", self._tmp_path, exc)
         self._tar = self._file = None
+
+
+class _Digesting:
+    """A write-only file that hashes what passes through it: the digest costs no second read of the shard."""
+
+    def __init__(self, file):
+        self.file, self.sha256, self.size = file, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def task_shard_paths(fs, out_dir: str, partition: str, task_index: int) -> list[str]:

@@ -6,6 +6,7 @@ video's ranges (`ranges.py`) reuse `Extractor` (one video, or a range of it).
 """
 from __future__ import annotations
 
+import io
 import os
 import socket
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from .storage import filesystem, is_local, join
 def worker_threads(cfg: ExtractConfig) -> int:
     if cfg.threads_per_worker:
         return cfg.threads_per_worker
-    return max(1, (os.cpu_count() or 1) // cfg.workers) if cfg.ray_address is None else 1
+    return max(1, (os.cpu_count() or 1) // (cfg.workers or os.cpu_count() or 1)) if cfg.ray_address is None else 1
 
 
 def worker_name() -> str:
@@ -44,6 +45,7 @@ class Extractor:
         self.settings = cfg.video_settings(decode_threads=threads)  # FFmpeg would start a thread per core
         self.backend = None if not compute else flow if flow is not None else \
             create_backend(cfg.flow_backend, **dict(cfg.flow_params))
+        self._clip_source: tuple[str, bytes] = ("", b"")  # (path, bytes) of the last remote video clips came from
 
     def video(self, item: VideoItem, known_bad: dict[str, str] | None, pairs=None):
         """The VideoResult of `item` (or of its range `pairs`); VideoError or OSError for its problems."""
@@ -56,17 +58,21 @@ class Extractor:
                 "source": item.rel_path, "dataset": cfg.dataset}
         if self.backend is None:
             raise RuntimeError("an Extractor built with compute=False extracts no video")
-        known_bad = known_bad or {}
-        if item.rel_path in known_bad:
-            raise VideoError("worker crashed", known_bad[item.rel_path])
+        if item.plan_id in (known_bad or {}):
+            raise VideoError("worker crashed", cast(dict[str, str], known_bad)[item.plan_id])
         if item.kind == KIND_FRAMES:  # a folder of numbered images, read through fs_in frame by frame
             from .frames import open_frame_folder
             folder = open_frame_folder(fs_in, path, cfg.frame_fps)
             return process_video(folder, meta, self.settings, self.backend, pairs)
         if fs_in.size(path) == 0:
             raise VideoError("empty file", "zero bytes")
-        if is_local(cast(str, cfg.root)):  # FFmpeg's own file IO is faster than a Python file object
-            return process_video(path, meta, self.settings, self.backend, pairs)
+        if is_local(cast(str, cfg.root)):  # FFmpeg's own file IO is faster than a Python file object (a clip seeks)
+            return process_video(path, meta, self.settings, self.backend, pairs, item.time_range)
+        if item.time_range is not None:  # clips of one remote video (adjacent in a task) share one read of it
+            if self._clip_source[0] != path:
+                self._clip_source = (path, fs_in.cat_file(path))
+            return process_video(io.BytesIO(self._clip_source[1]), meta, self.settings, self.backend, pairs,
+                                 item.time_range)
         with fs_in.open(path, "rb") as f:
             return process_video(f, meta, self.settings, self.backend, pairs)
 
@@ -74,11 +80,12 @@ class Extractor:
 def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
              known_bad: dict[str, str] | None = None, flow=None) -> dict:
     """Extract every video of `task` into its shards, then publish its manifest part. Returns a summary.
-    `known_bad` (rel_path -> why) become failed rows untried: videos that killed earlier attempts.
+    `known_bad` (plan_id -> why) become failed rows untried: videos that killed earlier attempts.
     `flow`: a backend to use instead of building one (a `RemoteFlow` computing on a flow actor)."""
     extractor = Extractor(cfg, flow)
 
     def fill(writer) -> list[dict]:
-        return write_items(writer, task, cfg, worker_name(), lambda item: extractor.video(item, known_bad), on_video)
+        return write_items(writer, task, cfg, worker_name(), lambda item: extractor.video(item, known_bad), on_video,
+                           flows_of=cfg.flow_layout().num_flows)
 
     return publish(extractor.fs_out, extractor.out, task, cfg.shard_max_bytes, fill)

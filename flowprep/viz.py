@@ -29,8 +29,9 @@ def color_wheel(size_px: int = 64) -> np.ndarray:
     return wheel
 
 
-def preview_sheet(members: dict[str, bytes], frame_indices: list[int]) -> np.ndarray:
-    """uint8 RGB sheet: one row per frame index: RGB | flow x | flow y | colour-wheel flow, + legend."""
+def preview_sheet(members: dict[str, bytes], flow_indices: list[int]) -> np.ndarray:
+    """uint8 RGB sheet: one row per flow index: its first RGB frame | flow x | flow y (as quantized levels)
+    | colour-wheel flow, + legend. Any flow format and stride (`format.flow_layout`)."""
     import cv2
 
     from . import format as fmt
@@ -38,12 +39,14 @@ def preview_sheet(members: dict[str, bytes], frame_indices: list[int]) -> np.nda
 
     meta = json.loads(members["json"])
     bound = meta["flow"]["bound_px"]
+    layout = fmt.flow_layout(meta)
     rows = []
-    for i in frame_indices:
-        rgb = cv2.imdecode(np.frombuffer(members[fmt.frame_member(fmt.RGB, i)], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-        qx = cv2.imdecode(np.frombuffer(members[fmt.frame_member(fmt.FLOW_X, i)], np.uint8), cv2.IMREAD_GRAYSCALE)
-        qy = cv2.imdecode(np.frombuffer(members[fmt.frame_member(fmt.FLOW_Y, i)], np.uint8), cv2.IMREAD_GRAYSCALE)
-        flow_xy = np.stack([fmt.dequantize_flow(qx.astype(np.float32), bound), fmt.dequantize_flow(qy.astype(np.float32), bound)], -1)
+    for j in flow_indices:
+        rgb_jpeg = members[fmt.frame_member(fmt.RGB, layout.source_frame(j))]
+        rgb = cv2.imdecode(np.frombuffer(rgb_jpeg, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        flow_xy = np.stack([fmt.flow_plane_px(members[fmt.frame_member(kind, j, layout.ext)], meta)
+                            for kind in (fmt.FLOW_X, fmt.FLOW_Y)], -1)
+        qx, qy = (fmt.quantize_flow(flow_xy[..., c], bound) for c in (0, 1))
         rows.append(np.concatenate([rgb, np.repeat(qx[..., None], 3, -1), np.repeat(qy[..., None], 3, -1),
                                     flow_to_color(flow_xy, max_magnitude_px=max(1.0, float(np.abs(flow_xy).max())))], 1))
     sheet = np.concatenate(rows, 0)

@@ -40,8 +40,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch.utils.data
 
-from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, flip_flow_x_levels,
-                             frame_member)
+from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, clip_member, flip_flow_x_levels,
+                             flow_layout, flow_plane_levels, frame_member)
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +224,22 @@ def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
     return np.ascontiguousarray(clip.transpose(3, 0, 1, 2))
 
 
-def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
-    """float32 (2,T,S,S): quantized flow levels minus 127.5; a flip negates x on the levels (255-q)."""
-    levels_x = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_x_jpeg])
-    levels_y = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_y_jpeg])
-    if crop.flip:
-        levels_x = flip_flow_x_levels(levels_x.astype(np.int16))  # mirrored image: x motion reverses
+def flow_decoder(meta: dict) -> Callable[[bytes], np.ndarray] | None:
+    """None for quantized JPEG flow; for png16 / npz, bytes -> float32 levels (flowprep.format's inverse)."""
+    if flow_layout(meta).format == "jpeg":
+        return None
+    return lambda data: flow_plane_levels(data, meta)
+
+
+def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int,
+              decode: Callable[[bytes], np.ndarray] | None = None) -> np.ndarray:
+    """float32 (2,T,S,S): quantized flow levels minus 127.5; a flip negates x on the levels (255-q).
+    `decode`: bytes -> levels for lossless flow (`flow_decoder`); None: 8-bit JPEG."""
+    decode = decode or (lambda data: decode_jpeg(data, gray=True))
+    levels_x = np.stack([apply_crop(decode(b), crop, size) for b in flow_x_jpeg])
+    levels_y = np.stack([apply_crop(decode(b), crop, size) for b in flow_y_jpeg])
+    if crop.flip:  # mirrored image: x motion reverses (uint8 levels widened first, float levels as they are)
+        levels_x = flip_flow_x_levels(levels_x.astype(np.int16) if levels_x.dtype == np.uint8 else levels_x)
     clip = np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL)
     return np.ascontiguousarray(clip)
 
@@ -313,13 +323,18 @@ def pick_clips(samples: Iterable[dict], spec: ClipSpec, rng: random.Random,
     kinds = ([RGB] if "rgb" in spec.modalities else []) + ([FLOW_X, FLOW_Y] if spec.needs_flow else [])
     for sample in samples:
         try:
-            clips = clip_indices(int(sample["meta"]["num_frames"]), spec, rng)
+            meta = sample["meta"]
+            # With flow, clip positions are flows (a strided layout has fewer than N-1): usable_frames' N-1.
+            n = flow_layout(meta).num_flows(int(meta["num_frames"])) + 1 if spec.needs_flow else int(meta["num_frames"])
+            clips = clip_indices(n, spec, rng)
             needed = sorted({i for clip in clips for i in clip})
             frames = {}
-            for name in (frame_member(kind, i) for kind in kinds for i in needed):
-                if name not in sample:
-                    raise KeyError(f"missing member {name}")
-                frames[name] = sample[name]
+            for kind in kinds:
+                for i in needed:  # kept under position names: the member read is flowprep.format's to say
+                    name = clip_member(meta, kind, i, spec.needs_flow)
+                    if name not in sample:
+                        raise KeyError(f"missing member {name}")
+                    frames[frame_member(kind, i)] = sample[name]
         except Exception as exn:
             on_error(ValueError(f"{sample['__key__']} ({sample.get('__url__')}): {exn!r}"))
             continue
@@ -362,7 +377,7 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
                 if spec.needs_flow:
                     item["flow" + suffix] = flow_clip([frames[frame_member(FLOW_X, i)] for i in indices],
                                                       [frames[frame_member(FLOW_Y, i)] for i in indices],
-                                                      view, spec.crop_size)
+                                                      view, spec.crop_size, flow_decoder(meta))
             out.append(item)
     return out
 

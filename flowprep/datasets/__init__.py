@@ -45,6 +45,18 @@ class VideoItem:
     splits: dict[str, str] = field(default_factory=dict)  # official split '1'..'3' -> 'train'/'test'/...
     problem: str = ""  # non-empty: the video cannot be extracted, and this says why
     kind: str = KIND_VIDEO  # KIND_FRAMES: `rel_path` is a folder of numbered JPEG/PNG frames
+    # A clip of an untrimmed video: the frames shown at [start_s, end_s) s of `rel_path` (None: all of it)
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def time_range(self) -> tuple[float, float] | None:
+        return None if self.start_s is None or self.end_s is None else (self.start_s, self.end_s)
+
+    @property
+    def plan_id(self) -> str:
+        """Unique within a catalog: the path, plus the range for a clip (several clips share a path)."""
+        return self.rel_path if self.time_range is None else f"{self.rel_path}#{self.start_s:g}-{self.end_s:g}"
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,11 @@ def read_lines(path: Path) -> list[str]:
     """Non-empty lines with CRLF and trailing spaces removed (the official lists have both)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def clip_id(stem: str, start_s: float, end_s: float) -> str:
+    """The id of a clip of video `stem`: '<stem>_<start ms>_<end ms>' (unique per range, no dots)."""
+    return f"{stem}_{round(start_s * 1000):d}_{round(end_s * 1000):d}"
 
 
 def missing_problem(rel_path: str, listed_in: str) -> str:

@@ -8,18 +8,24 @@ adding or removing videos never moves the others between train and test.
 *.txt are lists): split '1' then follows them, each list's partition from its file name
 (`..._train_...` -> train, val, test, else all), labels are the lists' own (class name: the path's
 class folder), a listed file that is absent is a failed row and a file no list names is unsplit.
+
+`--annotations FILE.csv` names clips of untrimmed videos instead, a row each: `path,start,end,label`
+(seconds from the video's start, a class name; a header line is allowed). Each row is its own sample,
+the frames shown at [start, end) s of `path`, id `<stem>_<start ms>_<end ms>`; classes are the sorted
+labels; split '1' puts every clip in 'all', split '2' goes by the video's path, so that the clips of
+one video never straddle train and test.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from . import (KIND_FRAMES, KIND_VIDEO, Catalog, VideoItem, index_videos, missing_problem, partition_of_list,
-               read_lines)
+from . import (KIND_FRAMES, KIND_VIDEO, Catalog, VideoItem, clip_id, index_videos, missing_problem,
+               partition_of_list, read_lines)
 
 LAYOUT = ("ROOT/<class>/<video>.{avi,mp4,mkv,mov,...} or ROOT/<class>/<video>/00001.jpg ... (frame folders, "
           "--frame-fps); label = sorted class index; split 1: every video in 'all', split 2: ~70/30 train/test; "
-          "or --annotations MMAction2 video lists (path label)")
+          "or --annotations MMAction2 video lists (path label), or a clips CSV (path,start,end,label)")
 TEST_PERCENT = 30
 
 
@@ -47,6 +53,8 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
                   splits={"1": "all", "2": split2_partition(rel)}, kind=kind_of[rel])
         for rel in rels
     )
+    if annotations and annotations.lower().endswith(".csv"):
+        return clips_catalog(root_path, Path(annotations), kind_of)
     if annotations:
         return listed_catalog(root_path, Path(annotations), items, kind_of)
     return Catalog("folder", str(root_path), tuple(classes), items, LAYOUT)
@@ -81,3 +89,37 @@ def listed_catalog(root_path: Path, annotations: Path, on_disk: tuple[VideoItem,
               for i in on_disk if i.rel_path not in entries]
     return Catalog("folder", str(root_path), classes, tuple(items), LAYOUT)
 
+
+
+def clips_catalog(root_path: Path, annotations: Path, kind_of: dict) -> Catalog:
+    """A sample per CSV row `path,start,end,label`: a clip of an untrimmed video (see the module docstring)."""
+    import csv
+
+    if not annotations.is_file():
+        raise FileNotFoundError(f"folder: no clips CSV (path,start,end,label) at {annotations}")
+    rows: list[tuple[str, float, float, str]] = []
+    with open(annotations, newline="", encoding="utf-8") as f:
+        for number, fields in enumerate(csv.reader(f), 1):
+            if not fields or (number == 1 and [x.strip().lower() for x in fields[:3]] == ["path", "start", "end"]):
+                continue
+            try:
+                rel, start_s, end_s, label = fields[0].strip().strip("/"), float(fields[1]), float(fields[2]), fields[3]
+            except (IndexError, ValueError):
+                raise ValueError(f"{annotations}:{number}: expected `path,start,end,label` (seconds), "
+                                 f"got {','.join(fields)!r}") from None
+            if not 0 <= start_s < end_s:
+                raise ValueError(f"{annotations}:{number}: clip [{start_s}, {end_s}) s is empty or negative")
+            rows.append((rel, start_s, end_s, label.strip()))
+    classes = sorted({label for *_, label in rows})
+    label_of = {name: i for i, name in enumerate(classes)}
+    items, seen = [], set()
+    for rel, start_s, end_s, label in rows:
+        video_id = clip_id(Path(rel).stem, start_s, end_s)
+        if (rel, video_id) in seen:
+            raise ValueError(f"{annotations}: clip {rel} [{start_s}, {end_s}) s is listed twice")
+        seen.add((rel, video_id))
+        present = kind_of.get(rel) == KIND_VIDEO or (root_path / rel).is_file()
+        items.append(VideoItem(video_id=video_id, class_name=label, label=label_of[label], rel_path=rel,
+                               splits={"1": "all", "2": split2_partition(rel)}, start_s=start_s, end_s=end_s,
+                               problem="" if present else missing_problem(rel, annotations.name)))
+    return Catalog("folder", str(root_path), tuple(classes), tuple(items), LAYOUT)

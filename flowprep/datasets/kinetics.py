@@ -1,5 +1,8 @@
 """Kinetics-400 / 600 / 700: `<youtube_id>_<start:06d>_<end:06d>.mp4`, in class folders or flat, + the CSVs.
 
+A CSV row whose trimmed file is absent but whose full-length download `<youtube_id>.<ext>` is there
+becomes a clip of it: the frames shown at [time_start, time_end) s, decoded by seeking (`VideoItem.start_s`).
+
 The three versions differ only in their files' names and class counts, so one code path reads them
 all (`kinetics(version, ...)`); the registry's `kinetics400/600/700` are its three entry points.
 Both CSV schemas are read: 2017 (`label,youtube_id,time_start,time_end,split,is_cc`, quoted labels,
@@ -47,7 +50,7 @@ def _annotation_files(root: Path, annotations: str | None, version: int) -> tupl
 def kinetics(version: int, root: str, annotations: str | None = None) -> Catalog:
     root_path = Path(root)
     csv_files, label_map = _annotation_files(root_path, annotations, version)
-    rows: list[tuple[str, str, str, Path]] = []  # (stem, label, partition, csv)
+    rows: list[tuple[str, str, str, Path, float, float]] = []  # (stem, label, partition, csv, start s, end s)
     for csv_file in csv_files:
         with open(csv_file, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -56,25 +59,32 @@ def kinetics(version: int, root: str, annotations: str | None = None) -> Catalog
             for row in reader:
                 partition = row.get("split", "") or csv_file.stem
                 rows.append((clip_stem(row["youtube_id"], row["time_start"], row["time_end"]),
-                             row.get("label", "") or "", PARTITION_ALIASES.get(partition, partition), csv_file))
+                             row.get("label", "") or "", PARTITION_ALIASES.get(partition, partition), csv_file,
+                             float(row["time_start"]), float(row["time_end"])))
 
-    classes = read_lines(label_map) if label_map else sorted({label for _, label, _, _ in rows if label})
+    classes = read_lines(label_map) if label_map else sorted({row[1] for row in rows if row[1]})
     label_of = {name: i for i, name in enumerate(classes)}
     on_disk = index_videos(root_path)
     by_stem: dict[str, str] = {}
     for rel in on_disk:
         by_stem.setdefault(Path(rel).stem, rel)
-    items, seen = [], set()
-    for stem, label, partition, csv_file in rows:
+    items, seen, full_length = [], set(), set()
+    for stem, label, partition, csv_file, start_s, end_s in rows:
         if stem in seen:
             continue
         seen.add(stem)
         youtube_id = stem[:-14]  # strip '_SSSSSS_EEEEEE'
-        rel = by_stem.pop(stem, None) or by_stem.pop(youtube_id, None)
+        rel, time_range = by_stem.pop(stem, None), {}
+        if rel is None and youtube_id in by_stem:  # a full-length download: the clip is cut from it by its times
+            rel, time_range = by_stem[youtube_id], {"start_s": start_s, "end_s": end_s}
+            full_length.add(youtube_id)
         items.append(VideoItem(
             video_id=stem, class_name=label, label=label_of.get(label, -1), rel_path=rel or f"{stem}.mp4",
             splits={"1": partition}, problem="" if rel else missing_problem(f"{stem}.mp4", csv_file.name),
+            **time_range,
         ))
+    for youtube_id in full_length:
+        del by_stem[youtube_id]
     for stem, rel in sorted(by_stem.items()):
         class_name = rel.split("/")[0].replace("_", " ") if "/" in rel else ""
         items.append(VideoItem(video_id=stem, class_name=class_name, label=label_of.get(class_name, -1), rel_path=rel))
