@@ -42,6 +42,56 @@ def side_by_side(prev, nxt) -> dict:
     return {"seconds": seconds, "flows": {k: np.stack(v) for k, v in flows.items()}}
 
 
+class _StageTimer:
+    """Stands in for the solver's kernel module: forwards every kernel, adding its seconds to a stage."""
+
+    STAGES = {"inner_loop": "iterations", "warp": "warp", "centered_gradient": "warp",
+              "median3": "median", "median5": "median", "pad_replicate": "median"}
+
+    def __init__(self, kernels):
+        self._k = kernels
+        self.seconds = {stage: 0.0 for stage in ("iterations", "warp", "median")}
+
+    def __getattr__(self, name):
+        fn = getattr(self._k, name)
+        stage = self.STAGES.get(name)
+        if stage is None:
+            return fn
+
+        def timed(*args):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            self.seconds[stage] += time.perf_counter() - t0
+            return out
+        return timed
+
+
+def stage_profile(prev, nxt, repeats: int = 3) -> dict:
+    """Seconds per pair in each stage of the numba solver (best of `repeats` passes over the pairs):
+    iterations (inner_loop), warp (+ centered gradient), median (+ its border pad), and the rest
+    (pyramid, flow zoom, Python glue) as the total less those."""
+    from flowprep.flow.numba_tvl1 import FusedTVL1Solver
+    from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS
+
+    solver = FusedTVL1Solver(dict(OPENCV_TVL1_DEFAULTS))
+    frames = [(a.astype(np.float32), b.astype(np.float32)) for a, b in zip(prev, nxt)]
+    solver(*frames[0])  # warm
+    best = None
+    for _ in range(repeats):
+        timer = _StageTimer(solver.k)
+        solver.k = timer
+        t0 = time.perf_counter()
+        for a, b in frames:
+            solver(a, b)
+        total = time.perf_counter() - t0
+        solver.k = timer._k
+        row = {**timer.seconds, "total": total}
+        row["rest"] = total - sum(timer.seconds.values())
+        if best is None or total < best["total"]:
+            best = row
+    return {k: v / len(frames) for k, v in best.items()}
+
+
 COLD_START = """
 import time, numpy as np
 t0 = time.perf_counter()
@@ -68,8 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=12, help="pairs per size")
     parser.add_argument("--sizes", default="128x128,256x256,340x256", help="WxH list")
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--profile-only", action="store_true", help="print the 256x256 stage profile, nothing else")
     parser.add_argument("--out", default=None, help="also write the markdown here")
     args = parser.parse_args(argv)
+    if args.profile_only:
+        prof = stage_profile(*real_pairs(args.pairs, 256))
+        print({stage: f"{1e3 * sec:.2f} ms" for stage, sec in prof.items()})
+        return
 
     import cv2
     import numba
@@ -101,8 +156,14 @@ def main(argv: list[str] | None = None) -> None:
                       ).all(axis=-1).mean(axis=(1, 2))
             note = f"EPE vs OpenCV mean {epe.mean():.4f} (max {epe.max():.4f}) px; within 1 level >= {within.min():.2%}"
         emit(f"| {w}x{h} | {s_cv:.3f} | {s_nb:.4f} | **{s_cv / s_nb:.1f}x** | {note} |")
+    prev, nxt = real_pairs(args.pairs, 256)
+    prof = stage_profile(prev, nxt)
+    profile = ["", "Where a 256x256 pair's time goes (numba, one thread, best of 3 passes over the pairs; the rest is "
+               "the pyramid, the flow zoom and Python glue):", "",
+               "| stage | ms/pair | share |", "|---|---|---|"]
+    profile += [f"| {stage} | {1e3 * prof[stage]:.1f} | {prof[stage] / prof['total']:.0%} |"
+                for stage in ("iterations", "warp", "median", "rest", "total")]
     if args.procs > 1:
-        prev, nxt = real_pairs(args.pairs, 256)
         rate = {name: time_cpu_processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
         emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
              f"**{rate['numba'] / rate['opencv']:.1f}x** | pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
@@ -110,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     tail = [f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
             f"cache, {warm:.1f} s loading it (NUMBA_CACHE_DIR or the package's __pycache__).",
             f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."]
-    lines += [""] + tail
+    lines += profile + [""] + tail
+    for line in profile:
+        print(line)
     for line in tail:
         print(line)
     if args.out:

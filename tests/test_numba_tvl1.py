@@ -162,6 +162,22 @@ def test_median_equals_cv_median_blur(ksize, shape):
     assert np.array_equal(out, cv2.medianBlur(u, ksize))
 
 
+@pytest.mark.parametrize("k, ops", [(3, 26), (5, 146)])
+def test_column_sorted_median_network_takes_the_median_of_every_0_1_window(k, ops):
+    """By the 0-1 principle, a min/max network that takes the median of every 0-1 window with sorted
+    columns takes it of every real one; the pruning must not have lost a needed comparator."""
+    import itertools
+
+    network = _median_networks.column_sorted_median_network(k)
+    assert sum(int(a) + int(b) for _, _, a, b in network) == ops
+    n = k * k
+    for zeros in itertools.product(range(k + 1), repeat=k):
+        values = [int(i >= z) for z in zeros for i in range(k)]  # column j, row i at j*k + i; sorted columns
+        for lo, hi, _, _ in network:
+            values[lo], values[hi] = min(values[lo], values[hi]), max(values[lo], values[hi])
+        assert values[n // 2] == int(n - sum(zeros) > n // 2), zeros  # 1 iff ones are the majority
+
+
 def test_median_network_module_is_what_its_generator_writes():
     assert _median_networks.render() == Path(_median_networks.__file__).read_text(), \
         "regenerate: python -m flowprep.flow._median_networks"
