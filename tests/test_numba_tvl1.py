@@ -263,6 +263,37 @@ def test_pair_alone_equals_pair_in_a_batch_run_after_run():
     assert np.allclose(np.median(together[0, 12:-12, 12:-12], axis=(0, 1)), [2, 1], atol=0.15)
 
 
+def test_flow_is_the_same_at_every_simd_width(tmp_path):
+    """numba compiles for the CPU it runs on and LLVM picks the vector width; the flow must not depend
+    on it. A subprocess compiles the kernels for a narrower target (AVX2 where this CPU has AVX-512,
+    else SSE2) into its own cache and must give these very bits."""
+    import os
+    import subprocess
+    import sys
+
+    import llvmlite.binding as llvm
+
+    if not llvm.get_process_triple().startswith("x86_64"):
+        pytest.skip("the narrower target named here is an x86 one")
+    narrow = "haswell" if llvm.get_host_cpu_features().get("avx512f") else "x86-64"
+    pairs = [_pair(1), _pair(2, shift=(-3, 2)), _pair(5, shape=(35, 70), shift=(1, -2))]
+    np.savez(tmp_path / "pairs.npz", *[a for pair in pairs for a in pair])
+    script = ("import sys, numpy as np\n"
+              "from flowprep.flow import create_backend\n"
+              "arrays = np.load(sys.argv[1])\n"
+              "frames = [arrays[f'arr_{i}'] for i in range(len(arrays.files))]\n"
+              "backend = create_backend('numba')\n"
+              "np.savez(sys.argv[2], *[backend.compute(frames[i][None], frames[i + 1][None])[0]\n"
+              "                        for i in range(0, len(frames), 2)])\n")
+    env = {**os.environ, "NUMBA_CPU_NAME": narrow, "NUMBA_CPU_FEATURES": "", "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "pairs.npz"), str(tmp_path / "narrow.npz")],
+                   env=env, check=True)
+    narrow_flows = np.load(tmp_path / "narrow.npz")
+    backend = create_backend("numba")
+    for i, (prev, nxt) in enumerate(pairs):
+        assert np.array_equal(backend.compute(prev[None], nxt[None])[0], narrow_flows[f"arr_{i}"]), i
+
+
 def test_median_3_and_no_median_run_and_differ():
     prev, nxt = _pair(4)
     flows = {m: create_backend("numba", median_filtering=m, nscales=2).compute(prev[None], nxt[None])[0]
