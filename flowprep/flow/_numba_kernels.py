@@ -9,7 +9,6 @@ picks for the CPU (AVX2, AVX-512, NEON): every loop is elementwise or sums in a 
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
