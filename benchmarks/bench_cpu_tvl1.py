@@ -45,7 +45,7 @@ def side_by_side(prev, nxt) -> dict:
 class _StageTimer:
     """Stands in for the solver's kernel module: forwards every kernel, adding its seconds to a stage."""
 
-    STAGES = {"inner_loop": "iterations", "warp": "warp", "centered_gradient": "warp",
+    STAGES = {"inner_loop": "iterations", "warp_framed": "warp", "centered_gradient": "warp", "pad_images": "warp",
               "median3": "median", "median5": "median", "pad_replicate": "median"}
 
     def __init__(self, kernels):

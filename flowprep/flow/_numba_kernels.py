@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
-from flowprep.flow._numba_warp import SCRATCH_FLOATS, warp, warp_per_pixel  # noqa: F401  (re-exported)
+from flowprep.flow._numba_warp import (  # noqa: F401  (re-exported)
+    PAD, SCRATCH_FLOATS, pad_images, warp, warp_framed, warp_per_pixel)
 from flowprep.flow._numba_warp import _F0, _F1, _inline, _jit
 
 _HALF = np.float32(0.5)

@@ -48,6 +48,7 @@ class _Workspace:
         self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
         self.u1, self.u2 = self.plane("u1"), self.plane("u2")
         self.col0 = np.zeros((2, h), np.float32)
+        self.framed = np.zeros((3, h + 2 * kernels.PAD, w + 2 * kernels.PAD), np.float32)  # I1, I1x, I1y for the warp
         self.warp_scratch = np.zeros(kernels.SCRATCH_FLOATS, np.float32)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
 
@@ -147,9 +148,10 @@ class FusedTVL1Solver:
         inner, outer = int(p["inner_iterations"]), int(p["outer_iterations"])
 
         k.centered_gradient(I1, ws.I1x, ws.I1y)
+        k.pad_images(I1, ws.I1x, ws.I1y, ws.framed)
         ws.start_level()
         for _ in range(int(p["warps"])):
-            k.warp(I0, I1, ws.I1x, ws.I1y, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c, ws.warp_scratch)
+            k.warp_framed(I0, ws.framed, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c, ws.warp_scratch)
             error = np.float32(np.finfo(np.float32).max)
             n_outer = 0
             while n_outer < outer and error > scaled_epsilon:
