@@ -79,10 +79,10 @@ def render() -> str:
         n_ops = sum(int(keep_min) + int(keep_max) for _, _, keep_min, keep_max in network)
         column_sort = [(lo, hi, True, True) for lo, hi in _batcher_pairs(k)]
         lines += ["", "", "@_jit", f"def median{k}(padded, out):",
-                  f'    """out (H,W) = {k}x{k} medians of `padded` (H+{k - 1}, W+{k - 1}), the image with its border',
-                  f"    replicated by {r}: {len(column_sort)} comparators per column, {n_ops} min/max per pixel,",
-                  '    min/max only, so exact."""',
-                  "    h, w = out.shape",
+                  f'    """out[:H, :W] = {k}x{k} medians of `padded` (H+{k - 1}, W+{k - 1}), the image with its border',
+                  f"    replicated by {r} (out may be wider: a padded plane): {len(column_sort)} comparators per",
+                  f'    column, {n_ops} min/max per pixel, min/max only, so exact."""',
+                  f"    h, w = padded.shape[0] - {k - 1}, padded.shape[1] - {k - 1}",
                   f"    columns = np.empty(({k}, w + {k - 1}), np.float32)  # one row's sorted columns",
                   "    for y in range(h):",
                   *[f"        r{i} = padded[y + {i}]" for i in range(k)],
@@ -91,10 +91,11 @@ def render() -> str:
         lines += [f"            a{i} = r{i}[x]" for i in range(k)]
         lines += _comparators(column_sort, " " * 12)
         lines += [f"            c{i}[x] = a{i}" for i in range(k)]
+        lines.append("        orow = out[y]")
         lines.append("        for x in range(w):  # each window: its sorted columns, the pruned network")
         lines += [f"            a{j * k + i} = c{i}[x + {j}]" for j in range(k) for i in range(k)]
         lines += _comparators(network, " " * 12)
-        lines.append(f"            out[y, x] = a{k * k // 2}")
+        lines.append(f"            orow[x] = a{k * k // 2}")
     return "\n".join(lines) + "\n"
 
 
@@ -106,10 +107,10 @@ if __name__ == "__main__":
 
 @_jit
 def median3(padded, out):
-    """out (H,W) = 3x3 medians of `padded` (H+2, W+2), the image with its border
-    replicated by 1: 3 comparators per column, 26 min/max per pixel,
-    min/max only, so exact."""
-    h, w = out.shape
+    """out[:H, :W] = 3x3 medians of `padded` (H+2, W+2), the image with its border
+    replicated by 1 (out may be wider: a padded plane): 3 comparators per
+    column, 26 min/max per pixel, min/max only, so exact."""
+    h, w = padded.shape[0] - 2, padded.shape[1] - 2
     columns = np.empty((3, w + 2), np.float32)  # one row's sorted columns
     for y in range(h):
         r0 = padded[y + 0]
@@ -128,6 +129,7 @@ def median3(padded, out):
             c0[x] = a0
             c1[x] = a1
             c2[x] = a2
+        orow = out[y]
         for x in range(w):  # each window: its sorted columns, the pruned network
             a0 = c0[x + 0]
             a1 = c1[x + 0]
@@ -155,15 +157,15 @@ def median3(padded, out):
             a4 = a4 if a4 < a8 else a8
             a4 = a4 if a2 < a4 else a2
             a4 = a4 if a3 < a4 else a3
-            out[y, x] = a4
+            orow[x] = a4
 
 
 @_jit
 def median5(padded, out):
-    """out (H,W) = 5x5 medians of `padded` (H+4, W+4), the image with its border
-    replicated by 2: 9 comparators per column, 146 min/max per pixel,
-    min/max only, so exact."""
-    h, w = out.shape
+    """out[:H, :W] = 5x5 medians of `padded` (H+4, W+4), the image with its border
+    replicated by 2 (out may be wider: a padded plane): 9 comparators per
+    column, 146 min/max per pixel, min/max only, so exact."""
+    h, w = padded.shape[0] - 4, padded.shape[1] - 4
     columns = np.empty((5, w + 4), np.float32)  # one row's sorted columns
     for y in range(h):
         r0 = padded[y + 0]
@@ -196,6 +198,7 @@ def median5(padded, out):
             c2[x] = a2
             c3[x] = a3
             c4[x] = a4
+        orow = out[y]
         for x in range(w):  # each window: its sorted columns, the pruned network
             a0 = c0[x + 0]
             a1 = c1[x + 0]
@@ -307,4 +310,4 @@ def median5(padded, out):
             a12 = a12 if a10 < a12 else a10
             a11 = a11 if a11 < a13 else a13
             a12 = a12 if a11 < a12 else a11
-            out[y, x] = a12
+            orow[x] = a12

@@ -171,9 +171,13 @@ def pad_replicate(src, r, padded):
     src may be wider (a padded plane)."""
     h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
     for y in range(h + 2 * r):
-        sy = min(max(y - r, 0), h - 1)
-        for x in range(w + 2 * r):
-            padded[y, x] = src[sy, min(max(x - r, 0), w - 1)]
+        row, out = src[min(max(y - r, 0), h - 1)], padded[y]
+        inner = out[r:r + w]
+        for x in range(w):  # vectorized: a row copy
+            inner[x] = row[x]
+        for x in range(r):
+            out[x] = row[0]
+            out[r + w + x] = row[w - 1]
 
 
 def warm_up() -> None:

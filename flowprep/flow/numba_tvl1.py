@@ -42,7 +42,7 @@ class _Workspace:
         wp = -(-(w + 1) // kernels.LANES) * kernels.LANES
         for name in ("I1wx", "I1wy", "grad", "rho_c", "err"):
             setattr(self, name, np.zeros((h, wp), np.float32))
-        for name in ("I1x", "I1y", "median_out"):
+        for name in ("I1x", "I1y"):
             setattr(self, name, np.empty((h, w), np.float32))
         self.state = {name: np.zeros((h + 2) * wp, np.float32) for name in ("u1", "u2", "p11", "p12", "p21", "p22")}
         self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
@@ -156,20 +156,19 @@ class FusedTVL1Solver:
             n_outer = 0
             while n_outer < outer and error > scaled_epsilon:
                 if median > 1:
-                    self._median(ws.u1_full, ws.u1, median, ws)
-                    self._median(ws.u2_full, ws.u2, median, ws)
+                    self._median(ws.u1_full, median, ws)
+                    self._median(ws.u2_full, median, ws)
                 n, error = k.inner_loop(*ws.kernel_args(), l_t, theta, taut, scaled_epsilon, inner, ws.err, ws.col0)
                 self.iterations_run += n
                 self.pixel_steps += n * h * w
                 n_outer += 1
 
-    def _median(self, u_full: np.ndarray, u: np.ndarray, ksize: int, ws: _Workspace) -> None:
-        """cv::medianBlur(u, u, ksize), in place; u is u_full's (H,W) view."""
+    def _median(self, u_full: np.ndarray, ksize: int, ws: _Workspace) -> None:
+        """cv::medianBlur(u, u, ksize), in place on the flow's (H,Wp) plane (its pad columns untouched)."""
         radius = ksize // 2
         padded = ws.padded_for(radius)
         self.k.pad_replicate(u_full, radius, padded)
-        (self.k.median5 if ksize == 5 else self.k.median3)(padded, ws.median_out)
-        u[...] = ws.median_out
+        (self.k.median5 if ksize == 5 else self.k.median3)(padded, u_full)  # reads the copy, writes u
 
 
 class NumbaTVL1(FlowBackend):
