@@ -103,6 +103,43 @@ print(time.perf_counter() - t0)
 """
 
 
+WIDTH_RUN = """
+import sys, time, numpy as np
+sys.path.insert(0, sys.argv[1])
+from bench_flow_backends import real_pairs
+from flowprep.flow import create_backend
+prev, nxt = real_pairs(int(sys.argv[2]), 256)
+backend = create_backend("numba")
+backend.compute(prev[:1], nxt[:1])
+t0 = time.perf_counter()
+for i in range(len(prev)):
+    backend.compute(prev[i:i + 1], nxt[i:i + 1])
+print((time.perf_counter() - t0) / len(prev))
+"""
+
+
+def vector_widths(pairs: int, rounds: int = 3) -> tuple[str, dict[str, float]]:
+    """The host's vector ISA, and s/pair at 256x256 of the kernels compiled for the host and for AVX2
+    (NUMBA_CPU_NAME=haswell), each in fresh processes with its own cache, alternated `rounds` times
+    (medians). numba compiles for the CPU it runs on; LLVM picks the width."""
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    isa = "AVX-512" if features.get("avx512f") else ("AVX2" if features.get("avx2") else "no AVX2")
+    host = f"{llvm.get_host_cpu_name()} ({isa})"
+    seconds: dict[str, list[float]] = {host: [], "haswell (AVX2)": []}
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(rounds):
+            for name in seconds:
+                env = {**os.environ, "NUMBA_CACHE_DIR": f"{cache}/{name.split()[0]}"}
+                if name.startswith("haswell"):
+                    env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+                run = [sys.executable, "-c", WIDTH_RUN, str(Path(__file__).resolve().parent), str(pairs)]
+                out = subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout
+                seconds[name].append(float(out.split()[-1]))
+    return host, {name: float(np.median(v)) for name, v in seconds.items()}
+
+
 def cold_start() -> tuple[float, float]:
     """Seconds to a first flow in a fresh process: with an empty numba cache, then with that cache."""
     with tempfile.TemporaryDirectory() as cache:
@@ -166,9 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.procs > 1:
         rate = {name: time_cpu_processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
         emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
-             f"**{rate['numba'] / rate['opencv']:.1f}x** | pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
+             f"**{rate['numba'] / rate['opencv']:.1f}x** | "
+             f"pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
+    host, widths = vector_widths(min(args.pairs, 8))
+    width_lines = ["", f"Vector width: this CPU is {host}. s/pair at 256x256, kernels compiled for it and for AVX2 "
+                   "(NUMBA_CPU_NAME=haswell; the flow is the same bits, tests/test_numba_tvl1.py), fresh processes "
+                   "alternated 3 times, medians: " + ", ".join(f"{n} {v:.4f}" for n, v in widths.items()) + "."]
     cold, warm = cold_start()
-    tail = [f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
+    tail = width_lines + [
+            f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
             f"cache, {warm:.1f} s loading it (NUMBA_CACHE_DIR or the package's __pycache__).",
             f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."]
     lines += profile + [""] + tail
