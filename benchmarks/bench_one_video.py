@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> None:
              f"`{command}` on {os.cpu_count()} cores ({platform.machine()}), shared with other work (the load "
              f"average is printed per run); a {args.frames}-frame {args.size}x{args.size} H.264 clip, best of "
              f"{args.rounds} fresh driver processes each, wall time from the process start.", "",
-             "| workers | wall (s) | speed-up |", "|---|---|---|"]
-    lines += [f"| {w} | {best[w][0]:.1f} | {best[1][0] / best[w][0]:.2f}x |" for w in sorted(best)]
+             "| workers | wall (s) | speed-up | first job starts (s) | last job ends (s) |", "|---|---|---|---|---|"]
+    for w in sorted(best):
+        wall, jobs = best[w]
+        lines.append(f"| {w} | {wall:.1f} | {best[1][0] / wall:.2f}x | {min(j['start'] for j in jobs):.2f} | "
+                     f"{max(j['end'] for j in jobs):.2f} |")
     lines += ["", "Jobs of the best 2-worker run (seconds from the driver's start):", "",
               "| job | worker | start | end | decode | flow | encode |", "|---|---|---|---|---|---|---|"]
     workers = {}
