@@ -294,6 +294,26 @@ def test_flow_is_the_same_at_every_simd_width(tmp_path):
         assert np.array_equal(backend.compute(prev[None], nxt[None])[0], narrow_flows[f"arr_{i}"]), i
 
 
+def test_pairs_on_threads_equal_pairs_on_one_thread():
+    """The task's CPU share (cv2.setNumThreads) solves a call's pairs on that many threads; the flow is
+    the same bits, and the backend really used several threads."""
+    import threading
+
+    pairs = [_pair(s, shift=(s % 3 - 1, 1)) for s in range(5)]
+    prev, nxt = np.stack([p for p, _ in pairs]), np.stack([n for _, n in pairs])
+    backend, before = create_backend("numba"), cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        one = backend.compute(prev, nxt)
+        cv2.setNumThreads(3)
+        threaded = backend.compute(prev, nxt)
+        names = {t.name for t in threading.enumerate() if t.name.startswith("numba-tvl1")}
+    finally:
+        cv2.setNumThreads(before)
+    assert np.array_equal(one, threaded)
+    assert len(backend._solvers) == 3 and len(names) >= 2, names
+
+
 def test_median_3_and_no_median_run_and_differ():
     prev, nxt = _pair(4)
     flows = {m: create_backend("numba", median_filtering=m, nscales=2).compute(prev[None], nxt[None])[0]

@@ -17,8 +17,8 @@ The pyramid and the flow zoom call cv::resize itself; the median is exact. The c
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
 
-One pair at a time on one thread: a batch is a loop, so a pair's flow never depends on its batch,
-and parallelism comes from workers (one per core), as with OpenCV.
+One pair per thread: a batch's pairs are solved one by one, on as many threads as the task's CPU share
+(`NumbaTVL1._threads`), each with its own solver, so a pair's flow never depends on its batch or thread.
 """
 from __future__ import annotations
 
@@ -184,6 +184,8 @@ class NumbaTVL1(FlowBackend):
     def __init__(self, **overrides):
         self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
         self._solver = FusedTVL1Solver(self._params)
+        self._solvers = [self._solver]  # one per thread: a solver's workspaces are its own
+        self._pool, self._pool_size = None, 0  # a ThreadPoolExecutor, started on the first threaded call
 
     def params(self) -> dict:
         import numba
@@ -200,6 +202,40 @@ class NumbaTVL1(FlowBackend):
         if min(prev_u8.shape[1:], default=0) < 3 and prev_u8.shape[0]:
             raise ValueError(f"frames must be at least 3x3 px for TV-L1's gradients, got {prev_u8.shape[1:]}")
         flows = np.empty(prev_u8.shape + (2,), np.float32)
-        for b in range(prev_u8.shape[0]):
-            flows[b] = self._solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+        threads = min(self._threads(), prev_u8.shape[0])
+        if threads <= 1:
+            for b in range(prev_u8.shape[0]):
+                flows[b] = self._solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+            return flows
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        while len(self._solvers) < threads:
+            self._solvers.append(FusedTVL1Solver(self._params))
+        if self._pool is None or self._pool_size < threads:
+            self._pool, self._pool_size = ThreadPoolExecutor(threads, thread_name_prefix="numba-tvl1"), threads
+        free: queue.SimpleQueue = queue.SimpleQueue()  # each solver on one thread at a time
+        for solver in self._solvers[:threads]:
+            free.put(solver)
+
+        def solve(b: int) -> None:
+            solver = free.get()
+            try:
+                flows[b] = solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+            finally:
+                free.put(solver)
+
+        for done in [self._pool.submit(solve, b) for b in range(prev_u8.shape[0])]:
+            done.result()
         return flows
+
+    @staticmethod
+    def _threads() -> int:
+        """The task's CPU share, as the executors give it to OpenCV (cv2.setNumThreads): the pairs of a
+        call are solved that many at a time. The kernels release the GIL, so threads scale; a pair's
+        flow is the same on any thread (each has its own solver), so only the speed changes. A worker
+        of `--workers N` on C cores gets C // N threads, and the last jobs of a run get the idle
+        workers' share: one video alone on one worker uses every core."""
+        import cv2
+
+        return max(1, cv2.getNumThreads())
