@@ -185,6 +185,8 @@ class NumbaTVL1(FlowBackend):
         self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
         self._solver = FusedTVL1Solver(self._params)
         self._solvers = [self._solver]  # one per thread: a solver's workspaces are its own
+        # pairs per call: at least one per thread the task was given (the core sends windows this long)
+        self.preferred_batch = max(NumbaTVL1.preferred_batch, self._threads())
         self._pool, self._pool_size = None, 0  # a ThreadPoolExecutor, started on the first threaded call
 
     def params(self) -> dict:
@@ -213,6 +215,8 @@ class NumbaTVL1(FlowBackend):
         while len(self._solvers) < threads:
             self._solvers.append(FusedTVL1Solver(self._params))
         if self._pool is None or self._pool_size < threads:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool, self._pool_size = ThreadPoolExecutor(threads, thread_name_prefix="numba-tvl1"), threads
         free: queue.SimpleQueue = queue.SimpleQueue()  # each solver on one thread at a time
         for solver in self._solvers[:threads]:
