@@ -162,6 +162,22 @@ def test_median_equals_cv_median_blur(ksize, shape):
     assert np.array_equal(out, cv2.medianBlur(u, ksize))
 
 
+@pytest.mark.parametrize("k, ops", [(3, 26), (5, 146)])
+def test_column_sorted_median_network_takes_the_median_of_every_0_1_window(k, ops):
+    """By the 0-1 principle, a min/max network that takes the median of every 0-1 window with sorted
+    columns takes it of every real one; the pruning must not have lost a needed comparator."""
+    import itertools
+
+    network = _median_networks.column_sorted_median_network(k)
+    assert sum(int(a) + int(b) for _, _, a, b in network) == ops
+    n = k * k
+    for zeros in itertools.product(range(k + 1), repeat=k):
+        values = [int(i >= z) for z in zeros for i in range(k)]  # column j, row i at j*k + i; sorted columns
+        for lo, hi, _, _ in network:
+            values[lo], values[hi] = min(values[lo], values[hi]), max(values[lo], values[hi])
+        assert values[n // 2] == int(n - sum(zeros) > n // 2), zeros  # 1 iff ones are the majority
+
+
 def test_median_network_module_is_what_its_generator_writes():
     assert _median_networks.render() == Path(_median_networks.__file__).read_text(), \
         "regenerate: python -m flowprep.flow._median_networks"
@@ -245,6 +261,57 @@ def test_pair_alone_equals_pair_in_a_batch_run_after_run():
     for i in range(3):
         assert np.array_equal(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0], together[i])
     assert np.allclose(np.median(together[0, 12:-12, 12:-12], axis=(0, 1)), [2, 1], atol=0.15)
+
+
+def test_flow_is_the_same_at_every_simd_width(tmp_path):
+    """numba compiles for the CPU it runs on and LLVM picks the vector width; the flow must not depend
+    on it. A subprocess compiles the kernels for a narrower target (AVX2 where this CPU has AVX-512,
+    else SSE2) into its own cache and must give these very bits."""
+    import os
+    import subprocess
+    import sys
+
+    import llvmlite.binding as llvm
+
+    if not llvm.get_process_triple().startswith("x86_64"):
+        pytest.skip("the narrower target named here is an x86 one")
+    narrow = "haswell" if llvm.get_host_cpu_features().get("avx512f") else "x86-64"
+    pairs = [_pair(1), _pair(2, shift=(-3, 2)), _pair(5, shape=(35, 70), shift=(1, -2))]
+    np.savez(tmp_path / "pairs.npz", *[a for pair in pairs for a in pair])
+    script = ("import sys, numpy as np\n"
+              "from flowprep.flow import create_backend\n"
+              "arrays = np.load(sys.argv[1])\n"
+              "frames = [arrays[f'arr_{i}'] for i in range(len(arrays.files))]\n"
+              "backend = create_backend('numba')\n"
+              "np.savez(sys.argv[2], *[backend.compute(frames[i][None], frames[i + 1][None])[0]\n"
+              "                        for i in range(0, len(frames), 2)])\n")
+    env = {**os.environ, "NUMBA_CPU_NAME": narrow, "NUMBA_CPU_FEATURES": "", "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "pairs.npz"), str(tmp_path / "narrow.npz")],
+                   env=env, check=True)
+    narrow_flows = np.load(tmp_path / "narrow.npz")
+    backend = create_backend("numba")
+    for i, (prev, nxt) in enumerate(pairs):
+        assert np.array_equal(backend.compute(prev[None], nxt[None])[0], narrow_flows[f"arr_{i}"]), i
+
+
+def test_pairs_on_threads_equal_pairs_on_one_thread():
+    """The task's CPU share (cv2.setNumThreads) solves a call's pairs on that many threads; the flow is
+    the same bits, and the backend really used several threads."""
+    import threading
+
+    pairs = [_pair(s, shift=(s % 3 - 1, 1)) for s in range(5)]
+    prev, nxt = np.stack([p for p, _ in pairs]), np.stack([n for _, n in pairs])
+    backend, before = create_backend("numba"), cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        one = backend.compute(prev, nxt)
+        cv2.setNumThreads(3)
+        threaded = backend.compute(prev, nxt)
+        names = {t.name for t in threading.enumerate() if t.name.startswith("numba-tvl1")}
+    finally:
+        cv2.setNumThreads(before)
+    assert np.array_equal(one, threaded)
+    assert len(backend._solvers) == 3 and len(names) >= 2, names
 
 
 def test_median_3_and_no_median_run_and_differ():

@@ -4,15 +4,16 @@ machine (numba's on-disk cache), one thread each.
 The float operations are OpenCV's (`modules/optflow/src/tvl1flow.cpp`), in OpenCV's order and
 precision: float32 scalars throughout (a float64 literal would promote a whole expression, hence the
 `_F*` constants), no FMA contraction and no reassociation (numba's default: fastmath off), except the
-three deviations of one rounding each that `_dual_update` and `_row_sum` document.
+deviations that `_dual_update` and `_plane_sum` document. Nothing depends on the SIMD width LLVM
+picks for the CPU (AVX2, AVX-512, NEON): every loop is elementwise or sums in a fixed order.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
-from flowprep.flow._numba_warp import SCRATCH_FLOATS, warp, warp_per_pixel  # noqa: F401  (re-exported)
+from flowprep.flow._numba_warp import (  # noqa: F401  (re-exported)
+    PAD, SCRATCH_FLOATS, pad_images, warp, warp_framed, warp_per_pixel)
 from flowprep.flow._numba_warp import _F0, _F1, _inline, _jit
 
 _HALF = np.float32(0.5)
@@ -34,7 +35,10 @@ _FLT_MAX = np.float32(np.finfo(np.float32).max)
 # The pad columns compute values that no real pixel reads. The one real pixel per row whose left
 # neighbour lies in the previous row (x = 0) is redone after the pass with OpenCV's border formula.
 
-LANES = 8  # float32 lanes of AVX2, the vector width LLVM uses on x86 (256-bit, also on AVX-512 CPUs)
+# Rows are padded to whole 64-byte cache lines: one AVX-512 vector of float32, two AVX2 or four NEON
+# ones. numba compiles for the CPU it runs on, and LLVM picks the width (512-bit on Zen 4, 256-bit on
+# AVX2 CPUs and by default on Intel's AVX-512 ones); the flow is the same at every width (tested).
+LANES = 16
 
 
 @_inline
@@ -77,14 +81,22 @@ def _dual_update(p1, p2, ux, uy, taut):
     return (p1 + taut * ux) * inv_ng, (p2 + taut * uy) * inv_ng
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath={"reassoc"})
-def _row_sum(values, w):
-    """values[:w] summed, vectorized (reassociated). OpenCV sums estimateU's error sequentially in
-    float32; the two differ by float32 rounding (relative ~1e-6 on a 256 px row), so a pair stops one
-    iteration apart from OpenCV only when its error lands that close to epsilon."""
+@_inline
+def _plane_sum(err, w):
+    """err[:, :w] summed: each column down the rows (elementwise adds, vectorized), then the column sums
+    left to right. OpenCV sums estimateU's error sequentially in float32; the two differ by float32
+    rounding (relative ~1e-6 at 256x256), so a pair stops one iteration apart from OpenCV only when its
+    error lands that close to epsilon. Every add is a fixed pair of floats: the same sum whatever the
+    SIMD width (a reassociated reduction would depend on it, and so would the flow, now and then)."""
+    h = err.shape[0]
+    columns = err[0].copy()
+    for y in range(1, h):
+        row = err[y]
+        for x in range(w):
+            columns[x] += row[x]
     total = _F0
     for x in range(w):
-        total += values[x]
+        total += columns[x]
     return total
 
 
@@ -112,9 +124,7 @@ def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, the
         div1 = (p11[i] + p12[i]) - p12u[i]
         div2 = (p21[i] + p22[i]) - p22u[i]
         u1[i], u2[i], e[i] = _flow_step(col0[0, y], col0[1, y], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
-    error = _F0
-    for y in range(h):
-        error += _row_sum(err[y], w)
+    error = _plane_sum(err, w)
 
     for y in range(h):  # a zero forward gradient across the last real column ...
         u1[y * wp + w], u2[y * wp + w] = u1[y * wp + w - 1], u2[y * wp + w - 1]
@@ -161,9 +171,13 @@ def pad_replicate(src, r, padded):
     src may be wider (a padded plane)."""
     h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
     for y in range(h + 2 * r):
-        sy = min(max(y - r, 0), h - 1)
-        for x in range(w + 2 * r):
-            padded[y, x] = src[sy, min(max(x - r, 0), w - 1)]
+        row, out = src[min(max(y - r, 0), h - 1)], padded[y]
+        inner = out[r:r + w]
+        for x in range(w):  # vectorized: a row copy
+            inner[x] = row[x]
+        for x in range(r):
+            out[x] = row[0]
+            out[r + w + x] = row[w - 1]
 
 
 def warm_up() -> None:

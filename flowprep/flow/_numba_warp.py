@@ -2,6 +2,12 @@
 calcGradRho of `tvl1flow.cpp`, once per warp, in OpenCV's float operations and order. The run-based
 SIMD path equals the per-pixel path bit for bit (tests/test_numba_tvl1.py); both are within float32
 rounding of cv2.remap, whose SIMD build fuses multiply-adds.
+
+The solver samples images framed by PAD zeros (`pad_images`, once per pyramid level: I1 and its
+gradients do not change between its warps): every tap of every pixel then lies inside the framed
+image, because positions clamp to 8 px outside it, so neither path tests a border. A tap outside the
+image reads the frame's 0, as BORDER_CONSTANT has it: the sum gains a +-0 term where the border
+formula skips the tap, which changes no value (at most the sign of an exact zero).
 """
 from __future__ import annotations
 
@@ -21,6 +27,9 @@ _5A = np.float32(5.0 * -0.75)
 _8A = np.float32(8.0 * -0.75)
 _4A = np.float32(4.0 * -0.75)
 _FAR = np.float32(8.0)  # positions clamp to [-8, size + 8] before the int cast: their taps are all outside
+# The zero frame around the sampled images: a pixel's taps reach 9 px before the image (x0 = -8 - 1) and
+# 11 px past its last column (x0 + 3 with x0 = w + 8 - 1, + 1 for the run window's fifth column).
+PAD = 12
 
 
 @_inline
@@ -76,6 +85,42 @@ def _warp_span(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, start, stop
         rho_c[y, x] = s0 - s1 * u1[y, x] - s2 * u2[y, x] - I0[y, x]
 
 
+@_inline
+def _warp_span_framed(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, start, stop):
+    """`_warp_span` on images framed by PAD zeros: the 16 taps are always inside, no tests."""
+    h, w = I0.shape
+    for x in range(start, stop):
+        mx = np.float32(x) + u1[y, x]
+        my = np.float32(y) + u2[y, x]
+        fx = np.floor(mx)
+        fy = np.floor(my)
+        wx0, wx1, wx2, wx3 = _cubic_weights(mx - fx)
+        wy0, wy1, wy2, wy3 = _cubic_weights(my - fy)
+        x0 = int(min(max(fx, -_FAR), np.float32(w) + _FAR)) - 1 + PAD
+        y0 = int(min(max(fy, -_FAR), np.float32(h) + _FAR)) - 1 + PAD
+        s0, s1, s2 = _F0, _F0, _F0
+        for i in range(4):
+            wy = wy0 if i == 0 else (wy1 if i == 1 else (wy2 if i == 2 else wy3))
+            yi = y0 + i
+            s0 += (I1[yi, x0] * wx0 + I1[yi, x0 + 1] * wx1 + I1[yi, x0 + 2] * wx2 + I1[yi, x0 + 3] * wx3) * wy
+            s1 += (I1x[yi, x0] * wx0 + I1x[yi, x0 + 1] * wx1 + I1x[yi, x0 + 2] * wx2 + I1x[yi, x0 + 3] * wx3) * wy
+            s2 += (I1y[yi, x0] * wx0 + I1y[yi, x0 + 1] * wx1 + I1y[yi, x0 + 2] * wx2 + I1y[yi, x0 + 3] * wx3) * wy
+        I1wx[y, x] = s1
+        I1wy[y, x] = s2
+        grad[y, x] = s1 * s1 + s2 * s2
+        rho_c[y, x] = s0 - s1 * u1[y, x] - s2 * u2[y, x] - I0[y, x]
+
+
+@_jit
+def pad_images(I1, I1x, I1y, framed):
+    """framed (3, H+2*PAD, W+2*PAD) = I1, I1x, I1y each inside a frame of PAD zeros."""
+    h, w = I1.shape
+    framed[:] = 0
+    for k, img in enumerate((I1, I1x, I1y)):
+        for y in range(h):
+            framed[k, y + PAD, PAD:PAD + w] = img[y]
+
+
 @_jit
 def warp_per_pixel(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c):
     """`warp` one pixel at a time, the general path only: the reference `warp` must equal bit for bit."""
@@ -127,17 +172,29 @@ def _window_row(t, seg, src, n):
 def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, t):
     """I1, I1x, I1y sampled at (x + u1, y + u2) with the cubic kernel (taps outside the image read 0),
     then grad = I1wx^2 + I1wy^2 and rho_c = I1w - I1wx * u1 - I1wy * u2 - I0 (calcGradRho).
-    t: SCRATCH_FLOATS float32 scratch. u1, u2, I1wx .. rho_c may be wider than I0 (padded planes)."""
+    t: SCRATCH_FLOATS float32 scratch. u1, u2, I1wx .. rho_c may be wider than I0 (padded planes).
+    Frames the images then calls `warp_framed` (the solver frames them once per level)."""
     h, w = I0.shape
+    framed = np.empty((3, h + 2 * PAD, w + 2 * PAD), np.float32)
+    pad_images(I1, I1x, I1y, framed)
+    warp_framed(I0, framed, u1, u2, I1wx, I1wy, grad, rho_c, t)
+
+
+@_jit
+def warp_framed(I0, framed, u1, u2, I1wx, I1wy, grad, rho_c, t):
+    """`warp` of the images framed by `pad_images`."""
+    h, w = I0.shape
+    I1, I1x, I1y = framed[0], framed[1], framed[2]
     for y in range(h):
         u1r, u2r, i0r = u1[y], u2[y], I0[y]
         o1, o2, og, orho = I1wx[y], I1wy[y], grad[y], rho_c[y]
         for cs in range(0, w, _CHUNK):
             ce = min(cs + _CHUNK, w)
+            cu1, cu2 = u1r[cs:ce], u2r[cs:ce]  # indexed by the loop variable: no wraparound test, no gather
             for i in range(ce - cs):  # vectorized: the chunk's sub-pixel weights and integer displacements
                 x = cs + i
-                mx = np.float32(x) + u1r[x]
-                my = np.float32(y) + u2r[x]
+                mx = np.float32(x) + cu1[i]
+                my = np.float32(y) + cu2[i]
                 fx = np.floor(mx)
                 fy = np.floor(my)
                 (t[_WX * _SEG + i], t[(_WX + 1) * _SEG + i], t[(_WX + 2) * _SEG + i],
@@ -162,13 +219,11 @@ def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, t):
                     lo_x, hi_x, lo_y, hi_y = nlo_x, nhi_x, nlo_y, nhi_y
                     end += 1
                 dx, dy = int(lo_x), int(lo_y)
-                r0 = y + dy - 1  # the window's first row and, for pixel x + l, first column x + l + dx - 1
-                first = max(x, 1 - dx)  # the pixels whose window lies inside the image: first column >= 0 ...
-                last = min(end, w - 3 - dx)  # ... and whose last column x + l + dx + 3 <= w - 1
-                n = last - first
-                if r0 >= 0 and r0 + 4 < h and n >= _MIN_RUN:
-                    _warp_span(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, x, first)
-                    c0 = first + dx - 1
+                # the window's first row and, for pixel x + l, first column x + l + dx - 1, in the frame
+                r0 = y + dy - 1 + PAD
+                first, n = x, end - x
+                if n >= _MIN_RUN:
+                    c0 = first + dx - 1 + PAD
                     for r in range(5):
                         _window_row(t, _TAPS + r, I1[r0 + r, c0:], n + 4)
                         _window_row(t, _TAPS + 5 + r, I1x[r0 + r, c0:], n + 4)
@@ -204,7 +259,6 @@ def warp(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, t):
                         v2[l] = s2
                         vg[l] = s1 * s1 + s2 * s2
                         vrho[l] = s0 - s1 * vu1[l] - s2 * vu2[l] - vi0[l]
-                    _warp_span(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, last, end)
                 else:
-                    _warp_span(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, x, end)
+                    _warp_span_framed(I0, I1, I1x, I1y, u1, u2, I1wx, I1wy, grad, rho_c, y, x, end)
                 x = end

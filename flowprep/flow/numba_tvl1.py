@@ -10,14 +10,15 @@ SIMD-vectorized by LLVM.
 
 Same flow as OpenCV's, by construction: the iteration's float operations are OpenCV's, in its order
 and precision (float32, no FMA, no reassociation), with three documented deviations of one float32
-rounding each (`_numba_kernels._dual_update`, `_row_sum`): |grad u| as a float sqrt, the division by
-1 + tau/theta |grad u| as a product with its reciprocal, and the stopping error summed in SIMD lanes.
+rounding each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the division by
+1 + tau/theta |grad u| as a product with its reciprocal, and the stopping error summed down the columns
+first (the same at every SIMD width).
 The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
 
-One pair at a time on one thread: a batch is a loop, so a pair's flow never depends on its batch,
-and parallelism comes from workers (one per core), as with OpenCV.
+One pair per thread: a batch's pairs are solved one by one, on as many threads as the task's CPU share
+(`NumbaTVL1._threads`), each with its own solver, so a pair's flow never depends on its batch or thread.
 """
 from __future__ import annotations
 
@@ -41,12 +42,13 @@ class _Workspace:
         wp = -(-(w + 1) // kernels.LANES) * kernels.LANES
         for name in ("I1wx", "I1wy", "grad", "rho_c", "err"):
             setattr(self, name, np.zeros((h, wp), np.float32))
-        for name in ("I1x", "I1y", "median_out"):
+        for name in ("I1x", "I1y"):
             setattr(self, name, np.empty((h, w), np.float32))
         self.state = {name: np.zeros((h + 2) * wp, np.float32) for name in ("u1", "u2", "p11", "p12", "p21", "p22")}
         self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
         self.u1, self.u2 = self.plane("u1"), self.plane("u2")
         self.col0 = np.zeros((2, h), np.float32)
+        self.framed = np.zeros((3, h + 2 * kernels.PAD, w + 2 * kernels.PAD), np.float32)  # I1, I1x, I1y for the warp
         self.warp_scratch = np.zeros(kernels.SCRATCH_FLOATS, np.float32)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
 
@@ -146,31 +148,31 @@ class FusedTVL1Solver:
         inner, outer = int(p["inner_iterations"]), int(p["outer_iterations"])
 
         k.centered_gradient(I1, ws.I1x, ws.I1y)
+        k.pad_images(I1, ws.I1x, ws.I1y, ws.framed)
         ws.start_level()
         for _ in range(int(p["warps"])):
-            k.warp(I0, I1, ws.I1x, ws.I1y, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c, ws.warp_scratch)
+            k.warp_framed(I0, ws.framed, ws.u1_full, ws.u2_full, ws.I1wx, ws.I1wy, ws.grad, ws.rho_c, ws.warp_scratch)
             error = np.float32(np.finfo(np.float32).max)
             n_outer = 0
             while n_outer < outer and error > scaled_epsilon:
                 if median > 1:
-                    self._median(ws.u1_full, ws.u1, median, ws)
-                    self._median(ws.u2_full, ws.u2, median, ws)
+                    self._median(ws.u1_full, median, ws)
+                    self._median(ws.u2_full, median, ws)
                 n, error = k.inner_loop(*ws.kernel_args(), l_t, theta, taut, scaled_epsilon, inner, ws.err, ws.col0)
                 self.iterations_run += n
                 self.pixel_steps += n * h * w
                 n_outer += 1
 
-    def _median(self, u_full: np.ndarray, u: np.ndarray, ksize: int, ws: _Workspace) -> None:
-        """cv::medianBlur(u, u, ksize), in place; u is u_full's (H,W) view."""
+    def _median(self, u_full: np.ndarray, ksize: int, ws: _Workspace) -> None:
+        """cv::medianBlur(u, u, ksize), in place on the flow's (H,Wp) plane (its pad columns untouched)."""
         radius = ksize // 2
         padded = ws.padded_for(radius)
         self.k.pad_replicate(u_full, radius, padded)
-        (self.k.median5 if ksize == 5 else self.k.median3)(padded, ws.median_out)
-        u[...] = ws.median_out
+        (self.k.median5 if ksize == 5 else self.k.median3)(padded, u_full)  # reads the copy, writes u
 
 
 class NumbaTVL1(FlowBackend):
-    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~13x its speed per core."""
+    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~17-19x its speed per core."""
 
     name = "numba"
     preferred_batch = 4  # pairs are solved one by one; a few per call keeps the core's window small
@@ -182,6 +184,10 @@ class NumbaTVL1(FlowBackend):
     def __init__(self, **overrides):
         self._params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
         self._solver = FusedTVL1Solver(self._params)
+        self._solvers = [self._solver]  # one per thread: a solver's workspaces are its own
+        # pairs per call: at least one per thread the task was given (the core sends windows this long)
+        self.preferred_batch = max(NumbaTVL1.preferred_batch, self._threads())
+        self._pool, self._pool_size = None, 0  # a ThreadPoolExecutor, started on the first threaded call
 
     def params(self) -> dict:
         import numba
@@ -198,6 +204,42 @@ class NumbaTVL1(FlowBackend):
         if min(prev_u8.shape[1:], default=0) < 3 and prev_u8.shape[0]:
             raise ValueError(f"frames must be at least 3x3 px for TV-L1's gradients, got {prev_u8.shape[1:]}")
         flows = np.empty(prev_u8.shape + (2,), np.float32)
-        for b in range(prev_u8.shape[0]):
-            flows[b] = self._solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+        threads = min(self._threads(), prev_u8.shape[0])
+        if threads <= 1:
+            for b in range(prev_u8.shape[0]):
+                flows[b] = self._solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+            return flows
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        while len(self._solvers) < threads:
+            self._solvers.append(FusedTVL1Solver(self._params))
+        if self._pool is None or self._pool_size < threads:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool, self._pool_size = ThreadPoolExecutor(threads, thread_name_prefix="numba-tvl1"), threads
+        free: queue.SimpleQueue = queue.SimpleQueue()  # each solver on one thread at a time
+        for solver in self._solvers[:threads]:
+            free.put(solver)
+
+        def solve(b: int) -> None:
+            solver = free.get()
+            try:
+                flows[b] = solver(prev_u8[b].astype(np.float32), next_u8[b].astype(np.float32))
+            finally:
+                free.put(solver)
+
+        for done in [self._pool.submit(solve, b) for b in range(prev_u8.shape[0])]:
+            done.result()
         return flows
+
+    @staticmethod
+    def _threads() -> int:
+        """The task's CPU share, as the executors give it to OpenCV (cv2.setNumThreads): the pairs of a
+        call are solved that many at a time. The kernels release the GIL, so threads scale; a pair's
+        flow is the same on any thread (each has its own solver), so only the speed changes. A worker
+        of `--workers N` on C cores gets C // N threads, and the last jobs of a run get the idle
+        workers' share: one video alone on one worker uses every core."""
+        import cv2
+
+        return max(1, cv2.getNumThreads())
