@@ -43,6 +43,9 @@ import torch.utils.data
 from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, flip_flow_x_levels,
                              frame_member)
 
+from .jpeg import DECODES, decode_crop, decode_jpeg  # noqa: F401 - decode_jpeg: the benchmark's baseline
+from .tario import tar_file_samples
+
 log = logging.getLogger(__name__)
 
 # MARS / 3D-ResNets subtract the ActivityNet mean (pixel values 0..255) and do not divide by a std.
@@ -70,6 +73,8 @@ class ClipSpec:
     test_clips: int = 1  # uniform clips per video at test time
     test_crops: int = 1  # 1 centre; 3 short-side squares, ends + centre (TSN/STM); 5 corners + centre; 10 = 5 + flips
     views: int = 1  # 2: a second, independently cropped/flipped view of the same frames (twins loss)
+    clips_per_video: int = 1  # train: K clips (own frames, crop, flip) from one read of a video
+    decode: str = "cpu"  # training.jpeg.DECODES: cpu (exact) | cpu_reduced (DCT scaling) | gpu (bytes out)
 
     def __post_init__(self):
         bad = [m for m in self.modalities if m not in MODALITIES]
@@ -81,7 +86,10 @@ class ClipSpec:
             raise ValueError(f"crop {self.crop!r}: expected one of {CROP_MODES}")
         if self.test_crops not in (1, 3, 5, 10):
             raise ValueError(f"test_crops {self.test_crops}: expected 1, 3, 5 or 10")
-        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2):
+        if self.decode not in DECODES:
+            raise ValueError(f"decode {self.decode!r}: expected one of {DECODES}")
+        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2) \
+                or self.clips_per_video < 1:
             raise ValueError(f"bad clip spec {self!r}")
 
     @property
@@ -135,11 +143,11 @@ def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random) -> list[li
         raise ValueError(f"video has {num_frames} frames: too few for {spec.modalities}")
     if spec.sampling == "segments":
         if spec.train:
-            return [segment_indices(n, spec.frames, rng)]
+            return [segment_indices(n, spec.frames, rng) for _ in range(spec.clips_per_video)]
         return segment_test_indices(n, spec.frames, spec.test_clips)
     last_start = max(n - spec.frames, 0)
     if spec.train:
-        return [consecutive_indices(n, spec.frames, rng.randint(0, last_start))]
+        return [consecutive_indices(n, spec.frames, rng.randint(0, last_start)) for _ in range(spec.clips_per_video)]
     starts = np.linspace(0, last_start, spec.test_clips).round().astype(int) if spec.test_clips > 1 else [last_start // 2]
     return [consecutive_indices(n, spec.frames, int(s)) for s in starts]
 
@@ -194,44 +202,22 @@ def test_crops(height: int, width: int, spec: ClipSpec) -> list[Crop]:
     return crops + [replace(c, flip=True) for c in crops] if spec.test_crops == 10 else crops
 
 
-# ---- decode + augment -----------------------------------------------------------------------------
+# ---- decode + augment (pixels: training.jpeg; normalisation: on the device, training.normalize) --------
 
-def decode_jpeg(data: bytes, gray: bool) -> np.ndarray:
-    """JPEG bytes -> uint8 (H,W) (gray) or (H,W,3) RGB; raises ValueError on corrupt data."""
-    import cv2
-
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("corrupt JPEG")
-    return img if gray else img[:, :, ::-1]  # OpenCV decodes BGR
-
-
-def apply_crop(img: np.ndarray, crop: Crop, size: int) -> np.ndarray:
-    """Cut the box, resize to size x size (only when the box differs), mirror when crop.flip."""
-    import cv2
-
-    out = img[crop.y0:crop.y0 + crop.height, crop.x0:crop.x0 + crop.width]
-    if out.shape[0] != size or out.shape[1] != size:
-        # Flow levels are resized as values, without rescaling magnitudes, as MARS does.
-        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out[:, ::-1] if crop.flip else out
-
-
-def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
-    """float32 (3,T,S,S): RGB pixels (0..255) minus the ActivityNet mean."""
-    clip = np.stack([apply_crop(decode_jpeg(b, gray=False), crop, size) for b in frames_jpeg])  # (T,S,S,3)
-    clip = clip.astype(np.float32) - np.float32(ACTIVITYNET_MEAN_RGB)
+def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int, reduced: bool = False) -> np.ndarray:
+    """uint8 (3,T,S,S): RGB pixels 0..255 of the crop (the ActivityNet mean is subtracted on the device)."""
+    clip = np.stack([decode_crop(b, crop, size, gray=False, reduced=reduced) for b in frames_jpeg])  # (T,S,S,3)
     return np.ascontiguousarray(clip.transpose(3, 0, 1, 2))
 
 
-def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
-    """float32 (2,T,S,S): quantized flow levels minus 127.5; a flip negates x on the levels (255-q)."""
-    levels_x = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_x_jpeg])
-    levels_y = np.stack([apply_crop(decode_jpeg(b, gray=True), crop, size) for b in flow_y_jpeg])
+def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int,
+              reduced: bool = False) -> np.ndarray:
+    """uint8 (2,T,S,S): quantized flow levels (centred on the device); a flip negates x on the levels (255-q)."""
+    levels_x = np.stack([decode_crop(b, crop, size, gray=True, reduced=reduced) for b in flow_x_jpeg])
+    levels_y = np.stack([decode_crop(b, crop, size, gray=True, reduced=reduced) for b in flow_y_jpeg])
     if crop.flip:
-        levels_x = flip_flow_x_levels(levels_x.astype(np.int16))  # mirrored image: x motion reverses
-    clip = np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL)
-    return np.ascontiguousarray(clip)
+        levels_x = flip_flow_x_levels(levels_x)  # mirrored image: x motion reverses (uint8 stays uint8)
+    return np.stack([levels_x, levels_y])
 
 
 # ---- pipeline stages (generators over dicts) ------------------------------------------------------
@@ -284,13 +270,13 @@ def open_shards(urls: Iterable[str], on_error: Callable[[Exception], None]) -> I
 
 def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
     """Raw samples `{"__key__", "json": bytes, "rgb.000000.jpg": bytes, ...}` of every shard."""
-    from webdataset.tariterators import group_by_keys, tar_file_expander
+    from webdataset.tariterators import group_by_keys
 
     def handler(exn: Exception) -> bool:
         on_error(exn)
         return True  # keep going
 
-    yield from group_by_keys(tar_file_expander(shards, handler=handler), handler=handler)
+    yield from group_by_keys(tar_file_samples(shards, on_error), handler=handler)
 
 
 def select_split(samples: Iterable[dict], split: str, split_name: str | None,
@@ -347,6 +333,7 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
     """Decoded, augmented samples of one picked video: 1 at train time, clips x crops at test time."""
     meta, frames = picked["meta"], picked["frames"]
     height, width = int(meta["height"]), int(meta["width"])
+    reduced = spec.decode == "cpu_reduced"
     out = []
     for clip_index, indices in enumerate(picked["clips"]):
         crops = [train_crop(height, width, spec, rng)] if spec.train else test_crops(height, width, spec)
@@ -358,11 +345,11 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
                 suffix = "" if v == 0 else str(v + 1)
                 if "rgb" in spec.modalities:
                     item["rgb" + suffix] = rgb_clip([frames[frame_member(RGB, i)] for i in indices], view,
-                                                    spec.crop_size)
+                                                    spec.crop_size, reduced)
                 if spec.needs_flow:
                     item["flow" + suffix] = flow_clip([frames[frame_member(FLOW_X, i)] for i in indices],
                                                       [frames[frame_member(FLOW_Y, i)] for i in indices],
-                                                      view, spec.crop_size)
+                                                      view, spec.crop_size, reduced)
             out.append(item)
     return out
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from .data import BadSampleTally
 from .distributed import all_reduce_sum, autocast
+from .normalize import model_input
 from .metrics import topk_correct
 
 
@@ -41,7 +42,7 @@ class StepContext:
     teacher: nn.Module | None = None  # frozen, for recipes that distil
 
     def input(self, batch: dict, key: str) -> torch.Tensor:
-        return batch[key].to(self.device, non_blocking=True)
+        return model_input(batch, key, self.device)
 
     def autocast(self):
         return autocast(self.device, self.precision)
@@ -111,7 +112,7 @@ def evaluate(model: nn.Module, loader, modality: str, device: torch.device, prec
     for batch in loader:
         target = batch["label"].to(device)
         with autocast(device, precision):
-            logits = model(batch[modality].to(device)).float()
+            logits = model(model_input(batch, modality, device)).float()
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         top1 += topk_correct(logits, target, 1)
         top5 += topk_correct(logits, target, 5)
@@ -133,7 +134,7 @@ def clip_logits(streams: dict[str, tuple[nn.Module, str]], loader, device: torch
         labels.append(batch["label"])
         with autocast(device, precision):
             for name, (model, modality) in streams.items():
-                logits[name].append(model(batch[modality].to(device)).float().cpu())
+                logits[name].append(model(model_input(batch, modality, device)).float().cpu())
     result = {"keys": keys, "labels": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
               "logits": {n: torch.cat(v) if v else torch.zeros(0) for n, v in logits.items()},
               "bad_samples": tally.total}
