@@ -15,8 +15,8 @@ from torch import nn
 
 from .data import BadSampleTally
 from .distributed import all_reduce_sum, autocast
-from .normalize import model_input
 from .metrics import topk_correct
+from .normalize import model_input
 
 
 class Features(nn.Module):

@@ -10,7 +10,8 @@ groups its output unchanged.
 from __future__ import annotations
 
 import re
-from typing import BinaryIO, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
 
 BLOCK = 512
 _META = re.compile(r"__[^/]*__($|/)")  # webdataset's own meta members (e.g. __index__), never samples
