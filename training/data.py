@@ -383,9 +383,17 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
         self.buffer_size, self.seed, self.epoch_samples = buffer_size, seed, epoch_samples
         self._rank, self._world = rank, world_size
         self.epoch = 0
+        self._shared_epoch = None  # set by share_epoch: the epoch as persistent workers see it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = epoch
+
+    def share_epoch(self, ctx) -> None:
+        """Puts the epoch in shared memory (before workers start), so persistent workers see set_epoch."""
+        if self._shared_epoch is None:
+            self._shared_epoch = ctx.RawValue("q", self.epoch)
 
     def rank_world(self) -> tuple[int, int]:
         if self._rank is not None:
@@ -442,6 +450,8 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
                 return
 
     def __iter__(self) -> Iterator[dict]:
+        if self._shared_epoch is not None:  # a persistent worker: its copy of the dataset is from epoch 0
+            self.epoch = self._shared_epoch.value
         rank, world = self.rank_world()
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
@@ -477,11 +487,17 @@ def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pi
     With workers, the calling script needs an `if __name__ == "__main__":` guard (see worker_context).
     """
     dataset.check_world(num_workers)
-    # Workers are not persistent: each epoch's workers must unpickle the dataset after set_epoch.
+    ctx = worker_context() if num_workers else None
+    if ctx is not None:
+        dataset.share_epoch(ctx)  # workers persist across epochs (no restart per epoch / validation)
+    # Own generator: DataLoader draws its workers' base seed from it, not from torch's global RNG, which
+    # the model's random ops use (a resumed run must see the same global RNG stream). The clips' own
+    # randomness is seeded from (seed, epoch, rank, worker), not from this.
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=False,
-        prefetch_factor=4 if num_workers else None, multiprocessing_context=worker_context() if num_workers else None)
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=bool(num_workers),
+        prefetch_factor=4 if num_workers else None, multiprocessing_context=ctx,
+        generator=torch.Generator().manual_seed(dataset.seed))
 
 
 class BadSampleTally:
