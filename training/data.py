@@ -43,6 +43,7 @@ import torch.utils.data
 from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, flip_flow_x_levels,
                              frame_member)
 
+from .gpu_decode import JpegClip, collate_clips
 from .jpeg import DECODES, decode_crop, decode_jpeg  # noqa: F401 - decode_jpeg: the benchmark's baseline
 from .tario import tar_file_samples
 
@@ -220,6 +221,11 @@ def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, si
     return np.stack([levels_x, levels_y])
 
 
+def jpeg_clip(kind: str, jpegs: list[bytes], crop: Crop, size: int) -> JpegClip:
+    """--decode gpu: the clip's bytes and box, decoded on the device (training.gpu_decode)."""
+    return JpegClip(kind, tuple(jpegs), (crop.y0, crop.x0, crop.height, crop.width), crop.flip, size)
+
+
 # ---- pipeline stages (generators over dicts) ------------------------------------------------------
 
 def shard_urls(data: str, partitions: Iterable[str]) -> list[str]:
@@ -344,12 +350,14 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
             for v, view in enumerate(views):
                 suffix = "" if v == 0 else str(v + 1)
                 if "rgb" in spec.modalities:
-                    item["rgb" + suffix] = rgb_clip([frames[frame_member(RGB, i)] for i in indices], view,
-                                                    spec.crop_size, reduced)
+                    rgb = [frames[frame_member(RGB, i)] for i in indices]
+                    item["rgb" + suffix] = (jpeg_clip("rgb", rgb, view, spec.crop_size) if spec.decode == "gpu"
+                                            else rgb_clip(rgb, view, spec.crop_size, reduced))
                 if spec.needs_flow:
-                    item["flow" + suffix] = flow_clip([frames[frame_member(FLOW_X, i)] for i in indices],
-                                                      [frames[frame_member(FLOW_Y, i)] for i in indices],
-                                                      view, spec.crop_size, reduced)
+                    fx = [frames[frame_member(FLOW_X, i)] for i in indices]
+                    fy = [frames[frame_member(FLOW_Y, i)] for i in indices]
+                    item["flow" + suffix] = (jpeg_clip("flow", fx + fy, view, spec.crop_size) if spec.decode == "gpu"
+                                             else flow_clip(fx, fy, view, spec.crop_size, reduced))
             out.append(item)
     return out
 
@@ -496,6 +504,7 @@ def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pi
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
         worker_init_fn=_worker_init if num_workers else None, persistent_workers=bool(num_workers),
+        collate_fn=collate_clips,
         prefetch_factor=4 if num_workers else None, multiprocessing_context=ctx,
         generator=torch.Generator().manual_seed(dataset.seed))
 

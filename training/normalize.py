@@ -21,5 +21,11 @@ def normalize_clip(clip: torch.Tensor, modality: str) -> torch.Tensor:
 
 
 def model_input(batch: dict, key: str, device: torch.device) -> torch.Tensor:
-    """batch[key] copied to `device` (asynchronously from pinned memory), then normalised there."""
-    return normalize_clip(batch[key].to(device, non_blocking=True), key)
+    """batch[key] copied to `device` (asynchronously from pinned memory), then normalised there; with
+    --decode gpu, batch[key] is a list of JpegClips that are decoded on `device` first."""
+    clips = batch[key]
+    if isinstance(clips, list):
+        from .gpu_decode import decode_clips
+
+        return normalize_clip(decode_clips(clips, device), key)
+    return normalize_clip(clips.to(device, non_blocking=True), key)
