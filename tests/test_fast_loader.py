@@ -15,7 +15,7 @@ from tests.tiny_shards import write_tiny_shards  # noqa: E402
 from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, Crop, ShardClipDataset, make_loader, shard_urls  # noqa: E402
 from training.jpeg import decode_crop, reduction  # noqa: E402
 from training.normalize import model_input, normalize_clip  # noqa: E402
-from training.tario import TarError, tar_file_samples, tar_members  # noqa: E402
+from training.tario import TarError, group_samples, tar_file_samples, tar_members  # noqa: E402
 
 
 def _tar(members: dict[str, bytes], fmt: int) -> bytes:
@@ -51,6 +51,18 @@ def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(
     data[148] ^= 0x7  # checksum of the first header
     with pytest.raises(TarError, match="checksum"):
         list(tar_members(io.BytesIO(bytes(data)), "c.tar"))
+
+
+def test_members_group_into_samples_like_webdataset():
+    from webdataset.tariterators import group_by_keys
+
+    members = [{"fname": n, "data": n.encode(), "__url__": "u"} for n in
+               ("a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls")]
+    errors = []
+    assert list(group_samples(members, errors.append)) == list(group_by_keys(iter(members)))
+    dup = [*members[:2], {**members[1]}, {}, members[4]]
+    got = list(group_samples(dup, errors.append))
+    assert [s["__key__"] for s in got] == ["a/v1", "a/v2"] and len(errors) == 1 and "duplicate" in str(errors[0])
 
 
 @pytest.fixture

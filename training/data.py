@@ -45,7 +45,7 @@ from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFI
 
 from .gpu_decode import JpegClip, collate_clips
 from .jpeg import DECODES, decode_crop, decode_jpeg  # noqa: F401 - decode_jpeg: the benchmark's baseline
-from .tario import tar_file_samples
+from .tario import group_samples, tar_file_samples
 
 log = logging.getLogger(__name__)
 
@@ -276,13 +276,7 @@ def open_shards(urls: Iterable[str], on_error: Callable[[Exception], None]) -> I
 
 def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
     """Raw samples `{"__key__", "json": bytes, "rgb.000000.jpg": bytes, ...}` of every shard."""
-    from webdataset.tariterators import group_by_keys
-
-    def handler(exn: Exception) -> bool:
-        on_error(exn)
-        return True  # keep going
-
-    yield from group_by_keys(tar_file_samples(shards, on_error), handler=handler)
+    yield from group_samples(tar_file_samples(shards, on_error), on_error)
 
 
 def select_split(samples: Iterable[dict], split: str, split_name: str | None,
@@ -467,8 +461,10 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
 
 
 def _worker_init(_: int) -> None:
-    import cv2
-
+    try:
+        import cv2
+    except ImportError:  # --decode gpu on a node with torch only: the workers decode nothing
+        return
     cv2.setNumThreads(1)  # one decode thread per worker: workers already use every core
 
 

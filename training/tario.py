@@ -4,8 +4,9 @@ Python's `tarfile` (what webdataset's `tar_file_expander` uses) builds a full Ta
 parses the pax record that webdataset's writer puts before every member; for a 48-frame video with
 RGB + flow (~150 members) that was over half of a student clip's loader time. This reader parses only
 what a shard needs: name (ustar prefix, pax `path`, GNU long name), size (octal, base-256, pax `size`),
-type and checksum. It yields exactly what `tar_file_expander` yields, so webdataset's `group_by_keys`
-groups its output unchanged.
+type and checksum. It yields exactly what `tar_file_expander` yields; `group_samples` groups members into
+samples as webdataset's `group_by_keys` does, so the training loader needs no webdataset at all (a GPU
+node may have torch and numpy only).
 """
 from __future__ import annotations
 
@@ -97,3 +98,33 @@ def tar_file_samples(shards: Iterable[dict], on_error: Callable[[Exception], Non
         except Exception as exn:  # noqa: BLE001 - any failure of one shard is data, not a crash
             on_error(exn if isinstance(exn, TarError) else TarError(f"{url}: {exn!r}"))
         yield {}  # group_by_keys' end-of-shard mark: a video never spans shards, its last one is out now
+
+
+_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's split: key up to the basename's first dot
+
+
+def group_samples(members: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
+    """Consecutive members with one key -> {"__key__", "__url__", suffix: bytes, ...}; `{}` ends a sample.
+
+    A duplicate suffix within a sample is reported and the member dropped (the sample goes on)."""
+    sample: dict | None = None
+    for member in members:
+        if not member:
+            if sample:
+                yield sample
+            sample = None
+            continue
+        match = _KEY.match(member["fname"])
+        if not match:
+            continue  # a member without an extension belongs to no sample (webdataset skips it too)
+        key, suffix = match.group(1), match.group(2).lower()
+        if sample is None or key != sample["__key__"]:
+            if sample:
+                yield sample
+            sample = {"__key__": key, "__url__": member["__url__"]}
+        if suffix in sample:
+            on_error(TarError(f"{member['__url__']}: {member['fname']}: duplicate member in sample {key}"))
+            continue
+        sample[suffix] = member["data"]
+    if sample:
+        yield sample
