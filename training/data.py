@@ -1,10 +1,11 @@
-"""Streaming loader: flowprep shards -> clips `float32 (C,T,H,W)` for 3D / 2D nets, RGB and flow aligned.
+"""Streaming loader: flowprep shards -> clips `uint8 (C,T,H,W)` for 3D / 2D nets, RGB and flow aligned
+(normalised on the device: training.normalize).
 
 The pipeline is a chain of small generator stages (webdataset style), built per DataLoader worker:
 
     shard urls -> shuffle shards (seed, epoch) -> split by node -> split by worker -> open (fsspec)
-    -> tar members -> group by video key -> select split -> pick clip frames (keep only those bytes)
-    -> shuffle buffer -> decode + crop + flip + normalize -> samples
+    -> tar members -> group by video key (training.tario) -> select split -> pick clip frames (keep only those bytes)
+    -> shuffle buffer -> decode the crop box + flip (training.jpeg; or bytes for --decode gpu) -> samples
 
 Only the JPEGs of the sampled frames are decoded: the clip indices are drawn from the metadata before
 any image is touched, and the shuffle buffer holds only the bytes of those frames, not whole videos.
