@@ -100,7 +100,7 @@ def test_progress_line_and_tensorboard_missing_is_one_line(tmp_path, caplog):
     monitor.start_epoch(2, save=lambda _: None)
     for step in range(1, 5):
         monitor.on_step(step, seen=step * 8, progress=dict)
-    line = stream.getvalue().split("\r")[-1]
+    line = stream.getvalue().splitlines()[-1]  # not a terminal: one line per report
     assert line.startswith("epoch 2 step 4 (4/10 this epoch)") and "clips/s" in line and "ETA" in line
     monitor.end_epoch({"epoch": 2, "train_loss": 1.0})
     monitor.close()

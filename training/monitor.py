@@ -33,12 +33,15 @@ class RunMonitor:
     """Called by the loop after every step (`on_step`) and by train() at epoch starts and ends."""
 
     def __init__(self, checkpoint_every: int, rank: int, progress: bool, tensorboard: Path | None,
-                 expected_steps: int = 0, stream=None, interval_s: float = 2.0):
+                 expected_steps: int = 0, stream=None, interval_s: float | None = None):
         self.every, self.rank = checkpoint_every, rank
         self.show = progress and rank == 0
         self.tb = tensorboard_writer(tensorboard) if tensorboard is not None and rank == 0 else None
         self.expected = expected_steps  # steps per epoch: known for --epoch-samples, else learnt from epoch 0
-        self.stream, self.interval_s = stream or sys.stderr, interval_s
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        # a terminal redraws one line every 2 s; a log file (batch job) gets a line a minute, not a \r smear
+        self.interval_s = interval_s if interval_s is not None else (2.0 if self.tty else 60.0)
         self.save: Callable[[dict], None] | None = None
 
     def start_epoch(self, epoch: int, save: Callable[[dict], None], resumed: dict | None = None) -> None:
@@ -57,13 +60,14 @@ class RunMonitor:
             rate = (seen - self.clips0) / max(now - self.t0, 1e-9)
             per_step = (now - self.t0) / max(self.steps - self.skipped, 1)
             eta = (self.expected - self.steps) * per_step if self.expected else -1.0
-            self.stream.write("\r" + progress_line(self.epoch, step, self.steps, self.expected, rate, eta))
+            line = progress_line(self.epoch, step, self.steps, self.expected, rate, eta)
+            self.stream.write("\r" + line if self.tty else line + "\n")
             self.stream.flush()
             if self.tb is not None:
                 self.tb.add_scalar("train/clips_per_second", rate, step)
 
     def end_epoch(self, metrics: dict) -> None:
-        if self.show:
+        if self.show and self.tty:
             self.stream.write("\n")
         if not self.expected:
             self.expected = self.steps  # an epoch is one pass: the next ones have about as many steps
