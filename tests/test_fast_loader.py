@@ -130,3 +130,50 @@ def test_workers_persist_across_epochs_and_follow_set_epoch(shards):
         assert got == [s["key"] for s in ds.samples(0, 1, 0, 1)], epoch
         pids.append(tuple(w.pid for w in loader._iterator._workers))
     assert pids[0] == pids[1] == pids[2]
+
+
+def _jpeg(img: np.ndarray, sampling: int | None = None) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95]
+    if sampling is not None:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    return cv2.imencode(".jpg", img, params)[1].tobytes()
+
+
+@pytest.mark.parametrize("channels, sampling", [(3, None), (3, 0x111111), (3, 0x211111), (1, None)])
+def test_partial_decode_equals_the_whole_frame_sliced(channels, sampling):
+    from training.jpeg import decode_jpeg
+    from training.jpeg_native import crop_decoder, decode_box
+
+    if crop_decoder() is None:
+        pytest.skip("no C compiler or libjpeg-turbo headers here: the loader decodes whole frames (same pixels)")
+    img = _texture(200, channels)[:, :, 0] if channels == 1 else _texture(200, 3)  # 200: not a multiple of 16
+    data = _jpeg(img[:147], sampling if channels == 3 else None)  # 147 x 200: partial iMCUs at the edges
+    whole = decode_jpeg(data, gray=channels == 1)
+    rng = np.random.default_rng(1)
+    boxes = [(0, 0, 147, 200), (146, 199, 1, 1), (0, 190, 40, 10), (130, 0, 17, 33)]
+    boxes += [(int(y), int(x), int(h), int(w)) for y, x, h, w in zip(rng.integers(0, 100, 40), rng.integers(0, 150, 40),
+                                                                       rng.integers(1, 47, 40), rng.integers(1, 50, 40))]
+    for y0, x0, h, w in boxes:
+        assert np.array_equal(decode_box(data, channels == 1, y0, x0, h, w), whole[y0:y0 + h, x0:x0 + w]), (y0, x0, h, w)
+    with pytest.raises(ValueError, match="corrupt JPEG"):
+        decode_box(data[:20] + b"\x00" * 50, channels == 1, 0, 0, 8, 8)
+    with pytest.raises(ValueError, match="outside"):
+        decode_box(data, channels == 1, 140, 0, 8, 8)
+
+
+def test_without_the_native_helper_the_loader_gives_the_same_clips(tmp_path, monkeypatch):
+    from training import jpeg_native
+
+    write_tiny_shards(tmp_path, num_shards=1, videos_per_shard=3, num_frames=7, size=32)
+    urls = shard_urls(str(tmp_path), ["train"])
+    spec = ClipSpec(modalities=("rgb", "flow"), frames=3, crop_size=16)
+    native = list(ShardClipDataset(urls, spec, seed=1).samples(0, 1, 0, 1))
+    monkeypatch.setenv("FLOWPREP_NATIVE_JPEG", "0")
+    jpeg_native.crop_decoder.cache_clear()
+    try:
+        assert jpeg_native.crop_decoder() is None
+        opencv = list(ShardClipDataset(urls, spec, seed=1).samples(0, 1, 0, 1))
+    finally:
+        jpeg_native.crop_decoder.cache_clear()
+    for a, b in zip(native, opencv):
+        assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["flow"], b["flow"])

@@ -1,12 +1,13 @@
 """JPEG bytes -> the uint8 pixels of one crop box, resized to the clip side and maybe mirrored.
 
-Two CPU decodes, both libjpeg-turbo through OpenCV (already a dependency; measured against simplejpeg
-and Pillow in benchmarks/results/loader_cpu.md):
+Two CPU decodes, both libjpeg-turbo:
 
-- `exact`: the whole frame, then the box: pixel-identical to what the loader always did.
+- `exact` (`--decode cpu`): only the box's rows and columns (training/jpeg_native.py: libjpeg-turbo's
+  partial decode through a small C helper), or, where that helper cannot be built, the whole frame with
+  OpenCV and then the box. Both are pixel-identical to what the loader always did (tested).
 - `reduced`: when the box is at least twice the output side (3D-ResNets' multi-scale crops, the 3- and
   10-crop tests' short-side squares), libjpeg's DCT scaling decodes at 1/2, 1/4 or 1/8 of the size
-  (`IMREAD_REDUCED_*`), skipping most of the inverse DCT and colour conversion; the box, scaled by the
+  (OpenCV's `IMREAD_REDUCED_*`), skipping most of the inverse DCT and colour conversion; the box, scaled by the
   same factor, is then resized to the output side. It changes pixels by a bounded amount (tests/test_fast_loader.py
   holds it under a mean absolute difference of 3 levels, max 32), so it is opt-in (`--decode cpu_reduced`).
 
@@ -15,6 +16,8 @@ The box must be a `training.data.Crop`-like object with y0, x0, height, width, f
 from __future__ import annotations
 
 import numpy as np
+
+from .jpeg_native import decode_box
 
 DECODES = ("cpu", "cpu_reduced", "gpu")
 REDUCTIONS = (8, 4, 2)  # libjpeg's DCT scalings that OpenCV exposes, largest first
@@ -77,9 +80,12 @@ def resample_reduced(img: np.ndarray, crop, size: int, factor: int) -> np.ndarra
 def decode_crop(data: bytes, crop, size: int, gray: bool, reduced: bool = False) -> np.ndarray:
     """uint8 (S,S) or (S,S,3): the crop box of a JPEG frame at side `size`, mirrored when crop.flip."""
     factor = reduction(crop.height, crop.width, size) if reduced else 1
-    img = decode_jpeg(data, gray, factor)
     if factor == 1:
-        out = resize_box(img, crop.y0, crop.x0, crop.height, crop.width, size)
+        box = decode_box(data, gray, crop.y0, crop.x0, crop.height, crop.width)  # None: no native helper
+        if box is not None:
+            out = resize_box(box, 0, 0, crop.height, crop.width, size)
+        else:
+            out = resize_box(decode_jpeg(data, gray), crop.y0, crop.x0, crop.height, crop.width, size)
     else:
-        out = resample_reduced(img, crop, size, factor)
+        out = resample_reduced(decode_jpeg(data, gray, factor), crop, size, factor)
     return out[:, ::-1] if crop.flip else out
