@@ -443,6 +443,8 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
         for p in picked:
             try:
                 items = make_clips(p, self.spec, rng)
+            except ImportError:
+                raise  # a missing decoder is this machine's fault, not the sample's: stop, saying what to install
             except Exception as exn:
                 on_error(ValueError(f"{p['__key__']} ({p['__url__']}): {exn!r}"))
                 continue

@@ -23,8 +23,17 @@ DECODES = ("cpu", "cpu_reduced", "gpu")
 REDUCTIONS = (8, 4, 2)  # libjpeg's DCT scalings that OpenCV exposes, largest first
 
 
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("CPU decode needs OpenCV, which is not installed: pip install opencv-python-headless "
+                          "(or --decode gpu)") from None
+    return cv2
+
+
 def _imread_flag(gray: bool, factor: int) -> int:
-    import cv2
+    cv2 = _cv2()
 
     if factor == 1:
         return cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
@@ -42,7 +51,7 @@ def reduction(box_height: int, box_width: int, size: int) -> int:
 
 def decode_jpeg(data: bytes, gray: bool, factor: int = 1) -> np.ndarray:
     """JPEG bytes -> uint8 (H/f,W/f) (gray) or (H/f,W/f,3) RGB; raises ValueError on corrupt data."""
-    import cv2
+    cv2 = _cv2()
 
     img = cv2.imdecode(np.frombuffer(data, np.uint8), _imread_flag(gray, factor))
     if img is None:
@@ -52,7 +61,7 @@ def decode_jpeg(data: bytes, gray: bool, factor: int = 1) -> np.ndarray:
 
 def resize_box(img: np.ndarray, y0: int, x0: int, height: int, width: int, size: int) -> np.ndarray:
     """Cut the box, resize to size x size only when it differs (flow levels are resized as values, as MARS)."""
-    import cv2
+    cv2 = _cv2()
 
     out = img[y0:y0 + height, x0:x0 + width]
     if out.shape[0] != size or out.shape[1] != size:
@@ -67,7 +76,7 @@ def resample_reduced(img: np.ndarray, crop, size: int, factor: int) -> np.ndarra
     centre u sits at source (u + 0.5) * f - 0.5. An affine warp with that map keeps the geometry exact
     (a box at an odd offset would otherwise shift by up to half a reduced pixel).
     """
-    import cv2
+    cv2 = _cv2()
 
     sx, sy = crop.width / size / factor, crop.height / size / factor
     tx = (crop.x0 + 0.5 * crop.width / size) / factor - 0.5
