@@ -2,8 +2,9 @@
 
 It reads as the recipe: data, model (+ frozen teacher), optimizer, schedule, resume, then epochs of
 (train, precise BN, validate, log, checkpoint). Everything random is seeded from (seed, epoch), and a
-checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end, so a resumed run
-takes exactly the steps the uninterrupted run would have taken.
+checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end (and, with
+--checkpoint-every N, every N steps with the epoch's progress), so a resumed run takes exactly the steps
+the uninterrupted run would have taken.
 """
 from __future__ import annotations
 
@@ -15,17 +16,17 @@ import torch
 from torch import nn
 
 from . import checkpoint
+from .accel import prepare_network
 from .config import LRSchedule, TrainConfig, write_config
 from .data import ClipSpec
 from .distributed import barrier, setup_distributed
 from .inputs import class_names, loader_for, no_clips_message
 from .loops import Features, StepContext, StepSettings, evaluate, train_one_epoch
 from .metrics import append_jsonl
+from .monitor import RunMonitor
 from .plots import plot_curves
 from .precise_bn import recompute_batchnorm
 from .schedule import param_groups, scaled_lr
-from .accel import prepare_network
-from .monitor import RunMonitor
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,11 @@ def train(cfg: TrainConfig) -> dict:
             append_jsonl(metrics_path, {"kind": "step", "epoch": epoch, "step": step,
                                         "lr": optimizer.param_groups[0]["lr"], **terms})
 
-        def save_mid_epoch(progress: dict, epoch: int = epoch) -> None:
-            state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, step, best, names)
+        def save_mid_epoch(progress: dict, epoch: int = epoch, best: dict = best) -> None:
+            state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, progress["step"], best,
+                                              names)
             # "epoch": this one, unfinished; "progress" tells train_one_epoch where in it to go on
-            checkpoint.save_atomic({**state, "epoch": epoch, "step": progress["step"], "progress": progress}, last)
+            checkpoint.save_atomic({**state, "epoch": epoch, "progress": progress}, last)
 
         monitor.start_epoch(epoch, save_mid_epoch, progress)
         trained, step = train_one_epoch(recipe.step, ctx, model, optimizer, scaler, train_loader, settings, step,
