@@ -263,7 +263,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("# Loader and step-rate benchmark\n\nCommand: `python benchmarks/bench_loader.py "
-                                  f"--out {args.out}`\n\n" + table)
+                                  f"--repeats {args.repeats} --out {args.out}`\n\n" + table)
 
 
 if __name__ == "__main__":
