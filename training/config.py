@@ -129,7 +129,8 @@ class TrainConfig(DataFields):
     lr_milestones: tuple[int, ...] = _f((), "multistep: epochs after which the lr is multiplied by --lr-factor")
     lr_base_batch: int = _f(0, "> 0: linear scaling rule, lr = --lr x global batch / this (0: --lr as given)")
     warmup_steps: int = _f(0, "> 0: the lr rises linearly over this many steps (then the schedule applies)")
-    no_decay_norm_bias: bool = _f(False, "no weight decay on biases and norm layers (every 1-d parameter)")
+    decay_norm_bias: bool = _f(True, "weight decay on biases and norm layers too; --no-decay-norm-bias: only on "
+                                     "weights of 2+ dims")
     label_smoothing: float = _f(0.0, "> 0: cross-entropy against (1 - e) one-hot + e / classes")
     sync_bn: bool = _f(False, "under DDP, BatchNorm statistics over the global batch (SyncBatchNorm)")
     channels_last: bool = _f(False, "model and clips in channels_last_3d memory format (faster 3D convs on GPU)")

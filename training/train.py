@@ -82,7 +82,7 @@ def train(cfg: TrainConfig) -> dict:
 
     # optimizer, schedule, resume
     lr = scaled_lr(cfg.lr, cfg.batch_size, world, cfg.lr_base_batch)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay, cfg.no_decay_norm_bias), lr=lr,
+    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay, not cfg.decay_norm_bias), lr=lr,
                                 momentum=cfg.momentum)
     scheduler = make_scheduler(cfg, optimizer)
     scaler = torch.amp.GradScaler(enabled=cfg.precision == "fp16")
