@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
                   and r.get("busy", 0) >= 0.95]
         lines.append("")
         lines.append(f"{mode}: " + (f"{min(enough)} CPU-decode workers keep the GPU >= 95% busy" if enough else
-                                    f"no tried CPU-decode worker count ({args.workers}) keeps the GPU >= 95% busy"))
+                                    f"no tried CPU-decode worker count ({','.join(map(str, workers))}) keeps the GPU >= 95% busy"))
     table = "\n".join(lines) + "\n"
     print(table)
     out = Path(args.out)

@@ -83,4 +83,4 @@ def test_gpu_train_script_runs_dry_on_cpu(tmp_path):
     for mode in ("teacher", "student"):
         assert f"| {mode} | synthetic (on device) |" in table and f"| {mode} | loader, cpu decode | 0 |" in table
         assert f"| {mode} | loader, gpu decode |" in table  # decoded (torchvision here) or skipped saying why
-    assert "keep the GPU >= 95% busy" in table
+    assert table.count("the GPU >= 95% busy") == 2  # the verdict line of each recipe (it depends on the load)
