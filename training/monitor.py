@@ -52,8 +52,8 @@ class RunMonitor:
 
     def on_step(self, step: int, seen: int, progress: Callable[[], dict]) -> None:
         self.steps += 1
-        if self.every and step % self.every == 0 and self.rank == 0 and self.save is not None:
-            self.save({**progress(), "step": step})
+        if self.every and step % self.every == 0 and self.save is not None:
+            self.save({**progress(), "step": step})  # on every rank: the running sums are summed over ranks
         now = time.perf_counter()
         if self.show and now - self.shown >= self.interval_s:
             self.shown = now

@@ -19,7 +19,7 @@ from . import checkpoint
 from .accel import prepare_network
 from .config import LRSchedule, TrainConfig, write_config
 from .data import ClipSpec
-from .distributed import barrier, setup_distributed
+from .distributed import all_reduce_sum, barrier, setup_distributed
 from .inputs import class_names, loader_for, no_clips_message
 from .loops import Features, StepContext, StepSettings, evaluate, train_one_epoch
 from .metrics import append_jsonl
@@ -90,6 +90,8 @@ def train(cfg: TrainConfig) -> dict:
     last = out / "last.pt"
     if cfg.resume and last.is_file():
         start_epoch, step, best, progress = checkpoint.resume(last, model, optimizer, scheduler, scaler)
+        if progress and rank:  # rank 0 carries the epoch's sums over all ranks; the others only skip batches
+            progress = {**progress, "sums": {k: 0.0 for k in progress["sums"]}, "correct": 0.0, "seen": 0}
 
     # the loop
     metrics_path = out / "metrics.jsonl"
@@ -109,10 +111,16 @@ def train(cfg: TrainConfig) -> dict:
                                         "lr": optimizer.param_groups[0]["lr"], **terms})
 
         def save_mid_epoch(progress: dict, epoch: int = epoch, best: dict = best) -> None:
-            state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, progress["step"], best,
-                                              names)
-            # "epoch": this one, unfinished; "progress" tells train_one_epoch where in it to go on
-            checkpoint.save_atomic({**state, "epoch": epoch, "progress": progress}, last)
+            # every rank calls this (a collective): the epoch's running sums so far, over all ranks
+            keys = sorted(progress["sums"])
+            totals = all_reduce_sum([progress["sums"][k] for k in keys] + [progress["correct"], progress["seen"]],
+                                    device)
+            progress = {**progress, "sums": dict(zip(keys, totals)), "correct": totals[-2], "seen": int(totals[-1])}
+            if rank == 0:
+                state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, progress["step"],
+                                                  best, names)
+                # "epoch": this one, unfinished; "progress" tells train_one_epoch where in it to go on
+                checkpoint.save_atomic({**state, "epoch": epoch, "progress": progress}, last)
 
         monitor.start_epoch(epoch, save_mid_epoch, progress)
         trained, step = train_one_epoch(recipe.step, ctx, model, optimizer, scaler, train_loader, settings, step,
