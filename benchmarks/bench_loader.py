@@ -1,19 +1,24 @@
-"""Loader throughput (clips/s per worker, streaming from shards) and training step rate, side by side.
+"""Loader throughput (clips/s per core, streaming from shards) and training step rate, side by side.
 
     python benchmarks/bench_loader.py                      # synthetic 256x256 shards in a temp dir
     python benchmarks/bench_loader.py --shards DIR          # a real `flowprep extract` output (partition train)
     python benchmarks/bench_loader.py --out benchmarks/results/loader_cpu.md
 
-Rows are measured in one run on the same shards, so their ratios are comparable: the clip pipeline
-(decode only the sampled frames) against decoding every JPEG of a video (what `.decode()` on the whole
-sample would cost), per modality, and with 1 vs N DataLoader workers. The step rate row says how many
+Rows are measured in one run on the same shards, interleaved and repeated (`--repeats`, median kept),
+so their ratios are comparable on a machine shared with other jobs: the loader as it was before issue 23
+(`tarfile` members, whole frames decoded, float32 clips normalised in the worker: `legacy_loader`) against
+today's (one header parse per member, only the crop box decoded, uint8 clips normalised on the device) and
+today's without the box-only decode (`whole_frame_decode`), per modality, with K clips per video read, and
+the reduced DCT decode on multi-scale crops; then DataLoader workers. The step rate row says how many
 clips/s one training step of a model consumes on this device: the loader keeps it busy when its
 clips/s (all workers) exceed that.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import platform
 import tempfile
 import time
@@ -57,14 +62,16 @@ def write_synthetic_shards(folder: Path, videos: int, frames: int, size: int, pe
     (folder / "train.shards.txt").write_text("".join(n + "\n" for n in names))
 
 
-def clips_per_second(iterable, warmup: int = 2) -> tuple[float, int]:
+def clips_per_second(iterable, warmup: int = 2, clock=time.perf_counter) -> tuple[float, int]:
+    """Clips per second of `clock`: wall time, or this process's CPU time (time.process_time), which
+    other jobs on a shared machine do not inflate: clips per CPU-second is clips/s per core."""
     it = iter(iterable)
     for _ in range(warmup):
         next(it)
-    t0, n = time.perf_counter(), 0
+    t0, n = clock(), 0
     for item in it:
         n += len(item["label"]) if hasattr(item["label"], "__len__") else 1
-    return n / (time.perf_counter() - t0), n
+    return n / (clock() - t0), n
 
 
 def full_decode(urls) -> list[dict]:
@@ -76,6 +83,56 @@ def full_decode(urls) -> list[dict]:
             if k.endswith(".jpg"):
                 decode_jpeg(v, gray=not k.startswith("rgb"))
         yield {"label": 0}
+
+
+@contextlib.contextmanager
+def legacy_loader():
+    """The loader before issue 23, in this process: webdataset's tarfile-based member reader, and float32
+    clips normalised on the CPU (what rgb_clip / flow_clip returned). Decode and crops are unchanged."""
+    import training.data as data
+    from training.normalize import normalize_clip
+    from webdataset.tariterators import tar_file_expander
+
+    def tarfile_samples(shards, on_error):
+        return tar_file_expander(shards, handler=lambda exn: on_error(exn) or True)
+
+    make_clips = data.make_clips
+
+    def float_clips(picked, spec, rng):
+        import torch
+
+        items = make_clips(picked, spec, rng)
+        for item in items:
+            for key in ("rgb", "flow", "rgb2"):
+                if key in item:
+                    with torch.no_grad():
+                        item[key] = np.ascontiguousarray(normalize_clip(torch.from_numpy(item[key]), key).numpy())
+        return items
+
+    saved = data.tar_file_samples, data.make_clips
+    data.tar_file_samples, data.make_clips = tarfile_samples, float_clips
+    try:
+        yield
+    finally:
+        data.tar_file_samples, data.make_clips = saved
+
+
+@contextlib.contextmanager
+def whole_frame_decode():
+    """Today's loader without the partial-decode helper (training.jpeg_native): OpenCV decodes whole frames."""
+    from training import jpeg_native
+
+    saved = os.environ.get("FLOWPREP_NATIVE_JPEG")
+    os.environ["FLOWPREP_NATIVE_JPEG"] = "0"
+    jpeg_native.crop_decoder.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["FLOWPREP_NATIVE_JPEG"]
+        else:
+            os.environ["FLOWPREP_NATIVE_JPEG"] = saved
+        jpeg_native.crop_decoder.cache_clear()
 
 
 def step_rate(model_name: str, batch: int, frames: int, crop: int, in_channels: int, steps: int) -> float:
@@ -114,35 +171,76 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=48, help="frames per synthetic video")
     ap.add_argument("--size", type=int, default=256, help="side of synthetic frames, px")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per row (median kept)")
     ap.add_argument("--models", default="resnet3d_tiny,resnet3d_18")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    torch.set_num_threads(1)  # per-core figures: one thread for the legacy rows' float conversion too
+    import cv2
+
+    cv2.setNumThreads(1)  # as in a DataLoader worker (training.data._worker_init)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.shards) if args.shards else Path(tmp)
         if not args.shards:
             write_synthetic_shards(folder, args.videos, args.frames, args.size)
         urls = shard_urls(str(folder), ["train"])
-        rows = []
-        base, _ = clips_per_second(full_decode(urls), warmup=1)
-        rows.append(("decode every JPEG of a video (no clip selection)", "rgb+flow", 1, base))
         # Every row streams the same workload: fixed-length epochs of 4x the videos (long enough to
         # amortise a worker's start), shards drawn with replacement.
         epoch_samples = args.videos * 4
-        for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
-            spec = ClipSpec(modalities=modalities, frames=16, crop_size=112)
+
+        def in_process(modalities, crop="random", decode="cpu", k=1):
+            spec = ClipSpec(modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode,
+                            clips_per_video=k)
+            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
+                                  epoch_samples=epoch_samples // k)
+            return clips_per_second(ds.samples(0, 1, 0, 1), clock=time.process_time)[0]
+
+        def legacy(modalities, crop="random"):
+            with legacy_loader(), whole_frame_decode():
+                return in_process(modalities, crop)
+
+        def whole_frames(modalities):
+            with whole_frame_decode():
+                return in_process(modalities)
+
+        both = ("rgb", "flow")
+        variants = {  # name -> (modalities, label, baseline name, measure)
+            "all": (both, "decode every JPEG of a video (no clip selection)", None,
+                    lambda: clips_per_second(full_decode(urls), warmup=1, clock=time.process_time)[0])}
+        for mods in (("rgb",), ("flow",), both):
+            m = "+".join(mods)
+            variants[f"legacy {m}"] = (mods, "before: tarfile, whole frames, float32 clips", None,
+                                       lambda mods=mods: legacy(mods))
+            variants[f"whole {m}"] = (mods, "now, but whole frames decoded (no C helper)", f"legacy {m}",
+                                      lambda mods=mods: whole_frames(mods))
+            variants[f"new {m}"] = (mods, "now: tario + uint8 + box-only decode", f"legacy {m}",
+                                    lambda mods=mods: in_process(mods))
+        variants["new k4"] = (both, "now, --clips-per-video 4", "legacy rgb+flow", lambda: in_process(both, k=4))
+        variants["legacy ms"] = (both, "before, multiscale_corner crops", None, lambda: legacy(both, "multiscale_corner"))
+        variants["new ms"] = (both, "now, multiscale_corner crops", "legacy ms",
+                              lambda: in_process(both, "multiscale_corner"))
+        variants["new ms reduced"] = (both, "now, multiscale_corner, --decode cpu_reduced", "legacy ms",
+                                      lambda: in_process(both, "multiscale_corner", "cpu_reduced"))
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.repeats):  # interleaved: every row sees the same spells of load from other jobs
+            for name, (_, _, _, measure) in variants.items():
+                rates[name].append(measure())
+        rows = []
+        for name, (mods, label, base_name, _) in variants.items():
+            rate = statistics.median(rates[name])
+            ratio = f"{rate / statistics.median(rates[base_name]):.2f}x" if base_name else ""
+            rows.append((label, "+".join(mods), 1, rate, ratio))
+        for workers in sorted({1, args.workers}):
+            spec = ClipSpec(modalities=both, frames=16, crop_size=112)
             ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
                                   epoch_samples=epoch_samples)
-            rate, _ = clips_per_second(ds.samples(0, 1, 0, 1))
-            rows.append(("clip pipeline, T=16, crop 112, in process", "+".join(modalities), 1, rate))
-        for workers in sorted({0, 1, args.workers}):
-            spec = ClipSpec(modalities=("rgb", "flow"), frames=16, crop_size=112)
-            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
-                                  epoch_samples=epoch_samples)
-            rate, _ = clips_per_second(make_loader(ds, batch_size=4, num_workers=workers), warmup=1)
-            what = "in the training process" if workers == 0 else f"{workers} worker(s)"
-            rows.append((f"DataLoader, {what}, batch 4 (total)", "rgb+flow", max(workers, 1), rate))
+            loader = make_loader(ds, batch_size=4, num_workers=workers)
+            for epoch in range(2):  # persistent workers: the second epoch has no worker start
+                ds.set_epoch(epoch)
+                rate, _ = clips_per_second(loader, warmup=1)
+            rows.append((f"now: DataLoader, {workers} persistent worker(s), batch 4, 2nd epoch (total)", "rgb+flow",
+                         workers, rate, ""))
         steps = []
         for name in args.models.split(","):
             steps.append((name, step_rate(name, batch=8, frames=16, crop=112, in_channels=3, steps=2)))
@@ -151,9 +249,13 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the cores
     lines = [f"Device: {device}; torch threads {torch.get_num_threads()}; load average {load:.1f} at the end; "
              f"{'shards ' + args.shards if args.shards else f'synthetic {args.size}x{args.size} JPEG shards, {args.videos} videos x {args.frames} frames'}.",
-             "", "| loader | modalities | workers | clips/s | clips/s per worker | vs decode-all |", "|---|---|---|---|---|---|"]
-    for what, mods, workers, rate in rows:
-        lines.append(f"| {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {rate / base:.1f}x |")
+             f"Medians of {args.repeats} interleaved repeats. In-process rows are clips per CPU-second of the "
+             "process (time.process_time: what one core delivers, not inflated by other jobs); DataLoader rows "
+             "are wall-clock. The machine was shared with other jobs: compare ratios within this table.",
+             "", "| loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
+             "|---|---|---|---|---|---|"]
+    for what, mods, workers, rate, ratio in rows:
+        lines.append(f"| {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {ratio} |")
     lines += ["", "| training step (batch 8, 3x16x112x112, fwd+bwd, SGD) | clips/s |", "|---|---|"]
     lines += [f"| {name} | {rate:.1f} |" for name, rate in steps]
     table = "\n".join(lines) + "\n"
@@ -161,7 +263,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("# Loader and step-rate benchmark\n\nCommand: `python benchmarks/bench_loader.py "
-                                  f"--out {args.out}`\n\n" + table)
+                                  f"--repeats {args.repeats} --out {args.out}`\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -162,11 +162,15 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
     (positions,) = picked[0]["clips"]
     assert max(positions) <= 2  # positions are flows: 3 of them
     import cv2
+    import torch
+
+    from training.normalize import normalize_clip
     for t, j in enumerate(positions):  # flow j beside RGB frame 3j, both decoded exactly as written
         want = fmt.flow_plane_levels(members[fmt.frame_member(fmt.FLOW_X, j, "npz")], meta) - 127.5
         assert np.allclose(item["flow"][0, t], want, atol=1e-4)
         rgb = cv2.imdecode(np.frombuffer(members[fmt.frame_member(fmt.RGB, 3 * j)], np.uint8), cv2.IMREAD_COLOR)
-        assert np.allclose(item["rgb"][:, t].transpose(1, 2, 0) + np.float32([114.7748, 107.7354, 99.4750]),
+        rgb_input = normalize_clip(torch.from_numpy(item["rgb"]), "rgb").numpy()  # clips leave workers as uint8
+        assert np.allclose(rgb_input[:, t].transpose(1, 2, 0) + np.float32([114.7748, 107.7354, 99.4750]),
                            rgb[:, :, ::-1], atol=1e-3)
 
     from click.testing import CliRunner

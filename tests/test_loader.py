@@ -13,6 +13,7 @@ from flowprep.format import FLOW_X, RGB, frame_member  # noqa: E402
 from tests.tiny_shards import flow_x_level, flow_y_level, rgb_level, video_sample, write_tiny_shards  # noqa: E402
 from training.data import (ACTIVITYNET_MEAN_RGB, BadSampleTally, ClipSpec, ShardClipDataset,  # noqa: E402
                            clip_indices, make_loader, segment_indices, shard_urls)
+from training.normalize import normalize_clip  # noqa: E402
 
 SIZE = 16
 
@@ -27,8 +28,14 @@ def frame_of_flow_y(clip_flow: np.ndarray, t: int) -> int:
     return round((200 - (clip_flow[1, t].mean() + 127.5)) / 4)
 
 
+def normalized(sample: dict) -> dict:
+    """The loader's uint8 clips as the network sees them (training.normalize, here on the CPU)."""
+    return {k: normalize_clip(torch.from_numpy(v), k).numpy() if k in ("rgb", "rgb2", "flow") else v
+            for k, v in sample.items()}
+
+
 def all_samples(ds: ShardClipDataset, world: int = 1, workers: int = 1) -> list[dict]:
-    return [s for r in range(world) for w in range(workers) for s in ds.samples(r, world, w, workers)]
+    return [normalized(s) for r in range(world) for w in range(workers) for s in ds.samples(r, world, w, workers)]
 
 
 @pytest.fixture
@@ -107,7 +114,7 @@ def test_dataloader_workers_each_video_once(shards):
     got = [k for batch in loader for k in batch["key"]]
     assert Counter(got) == Counter(keys)
     batch = next(iter(loader))
-    assert batch["rgb"].dtype == torch.float32 and batch["rgb"].shape == (2, 3, 2, 8, 8)
+    assert batch["rgb"].dtype == torch.uint8 and batch["rgb"].shape == (2, 3, 2, 8, 8)  # normalised on the device
 
 
 def test_dataloader_worker_replays_the_epoch_set_before_iterating(shards):

@@ -78,8 +78,10 @@ def training_state(cfg: TrainConfig, model, optimizer, scheduler, scaler, epoch:
             "config": to_dict(cfg), "num_classes": len(class_names), "class_names": class_names}
 
 
-def resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, dict]:
-    """Loads a `training_state` into the objects; (first epoch to run, steps taken, best so far)."""
+def resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, dict, dict | None]:
+    """Loads a `training_state` into the objects; (first epoch to run, steps taken, best so far, progress):
+    progress is None at an epoch end, or, for a mid-epoch checkpoint (--checkpoint-every), the batches of
+    that epoch already trained on and its running sums (loops.train_one_epoch's `resume`)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -87,4 +89,4 @@ def resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, d
     scaler.load_state_dict(ckpt["scaler"])
     set_rng_states(ckpt["rng"])
     log.info("resumed from %s at epoch %d step %d", path, ckpt["epoch"], ckpt["step"])
-    return ckpt["epoch"], ckpt["step"], ckpt["best"]
+    return ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt.get("progress")

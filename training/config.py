@@ -15,6 +15,8 @@ from pathlib import Path
 from flowprep.cli_config import StrEnum, coerce_fields, from_dict, to_dict
 from flowprep.cli_config import option as _f
 
+from .accel import COMPILE_BACKENDS
+from .jpeg import DECODES
 from .losses import LOSSES
 from .models import MODELS
 from .recipes import RECIPES, Recipe, get_recipe
@@ -34,6 +36,7 @@ class LRSchedule(StrEnum):
     PLATEAU = "plateau"
     COSINE = "cosine"
     CONSTANT = "constant"
+    MULTISTEP = "multistep"  # x lr_factor at each of lr_milestones (epochs), as the 2D papers
 
 
 class Crop(StrEnum):
@@ -118,6 +121,24 @@ class TrainConfig(DataFields):
                                     "correlation loss divides by near-zero logit norms")
     precise_bn_batches: int = _f(0, "> 0: after each epoch, recompute BatchNorm statistics over this many training "
                                     "batches (precise BN; short runs whose running averages lag the weights)")
+    # -- throughput and the staples of large runs (issue 23); every default keeps the steps of a run without them
+    decode: str = _f("cpu", "cpu: JPEGs decoded in the workers, exact; cpu_reduced: libjpeg DCT scaling when the crop "
+                            "box is >= 2x the crop size (bounded pixel change); gpu: bytes to the GPU, nvJPEG "
+                            "(torchvision)", DECODES)
+    clips_per_video: int = _f(1, "training clips cut from one read of a video (own frames, crop, flip each)")
+    lr_milestones: tuple[int, ...] = _f((), "multistep: epochs after which the lr is multiplied by --lr-factor")
+    lr_base_batch: int = _f(0, "> 0: linear scaling rule, lr = --lr x global batch / this (0: --lr as given)")
+    warmup_steps: int = _f(0, "> 0: the lr rises linearly over this many steps (then the schedule applies)")
+    decay_norm_bias: bool = _f(True, "weight decay on biases and norm layers too; --no-decay-norm-bias: only on "
+                                     "weights of 2+ dims")
+    label_smoothing: float = _f(0.0, "> 0: cross-entropy against (1 - e) one-hot + e / classes")
+    sync_bn: bool = _f(False, "under DDP, BatchNorm statistics over the global batch (SyncBatchNorm)")
+    channels_last: bool = _f(False, "model and clips in channels_last_3d memory format (faster 3D convs on GPU)")
+    compile: str = _f("", "torch.compile backend: inductor (GPU runs), aot_eager; empty = not compiled",
+                      COMPILE_BACKENDS)
+    checkpoint_every: int = _f(0, "> 0: also write last.pt every N steps; a killed run resumes mid-epoch, exactly")
+    tensorboard: bool = _f(False, "write scalars to OUT/tensorboard (needs the tensorboard package)")
+    progress: bool = _f(True, "a progress line on rank 0: step, clips/s, ETA of the epoch")
 
     def check(self) -> None:
         super().check()
@@ -126,6 +147,16 @@ class TrainConfig(DataFields):
             LOSSES.target(self.loss)
         if self.clip_grad_norm < 0:
             raise ValueError(f"--clip-grad-norm {self.clip_grad_norm}: must be >= 0 (0 = no clipping)")
+        if self.lr_schedule == LRSchedule.MULTISTEP and not self.lr_milestones:
+            raise ValueError("--lr-schedule multistep needs --lr-milestones (epochs, e.g. 30,60)")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ValueError(f"--lr-milestones {self.lr_milestones}: expected increasing epochs")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing {self.label_smoothing}: expected 0 <= e < 1")
+        bad = {k: getattr(self, k) for k in ("clips_per_video", "lr_base_batch", "warmup_steps", "checkpoint_every")
+               if getattr(self, k) < (1 if k == "clips_per_video" else 0)}
+        if bad:
+            raise ValueError(f"bad values {bad}: clips_per_video >= 1, the others >= 0")
         if self.recipe.needs_teacher and not self.teacher:
             raise ValueError(f"--mode {self.mode} needs --teacher CHECKPOINT (a trained flow teacher)")
 

@@ -1,10 +1,11 @@
-"""Streaming loader: flowprep shards -> clips `float32 (C,T,H,W)` for 3D / 2D nets, RGB and flow aligned.
+"""Streaming loader: flowprep shards -> clips `uint8 (C,T,H,W)` for 3D / 2D nets, RGB and flow aligned
+(normalised on the device: training.normalize).
 
 The pipeline is a chain of small generator stages (webdataset style), built per DataLoader worker:
 
     shard urls -> shuffle shards (seed, epoch) -> split by node -> split by worker -> open (fsspec)
-    -> tar members -> group by video key -> select split -> pick clip frames (keep only those bytes)
-    -> shuffle buffer -> decode + crop + flip + normalize -> samples
+    -> tar members -> group by video key (training.tario) -> select split -> pick clip frames (keep only those bytes)
+    -> shuffle buffer -> decode the crop box + flip (training.jpeg; or bytes for --decode gpu) -> samples
 
 Only the JPEGs of the sampled frames are decoded: the clip indices are drawn from the metadata before
 any image is touched, and the shuffle buffer holds only the bytes of those frames, not whole videos.
@@ -43,6 +44,10 @@ import torch.utils.data
 from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, clip_member, flip_flow_x_levels,
                              flow_layout, flow_plane_levels, frame_member)
 
+from .gpu_decode import JpegClip, collate_clips
+from .jpeg import DECODES, decode_crop, decode_jpeg, resize_box  # noqa: F401 - decode_jpeg: the benchmark's baseline
+from .tario import group_samples, tar_file_samples
+
 log = logging.getLogger(__name__)
 
 # MARS / 3D-ResNets subtract the ActivityNet mean (pixel values 0..255) and do not divide by a std.
@@ -70,6 +75,8 @@ class ClipSpec:
     test_clips: int = 1  # uniform clips per video at test time
     test_crops: int = 1  # 1 centre; 3 short-side squares, ends + centre (TSN/STM); 5 corners + centre; 10 = 5 + flips
     views: int = 1  # 2: a second, independently cropped/flipped view of the same frames (twins loss)
+    clips_per_video: int = 1  # train: K clips (own frames, crop, flip) from one read of a video
+    decode: str = "cpu"  # training.jpeg.DECODES: cpu (exact) | cpu_reduced (DCT scaling) | gpu (bytes out)
 
     def __post_init__(self):
         bad = [m for m in self.modalities if m not in MODALITIES]
@@ -81,7 +88,10 @@ class ClipSpec:
             raise ValueError(f"crop {self.crop!r}: expected one of {CROP_MODES}")
         if self.test_crops not in (1, 3, 5, 10):
             raise ValueError(f"test_crops {self.test_crops}: expected 1, 3, 5 or 10")
-        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2):
+        if self.decode not in DECODES:
+            raise ValueError(f"decode {self.decode!r}: expected one of {DECODES}")
+        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2) \
+                or self.clips_per_video < 1:
             raise ValueError(f"bad clip spec {self!r}")
 
     @property
@@ -135,11 +145,11 @@ def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random) -> list[li
         raise ValueError(f"video has {num_frames} frames: too few for {spec.modalities}")
     if spec.sampling == "segments":
         if spec.train:
-            return [segment_indices(n, spec.frames, rng)]
+            return [segment_indices(n, spec.frames, rng) for _ in range(spec.clips_per_video)]
         return segment_test_indices(n, spec.frames, spec.test_clips)
     last_start = max(n - spec.frames, 0)
     if spec.train:
-        return [consecutive_indices(n, spec.frames, rng.randint(0, last_start))]
+        return [consecutive_indices(n, spec.frames, rng.randint(0, last_start)) for _ in range(spec.clips_per_video)]
     starts = np.linspace(0, last_start, spec.test_clips).round().astype(int) if spec.test_clips > 1 else [last_start // 2]
     return [consecutive_indices(n, spec.frames, int(s)) for s in starts]
 
@@ -194,33 +204,11 @@ def test_crops(height: int, width: int, spec: ClipSpec) -> list[Crop]:
     return crops + [replace(c, flip=True) for c in crops] if spec.test_crops == 10 else crops
 
 
-# ---- decode + augment -----------------------------------------------------------------------------
+# ---- decode + augment (pixels: training.jpeg; normalisation: on the device, training.normalize) --------
 
-def decode_jpeg(data: bytes, gray: bool) -> np.ndarray:
-    """JPEG bytes -> uint8 (H,W) (gray) or (H,W,3) RGB; raises ValueError on corrupt data."""
-    import cv2
-
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("corrupt JPEG")
-    return img if gray else img[:, :, ::-1]  # OpenCV decodes BGR
-
-
-def apply_crop(img: np.ndarray, crop: Crop, size: int) -> np.ndarray:
-    """Cut the box, resize to size x size (only when the box differs), mirror when crop.flip."""
-    import cv2
-
-    out = img[crop.y0:crop.y0 + crop.height, crop.x0:crop.x0 + crop.width]
-    if out.shape[0] != size or out.shape[1] != size:
-        # Flow levels are resized as values, without rescaling magnitudes, as MARS does.
-        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out[:, ::-1] if crop.flip else out
-
-
-def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int) -> np.ndarray:
-    """float32 (3,T,S,S): RGB pixels (0..255) minus the ActivityNet mean."""
-    clip = np.stack([apply_crop(decode_jpeg(b, gray=False), crop, size) for b in frames_jpeg])  # (T,S,S,3)
-    clip = clip.astype(np.float32) - np.float32(ACTIVITYNET_MEAN_RGB)
+def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int, reduced: bool = False) -> np.ndarray:
+    """uint8 (3,T,S,S): RGB pixels 0..255 of the crop (the ActivityNet mean is subtracted on the device)."""
+    clip = np.stack([decode_crop(b, crop, size, gray=False, reduced=reduced) for b in frames_jpeg])  # (T,S,S,3)
     return np.ascontiguousarray(clip.transpose(3, 0, 1, 2))
 
 
@@ -232,16 +220,30 @@ def flow_decoder(meta: dict) -> Callable[[bytes], np.ndarray] | None:
 
 
 def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int,
-              decode: Callable[[bytes], np.ndarray] | None = None) -> np.ndarray:
-    """float32 (2,T,S,S): quantized flow levels minus 127.5; a flip negates x on the levels (255-q).
-    `decode`: bytes -> levels for lossless flow (`flow_decoder`); None: 8-bit JPEG."""
-    decode = decode or (lambda data: decode_jpeg(data, gray=True))
-    levels_x = np.stack([apply_crop(decode(b), crop, size) for b in flow_x_jpeg])
-    levels_y = np.stack([apply_crop(decode(b), crop, size) for b in flow_y_jpeg])
-    if crop.flip:  # mirrored image: x motion reverses (uint8 levels widened first, float levels as they are)
-        levels_x = flip_flow_x_levels(levels_x.astype(np.int16) if levels_x.dtype == np.uint8 else levels_x)
-    clip = np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL)
-    return np.ascontiguousarray(clip)
+              reduced: bool = False, decode: Callable[[bytes], np.ndarray] | None = None) -> np.ndarray:
+    """uint8 (2,T,S,S): quantized flow levels (centred on the device); a flip negates x on the levels (255-q).
+    Lossless flow (`decode` from `flow_decoder`) cannot travel as uint8 without rounding: it leaves as
+    float32 levels minus 127.5, already centred (training.normalize passes float clips through)."""
+    if decode is None:
+        levels_x = np.stack([decode_crop(b, crop, size, gray=True, reduced=reduced) for b in flow_x_jpeg])
+        levels_y = np.stack([decode_crop(b, crop, size, gray=True, reduced=reduced) for b in flow_y_jpeg])
+        if crop.flip:
+            levels_x = flip_flow_x_levels(levels_x)  # mirrored image: x motion reverses (uint8 stays uint8)
+        return np.stack([levels_x, levels_y])
+
+    def plane(data: bytes) -> np.ndarray:
+        out = resize_box(decode(data), crop.y0, crop.x0, crop.height, crop.width, size)
+        return out[:, ::-1] if crop.flip else out
+
+    levels_x, levels_y = np.stack([plane(b) for b in flow_x_jpeg]), np.stack([plane(b) for b in flow_y_jpeg])
+    if crop.flip:
+        levels_x = flip_flow_x_levels(levels_x)
+    return np.ascontiguousarray(np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL))
+
+
+def jpeg_clip(kind: str, jpegs: list[bytes], crop: Crop, size: int) -> JpegClip:
+    """--decode gpu: the clip's bytes and box, decoded on the device (training.gpu_decode)."""
+    return JpegClip(kind, tuple(jpegs), (crop.y0, crop.x0, crop.height, crop.width), crop.flip, size)
 
 
 # ---- pipeline stages (generators over dicts) ------------------------------------------------------
@@ -294,13 +296,7 @@ def open_shards(urls: Iterable[str], on_error: Callable[[Exception], None]) -> I
 
 def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
     """Raw samples `{"__key__", "json": bytes, "rgb.000000.jpg": bytes, ...}` of every shard."""
-    from webdataset.tariterators import group_by_keys, tar_file_expander
-
-    def handler(exn: Exception) -> bool:
-        on_error(exn)
-        return True  # keep going
-
-    yield from group_by_keys(tar_file_expander(shards, handler=handler), handler=handler)
+    yield from group_samples(tar_file_samples(shards, on_error), on_error)
 
 
 def select_split(samples: Iterable[dict], split: str, split_name: str | None,
@@ -362,6 +358,7 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
     """Decoded, augmented samples of one picked video: 1 at train time, clips x crops at test time."""
     meta, frames = picked["meta"], picked["frames"]
     height, width = int(meta["height"]), int(meta["width"])
+    reduced = spec.decode == "cpu_reduced"
     out = []
     for clip_index, indices in enumerate(picked["clips"]):
         crops = [train_crop(height, width, spec, rng)] if spec.train else test_crops(height, width, spec)
@@ -372,12 +369,16 @@ def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
             for v, view in enumerate(views):
                 suffix = "" if v == 0 else str(v + 1)
                 if "rgb" in spec.modalities:
-                    item["rgb" + suffix] = rgb_clip([frames[frame_member(RGB, i)] for i in indices], view,
-                                                    spec.crop_size)
+                    rgb = [frames[frame_member(RGB, i)] for i in indices]
+                    item["rgb" + suffix] = (jpeg_clip("rgb", rgb, view, spec.crop_size) if spec.decode == "gpu"
+                                            else rgb_clip(rgb, view, spec.crop_size, reduced))
                 if spec.needs_flow:
-                    item["flow" + suffix] = flow_clip([frames[frame_member(FLOW_X, i)] for i in indices],
-                                                      [frames[frame_member(FLOW_Y, i)] for i in indices],
-                                                      view, spec.crop_size, flow_decoder(meta))
+                    fx = [frames[frame_member(FLOW_X, i)] for i in indices]
+                    fy = [frames[frame_member(FLOW_Y, i)] for i in indices]
+                    lossless = flow_decoder(meta)  # png16 / npz flow: decoded on the CPU, whatever --decode says
+                    item["flow" + suffix] = (jpeg_clip("flow", fx + fy, view, spec.crop_size)
+                                             if spec.decode == "gpu" and lossless is None
+                                             else flow_clip(fx, fy, view, spec.crop_size, reduced, lossless))
             out.append(item)
     return out
 
@@ -411,9 +412,17 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
         self.buffer_size, self.seed, self.epoch_samples = buffer_size, seed, epoch_samples
         self._rank, self._world = rank, world_size
         self.epoch = 0
+        self._shared_epoch = None  # set by share_epoch: the epoch as persistent workers see it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = epoch
+
+    def share_epoch(self, ctx) -> None:
+        """Puts the epoch in shared memory (before workers start), so persistent workers see set_epoch."""
+        if self._shared_epoch is None:
+            self._shared_epoch = ctx.RawValue("q", self.epoch)
 
     def rank_world(self) -> tuple[int, int]:
         if self._rank is not None:
@@ -460,6 +469,8 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
         for p in picked:
             try:
                 items = make_clips(p, self.spec, rng)
+            except ImportError:
+                raise  # a missing decoder is this machine's fault, not the sample's: stop, saying what to install
             except Exception as exn:
                 on_error(ValueError(f"{p['__key__']} ({p['__url__']}): {exn!r}"))
                 continue
@@ -470,6 +481,8 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
                 return
 
     def __iter__(self) -> Iterator[dict]:
+        if self._shared_epoch is not None:  # a persistent worker: its copy of the dataset is from epoch 0
+            self.epoch = self._shared_epoch.value
         rank, world = self.rank_world()
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
@@ -477,8 +490,10 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
 
 
 def _worker_init(_: int) -> None:
-    import cv2
-
+    try:
+        import cv2
+    except ImportError:  # --decode gpu on a node with torch only: the workers decode nothing
+        return
     cv2.setNumThreads(1)  # one decode thread per worker: workers already use every core
 
 
@@ -505,11 +520,18 @@ def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pi
     With workers, the calling script needs an `if __name__ == "__main__":` guard (see worker_context).
     """
     dataset.check_world(num_workers)
-    # Workers are not persistent: each epoch's workers must unpickle the dataset after set_epoch.
+    ctx = worker_context() if num_workers else None
+    if ctx is not None:
+        dataset.share_epoch(ctx)  # workers persist across epochs (no restart per epoch / validation)
+    # Own generator: DataLoader draws its workers' base seed from it, not from torch's global RNG, which
+    # the model's random ops use (a resumed run must see the same global RNG stream). The clips' own
+    # randomness is seeded from (seed, epoch, rank, worker), not from this.
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=False,
-        prefetch_factor=4 if num_workers else None, multiprocessing_context=worker_context() if num_workers else None)
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=bool(num_workers),
+        collate_fn=collate_clips,
+        prefetch_factor=4 if num_workers else None, multiprocessing_context=ctx,
+        generator=torch.Generator().manual_seed(dataset.seed))
 
 
 class BadSampleTally:

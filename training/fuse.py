@@ -13,6 +13,7 @@ from .evaluate import scored_or_raise, write_results
 from .inputs import test_loader
 from .loops import clip_logits
 from .metrics import score_metrics
+from .normalize import model_input
 
 
 def train_fusion(fusion, streams: dict, loader, dataset, cfg: FuseConfig, device: torch.device) -> list[dict]:
@@ -24,7 +25,7 @@ def train_fusion(fusion, streams: dict, loader, dataset, cfg: FuseConfig, device
         loss_sum = n = 0.0
         for batch in loader:
             with torch.no_grad(), autocast(device, cfg.precision):
-                scores = [m(batch[mod].to(device)).float() for m, mod in streams.values()]
+                scores = [m(model_input(batch, mod, device)).float() for m, mod in streams.values()]
             loss = F.cross_entropy(fusion(scores), batch["label"].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

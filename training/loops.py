@@ -16,6 +16,7 @@ from torch import nn
 from .data import BadSampleTally
 from .distributed import all_reduce_sum, autocast
 from .metrics import topk_correct
+from .normalize import model_input
 
 
 class Features(nn.Module):
@@ -40,8 +41,11 @@ class StepContext:
     precision: str
     teacher: nn.Module | None = None  # frozen, for recipes that distil
 
+    channels_last: bool = False  # clips in channels_last_3d, like the model (--channels-last)
+
     def input(self, batch: dict, key: str) -> torch.Tensor:
-        return batch[key].to(self.device, non_blocking=True)
+        x = model_input(batch, key, self.device)
+        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
 
     def autocast(self):
         return autocast(self.device, self.precision)
@@ -55,20 +59,37 @@ class StepSettings:
     max_steps: int = 0  # > 0: stop each epoch after this many steps
     clip_grad_norm: float = 0.0
     log_every: int = 0
+    warmup_steps: int = 0  # training.schedule.warmed_up
+    label_smoothing: float = 0.0  # > 0: the loss gets smoothed probabilities (B,K) as its target
+    num_classes: int = 0  # K, for label smoothing
 
 
 def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optimizer, scaler, loader,
-                    settings: StepSettings, step: int, log_step: Callable[[int, dict], None] | None = None
+                    settings: StepSettings, step: int, log_step: Callable[[int, dict], None] | None = None,
+                    resume: dict | None = None, on_step: Callable[[int, int, Callable[[], dict]], None] | None = None
                     ) -> tuple[dict, int]:
     """One pass of `step_fn` (a recipe's step) over `loader`; every loss term it names is summed and
-    averaged per clip. Returns (epoch metrics summed over the ranks, steps taken so far)."""
+    averaged per clip. Returns (epoch metrics summed over the ranks, steps taken so far).
+
+    `resume` (an `epoch_progress` dict from a mid-epoch checkpoint) skips the batches already trained on
+    (they are read, not trained: the loader replays the epoch exactly) and restores the running sums;
+    `on_step(step, clips_seen, progress)` runs after every step, where `progress()` builds that dict."""
     from torch.distributed.algorithms.join import Join
 
+    from .schedule import smooth_targets, warmed_up
+
     device = ctx.device
-    t0 = time.perf_counter()
+    resume = resume or {}
+    t0 = time.perf_counter() - resume.get("seconds", 0.0)
     model.train()
-    sums = {"loss": torch.zeros((), device=device)}
-    correct, seen, tally = torch.zeros((), device=device), 0, BadSampleTally()
+    sums = {k: torch.tensor(v, device=device) for k, v in resume.get("sums", {"loss": 0.0}).items()}
+    correct, seen, tally = torch.tensor(resume.get("correct", 0.0), device=device), resume.get("seen", 0), BadSampleTally()
+    skip = resume.get("batches", 0)
+    batches = 0
+
+    def progress() -> dict:
+        return {"batches": batches, "sums": {k: float(v) for k, v in sums.items()}, "correct": float(correct),
+                "seen": seen, "seconds": time.perf_counter() - t0}
     ddp = isinstance(ctx.net, nn.parallel.DistributedDataParallel)
     join = Join([ctx.net]) if ddp else contextlib.nullcontext()  # ranks may get unequal sample counts
     with join:
@@ -76,16 +97,22 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
             if settings.max_steps and i >= settings.max_steps:
                 break
             tally.update(batch)
+            batches = i + 1
+            if i < skip:
+                continue  # trained on before the checkpoint this run resumed from
             if len(batch["label"]) == 1 and settings.batch_size > 1:
                 continue  # an epoch's 1-clip tail: BatchNorm cannot train on it (1x1x1 maps fail)
             target = batch["label"].to(device, non_blocking=True)
-            features, terms = step_fn(ctx, batch, target)
+            loss_target = (smooth_targets(target, settings.num_classes, settings.label_smoothing)
+                           if settings.label_smoothing else target)
+            features, terms = step_fn(ctx, batch, loss_target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
             if settings.clip_grad_norm:
                 scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
                 terms["grad_norm"] = nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)  # before
-            scaler.step(optimizer)
+            with warmed_up(optimizer, step, settings.warmup_steps):
+                scaler.step(optimizer)
             scaler.update()
             step += 1
             for k, v in terms.items():  # accumulate on device: no host sync per step
@@ -94,6 +121,8 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
             seen += len(target)
             if log_step is not None and settings.log_every and step % settings.log_every == 0:
                 log_step(step, {k: float(v.detach()) for k, v in terms.items()})
+            if on_step is not None:
+                on_step(step, seen, progress)
     keys = sorted(sums)
     totals = all_reduce_sum([float(sums[k]) for k in keys] + [float(correct), seen, tally.total], device)
     seen_all = max(totals[-2], 1)
@@ -111,7 +140,7 @@ def evaluate(model: nn.Module, loader, modality: str, device: torch.device, prec
     for batch in loader:
         target = batch["label"].to(device)
         with autocast(device, precision):
-            logits = model(batch[modality].to(device)).float()
+            logits = model(model_input(batch, modality, device)).float()
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         top1 += topk_correct(logits, target, 1)
         top5 += topk_correct(logits, target, 5)
@@ -133,7 +162,7 @@ def clip_logits(streams: dict[str, tuple[nn.Module, str]], loader, device: torch
         labels.append(batch["label"])
         with autocast(device, precision):
             for name, (model, modality) in streams.items():
-                logits[name].append(model(batch[modality].to(device)).float().cpu())
+                logits[name].append(model(model_input(batch, modality, device)).float().cpu())
     result = {"keys": keys, "labels": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
               "logits": {n: torch.cat(v) if v else torch.zeros(0) for n, v in logits.items()},
               "bad_samples": tally.total}

@@ -8,7 +8,8 @@ log = logging.getLogger(__name__)
 
 # top-level module -> what to install for it
 EXTRAS = {"torch": "pip install 'flowprep[train]'", "torchvision": "pip install torchvision",
-          "matplotlib": "pip install 'flowprep[train]'", "s3fs": "pip install 'flowprep[s3]'"}
+          "matplotlib": "pip install 'flowprep[train]'", "s3fs": "pip install 'flowprep[s3]'",
+          "tensorboard": "pip install tensorboard"}
 
 
 def missing_message(exc: ImportError, what: str) -> str | None:

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .distributed import autocast, average_over_ranks
+from .normalize import model_input
 
 
 @torch.no_grad()
@@ -24,7 +25,7 @@ def recompute_batchnorm(model: nn.Module, loader, modality: str, device: torch.d
         if i >= batches:
             break
         with autocast(device, precision):
-            model(batch[modality].to(device, non_blocking=True))
+            model(model_input(batch, modality, device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     average_over_ranks([buf for m in norms for buf in (m.running_mean, m.running_var) if buf is not None])

@@ -2,8 +2,9 @@
 
 It reads as the recipe: data, model (+ frozen teacher), optimizer, schedule, resume, then epochs of
 (train, precise BN, validate, log, checkpoint). Everything random is seeded from (seed, epoch), and a
-checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end, so a resumed run
-takes exactly the steps the uninterrupted run would have taken.
+checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end (and, with
+--checkpoint-every N, every N steps with the epoch's progress), so a resumed run takes exactly the steps
+the uninterrupted run would have taken.
 """
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ import torch
 from torch import nn
 
 from . import checkpoint
+from .accel import prepare_network
 from .config import LRSchedule, TrainConfig, write_config
 from .data import ClipSpec
-from .distributed import barrier, setup_distributed
+from .distributed import all_reduce_sum, barrier, setup_distributed
 from .inputs import class_names, loader_for, no_clips_message
 from .loops import Features, StepContext, StepSettings, evaluate, train_one_epoch
 from .metrics import append_jsonl
+from .monitor import RunMonitor
 from .plots import plot_curves
 from .precise_bn import recompute_batchnorm
+from .schedule import param_groups, scaled_lr
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ def make_scheduler(cfg: TrainConfig, optimizer):
     if cfg.lr_schedule == LRSchedule.PLATEAU:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.lr_factor,
                                                           patience=cfg.lr_patience)
+    if cfg.lr_schedule == LRSchedule.MULTISTEP:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), gamma=cfg.lr_factor)
     if cfg.lr_schedule == LRSchedule.COSINE:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -57,13 +63,15 @@ def train(cfg: TrainConfig) -> dict:
     if advice and rank == 0:
         log.warning(advice)
     net = Features(model)
+    net = prepare_network(net, world, cfg.sync_bn, cfg.channels_last, cfg.compile)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher)
+    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher, cfg.channels_last)
 
     # data: what the recipe reads for training, its stream's input alone for validation
     train_spec = ClipSpec(modalities=recipe.reads, frames=cfg.frames, sampling=model.sampling, train=True,
-                          crop_size=cfg.crop_size, crop=cfg.crop, flip=cfg.flip, views=recipe.views)
+                          crop_size=cfg.crop_size, crop=cfg.crop, flip=cfg.flip, views=recipe.views,
+                          clips_per_video=cfg.clips_per_video, decode=cfg.decode)
     pin = device.type == "cuda"
     train_ds, train_loader = loader_for(cfg, cfg.train_partitions, cfg.train_split_name, train_spec,
                                         cfg.epoch_samples, cfg.buffer_size, pin)
@@ -73,17 +81,27 @@ def train(cfg: TrainConfig) -> dict:
         val_ds, val_loader = loader_for(cfg, cfg.val_partitions, cfg.val_split_name, val_spec, pin=pin)
 
     # optimizer, schedule, resume
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    lr = scaled_lr(cfg.lr, cfg.batch_size, world, cfg.lr_base_batch)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay, not cfg.decay_norm_bias), lr=lr,
+                                momentum=cfg.momentum)
     scheduler = make_scheduler(cfg, optimizer)
     scaler = torch.amp.GradScaler(enabled=cfg.precision == "fp16")
-    start_epoch, step, best = 0, 0, {"val_top1": -1.0}
+    start_epoch, step, best, progress = 0, 0, {"val_top1": -1.0}, None
     last = out / "last.pt"
     if cfg.resume and last.is_file():
-        start_epoch, step, best = checkpoint.resume(last, model, optimizer, scheduler, scaler)
+        start_epoch, step, best, progress = checkpoint.resume(last, model, optimizer, scheduler, scaler)
+        if progress and rank:  # rank 0 carries the epoch's sums over all ranks; the others only skip batches
+            progress = {**progress, "sums": {k: 0.0 for k in progress["sums"]}, "correct": 0.0, "seen": 0}
 
     # the loop
     metrics_path = out / "metrics.jsonl"
-    settings = StepSettings(cfg.batch_size, cfg.max_steps, cfg.clip_grad_norm, cfg.log_every)
+    settings = StepSettings(cfg.batch_size, cfg.max_steps, cfg.clip_grad_norm, cfg.log_every, cfg.warmup_steps,
+                            cfg.label_smoothing, len(names))
+    expected = cfg.epoch_samples * cfg.clips_per_video // (cfg.batch_size * world) if cfg.epoch_samples else 0
+    if cfg.max_steps:
+        expected = min(expected or cfg.max_steps, cfg.max_steps)
+    monitor = RunMonitor(cfg.checkpoint_every, rank, cfg.progress, out / "tensorboard" if cfg.tensorboard else None,
+                         expected)
     epoch_metrics: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         train_ds.set_epoch(epoch)
@@ -92,8 +110,22 @@ def train(cfg: TrainConfig) -> dict:
             append_jsonl(metrics_path, {"kind": "step", "epoch": epoch, "step": step,
                                         "lr": optimizer.param_groups[0]["lr"], **terms})
 
+        def save_mid_epoch(progress: dict, epoch: int = epoch, best: dict = best) -> None:
+            # every rank calls this (a collective): the epoch's running sums so far, over all ranks
+            keys = sorted(progress["sums"])
+            totals = all_reduce_sum([progress["sums"][k] for k in keys] + [progress["correct"], progress["seen"]],
+                                    device)
+            progress = {**progress, "sums": dict(zip(keys, totals)), "correct": totals[-2], "seen": int(totals[-1])}
+            if rank == 0:
+                state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, progress["step"],
+                                                  best, names)
+                # "epoch": this one, unfinished; "progress" tells train_one_epoch where in it to go on
+                checkpoint.save_atomic({**state, "epoch": epoch, "progress": progress}, last)
+
+        monitor.start_epoch(epoch, save_mid_epoch, progress)
         trained, step = train_one_epoch(recipe.step, ctx, model, optimizer, scaler, train_loader, settings, step,
-                                        log_step if rank == 0 else None)
+                                        log_step if rank == 0 else None, progress, monitor.on_step)
+        progress = None
         if trained["train_clips"] == 0:  # an empty selection would otherwise "train" every epoch on nothing
             raise ValueError(no_clips_message(cfg.data, cfg.train_partitions, cfg.split, cfg.train_split_name,
                                               "training"))
@@ -120,6 +152,7 @@ def train(cfg: TrainConfig) -> dict:
             best = {"val_top1": score, "epoch": epoch}
         if rank == 0:
             append_jsonl(metrics_path, epoch_metrics)
+            monitor.end_epoch(epoch_metrics)
             state = checkpoint.training_state(cfg, model, optimizer, scheduler, scaler, epoch, step, best, names)
             checkpoint.save_atomic(state, last)
             if improved:
@@ -127,5 +160,6 @@ def train(cfg: TrainConfig) -> dict:
             plot_curves(metrics_path, out / "curves.png")
             log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v
                                               for k, v in epoch_metrics.items()})
+    monitor.close()
     barrier()
     return epoch_metrics
