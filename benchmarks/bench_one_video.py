@@ -29,7 +29,8 @@ from bench_flow_backends import CLIPS, VIDEOS  # noqa: E402  (the same real clip
 DRIVER = """
 import json, sys, time
 t0 = time.time()
-from flowprep import executor_processes, task
+from flowprep import task
+from flowprep.executors import processes as executor_processes
 from flowprep.config import ExtractConfig
 from flowprep.runner import run_extract
 
