@@ -1,6 +1,7 @@
-"""The loops: `train_one_epoch` (a recipe's step over the training batches) and `evaluate` (clip-level
-validation), plus `clip_logits`, the test pass shared by evaluation and fusion. Plain functions, in the
-shape of torchvision's video references; the run around them is `training.train.train`."""
+"""The loops: `train_one_epoch` (a recipe's step over the training batches) and `validate` (clip-level,
+per epoch; the final test is `training.evaluate`), plus `clip_logits`, the test pass shared by evaluation
+and fusion. Plain functions, in the shape of torchvision's video references; the run around them is
+`training.train.train`."""
 from __future__ import annotations
 
 import contextlib
@@ -104,7 +105,7 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, modality: str, device: torch.device, precision: str) -> dict:
+def validate(model: nn.Module, loader, modality: str, device: torch.device, precision: str) -> dict:
     """Clip-level loss and top-1 / top-5 (one centre clip per video), summed over ranks."""
     model.eval()
     loss_sum = top1 = top5 = n = 0.0
@@ -118,8 +119,8 @@ def evaluate(model: nn.Module, loader, modality: str, device: torch.device, prec
         n += len(target)
     model.train()
     loss_sum, top1, top5, n = all_reduce_sum([loss_sum, top1, top5, n], device)
-    n = max(n, 1)
-    return {"val_loss": loss_sum / n, "val_top1": top1 / n, "val_top5": top5 / n, "val_clips": int(n)}
+    return {"val_loss": loss_sum / max(n, 1), "val_top1": top1 / max(n, 1), "val_top5": top5 / max(n, 1),
+            "val_clips": int(n)}
 
 
 @torch.no_grad()
