@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import click
+from click.core import ParameterSource
 
 from flowprep.cli_config import config_options
 
@@ -26,6 +27,7 @@ from .compare import CompareConfig
 from .config import EvalConfig, FuseConfig, TrainConfig
 from .demo import DemoConfig
 from .optional import missing_message
+from .presets import preset_fields
 from .recipes import RECIPES, get_recipe
 
 
@@ -72,6 +74,11 @@ def _command(name: str, cls, target: str, doc: str, show: Callable | None = _pri
     the config, then runs `target` ('module:function' of this package, imported only when run)."""
     @config_options(cls, exclude=tuple(fixed))
     def command(**kwargs):
+        if kwargs.get("preset"):  # the paper's values for every field the command line left at its default
+            source = click.get_current_context().get_parameter_source
+            given = {k for k in kwargs if source(k) not in (ParameterSource.DEFAULT, None)}
+            chosen = preset_fields(kwargs["preset"], fixed.get("mode") or kwargs.get("mode", ""))
+            kwargs.update({k: v for k, v in chosen.items() if k not in given and k in kwargs})
         cfg = cls(**fixed, **kwargs)
         module, _, function = target.partition(":")
         run = getattr(importlib.import_module(module, __package__), function)

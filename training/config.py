@@ -17,6 +17,7 @@ from flowprep.cli_config import option as _f
 
 from .losses import LOSSES
 from .models import MODELS
+from .presets import PRESETS
 from .recipes import RECIPES, Recipe, get_recipe
 
 __all__ = ["DataFields", "TestProtocol", "TrainConfig", "EvalConfig", "FuseConfig", "Precision", "LRSchedule",
@@ -34,6 +35,7 @@ class LRSchedule(StrEnum):
     PLATEAU = "plateau"
     COSINE = "cosine"
     CONSTANT = "constant"
+    MULTISTEP = "multistep"
 
 
 class Crop(StrEnum):
@@ -87,6 +89,9 @@ class TestProtocol:
 @dataclass(frozen=True)
 class TrainConfig(DataFields):
     mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", RECIPES.names)
+    preset: str = _f("", "a paper's recipe by name (training/presets/, docs/training.md#presets): sets model, "
+                         "module, loss, weights and schedule; flags given on the command line override it",
+                     ("", *PRESETS))
     out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
     model: str = _f("resnet3d_18", "model registry name (training.models.list_models())")
     model_args: dict = _f({}, "JSON keyword arguments of the model, e.g. '{\"paths\": [\"me\"]}' (ACTION "
@@ -116,6 +121,7 @@ class TrainConfig(DataFields):
                                                      "cosine, constant")
     lr_factor: float = _f(0.1, "plateau: multiply the lr by this")
     lr_patience: int = _f(10, "plateau: validations without improvement of the validation loss")
+    lr_milestones: tuple[int, ...] = _f((), "multistep: epochs after which the lr is multiplied by --lr-factor")
     buffer_size: int = _f(64, "shuffle buffer (videos) per worker")
     val_every: int = _f(1, "validate every N epochs and after the last (clip level, centre crop, 1 clip per "
                            "video); only these epochs step a plateau schedule and choose best.pt")
@@ -144,6 +150,8 @@ class TrainConfig(DataFields):
         if not self.val_on_test and ("test" in self.val_partitions or self.val_split_name == "test"):
             raise ValueError(f"--val-partitions {','.join(self.val_partitions)!r} --val-split-name "
                              f"{self.val_split_name!r} validates on the test set: pass --val-on-test to mean it")
+        if (self.lr_schedule == LRSchedule.MULTISTEP) != bool(self.lr_milestones):
+            raise ValueError(f"--lr-milestones {self.lr_milestones!r} go with --lr-schedule multistep, and only it")
         if self.lr_schedule == LRSchedule.PLATEAU and not self.validates:
             raise ValueError("--lr-schedule plateau needs a validation set (--val-fraction > 0, --val-partitions); "
                              "without one use cosine or constant, and last.pt is the result")

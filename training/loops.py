@@ -20,14 +20,21 @@ from .metrics import topk_correct
 
 
 class Features(nn.Module):
-    """Wraps a model so DDP's forward is `forward_features` (DDP only syncs what its forward ran)."""
+    """Wraps a model so DDP's forward is `forward_features` (DDP only syncs what its forward ran).
+
+    `views > 1`: x holds that many view-major batches, each run through the model on its own, so each
+    is its own BatchNorm batch (Twins Training feeds its two distortions as two batches, STM 3.5), in
+    one DDP forward; the outputs are concatenated back, view-major."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> dict:
-        return self.model.forward_features(x)
+    def forward(self, x: torch.Tensor, views: int = 1) -> dict:
+        if views == 1:
+            return self.model.forward_features(x)
+        outs = [self.model.forward_features(part) for part in x.chunk(views)]
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 
 @dataclass
@@ -40,6 +47,7 @@ class StepContext:
     device: torch.device
     precision: str
     teacher: nn.Module | None = None  # frozen, for recipes that distil
+    generator: torch.Generator | None = None  # a recipe's own random draws (twins' colour jitter), per rank
 
     def input(self, batch: dict, key: str) -> torch.Tensor:
         return batch[key].to(self.device, non_blocking=True)

@@ -35,7 +35,16 @@ def make_scheduler(cfg: TrainConfig, optimizer):
                                                           patience=cfg.lr_patience)
     if cfg.lr_schedule == LRSchedule.COSINE:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.lr_schedule == LRSchedule.MULTISTEP:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), gamma=cfg.lr_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def jitter_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of a rank's step-time draws (twins' colour jitter) in one epoch: every rank its own."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"jitter-{seed}-{epoch}-{rank}".encode()).digest()[:8], "big")
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -61,7 +70,7 @@ def train(cfg: TrainConfig) -> dict:
     net = Features(model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher)
+    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher, torch.Generator())
 
     # data: what the recipe reads for training, its stream's input alone for validation; by default the
     # validation videos are held out of the training selection (never the test set: --val-on-test)
@@ -97,6 +106,7 @@ def train(cfg: TrainConfig) -> dict:
     epoch_metrics: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         train_ds.set_epoch(epoch)
+        ctx.generator.manual_seed(jitter_seed(cfg.seed, epoch, rank))  # per rank, and exact on resume
 
         def log_step(step: int, terms: dict, epoch: int = epoch) -> None:
             append_jsonl(metrics_path, {"kind": "step", "epoch": epoch, "step": step,
