@@ -91,3 +91,16 @@ def test_cli_twins_training_then_10_clip_3_crop_evaluation(tmp_path):
                    "--test-clips", "10", "--test-crops", "3", "--out", str(tmp_path / "eval")])
     assert result["num_videos"] == 2  # 8 videos, every 4th in the test split
     assert result["num_clips"] == 2 * 10 * 3
+
+
+def test_sliding_window_covers_the_whole_video_3d_resnets_style():
+    """--test-clips 0: windows of T frames sliding by T over all usable frames, the tail loop-padded."""
+    from training.data import ALL_CLIPS, clip_indices
+
+    spec = ClipSpec(modalities=("rgb", "flow"), frames=4, train=False, test_clips=ALL_CLIPS)
+    clips = clip_indices(11, spec)  # 11 frames, 10 flows: windows 0-3, 4-7, then 8, 9 looped
+    assert clips == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]]
+    assert sorted({i for c in clips for i in c}) == list(range(10))
+    assert "sliding by 4" in spec.protocol
+    with pytest.raises(ValueError, match="test_clips 0"):
+        clip_indices(11, ClipSpec(frames=4, sampling="segments", train=False, test_clips=ALL_CLIPS))
