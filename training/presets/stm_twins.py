@@ -1,8 +1,8 @@
 """STM with Twins Training (Wang et al., TPAMI; papers/004). Kinetics / Something-Something schedule."""
 from . import Preset
 
-PRESET = Preset("stm_twins", "STM + Twins Training (papers/004)", values={
-    "model": ("stm_r50", "STM 3.4 / 4.2: STM blocks in ResNet-50, ImageNet init (pass --pretrained)"),
+# STM 4.2's training details, which its Twins Training comparison (5.6 / Table 11) also trains TSN and TSM with.
+STM_TRAINING = {
     "frames": (8, "STM 4.2: T = 8 sampled frames (16: --frames 16 --batch-size 4)"),
     "crop": ("multiscale_corner", "STM 4.2: short side 256, corner cropping + scale-jittering, resized"),
     "crop_size": (224, "STM 4.2: cropped regions resized to 224 x 224"),
@@ -15,6 +15,11 @@ PRESET = Preset("stm_twins", "STM + Twins Training (papers/004)", values={
     "lr_factor": (0.1, "STM 4.2"),
     "lr_milestones": ((30, 40, 60), "STM 4.2"),
     "epochs": (70, "STM 4.2: stop at 70 epochs"),
+}
+
+PRESET = Preset("stm_twins", "STM + Twins Training (papers/004)", values={
+    "model": ("stm_r50", "STM 3.4 / 4.2: STM blocks in ResNet-50, ImageNet init (pass --pretrained)"),
+    **STM_TRAINING,
 }, by_mode={"twins": {
     "loss": ("twins", "STM 3.5 eqs. (9)-(10): CE on both views + lambda * correlation loss"),
     "loss_args": ({"beta": 0.0039, "lam": 0.01}, "STM 4.2: beta = 0.0039 (as Barlow Twins), lambda = 0.01"),
