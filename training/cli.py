@@ -39,8 +39,10 @@ def process_settings() -> None:
 
 
 def _print(result: dict, cfg) -> None:
-    click.echo(json.dumps({k: v for k, v in result.items() if k not in ("confusion", "video_probs", "video_keys")},
-                          indent=2, default=str))
+    shown = {k: v for k, v in result.items() if k not in ("confusion", "video_probs", "video_keys", "per_class_top1")}
+    if "tested" in shown:  # every key is in results.json; the terminal gets their number
+        shown["tested"] = {k: v for k, v in shown["tested"].items() if k != "videos"}
+    click.echo(json.dumps(shown, indent=2, default=str))
 
 
 def _print_table(rows: list, cfg) -> None:

@@ -48,6 +48,8 @@ import torch.utils.data
 from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, flip_flow_x_levels,
                              frame_member)
 
+from .config import Crop
+
 log = logging.getLogger(__name__)
 
 # MARS / 3D-ResNets subtract the ActivityNet mean (pixel values 0..255) and do not divide by a std.
@@ -56,7 +58,7 @@ ACTIVITYNET_MEAN_RGB = (114.7748, 107.7354, 99.4750)
 FLOW_CENTER_LEVEL = QUANT_LEVELS / 2.0
 # 3D-ResNets' multi-scale crop: side = short side * scale.
 MULTISCALE_SCALES = (1.0, 0.5 ** 0.25, 0.5 ** 0.5, 0.5 ** 0.75, 0.5)
-CROP_MODES = ("random", "multiscale_corner", "center")
+CROP_MODES = tuple(mode.value for mode in Crop)  # the one Crop type: config.Crop
 SAMPLINGS = ("consecutive", "segments")
 ALL_CLIPS = 0  # test_clips value: the sliding-window protocol over the whole video
 MODALITIES = ("rgb", "flow")
@@ -71,7 +73,7 @@ class ClipSpec:
     sampling: str = "consecutive"
     train: bool = True
     crop_size: int = 112  # output side, px
-    crop: str = "random"  # train: random | multiscale_corner | center; test always uses test_crops
+    crop: str = Crop.RANDOM  # training's crop mode (a config.Crop); at test it sets the boxes' scale
     flip: bool = True  # random horizontal flip at train time (negates flow x)
     test_clips: int = 1  # uniform clips per video at test time; 0 (ALL_CLIPS) = every window of T frames
     test_crops: int = 1  # 1 centre; 3 short-side squares, ends + centre (TSN/STM); 5 corners + centre; 10 = 5 + flips
