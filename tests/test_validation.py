@@ -107,3 +107,21 @@ def test_held_out_share_is_near_the_fraction_in_every_class():
         keys = [f"class{label}/video{i:04d}" for i in range(2000)]
         share = sum(is_held_out(k, 0.1) for k in keys) / len(keys)
         assert 0.08 < share < 0.12, (label, share)
+
+
+def test_data_with_a_val_partition_validates_on_it(tmp_path):
+    """Kinetics / SSv2 style: a `val` partition (splits[1] == 'val') is the validation set, nothing held out."""
+    import webdataset as wds
+
+    from flowprep.format import SHARD_LIST_SUFFIX, shard_name
+    from tests.tiny_shards import video_sample
+
+    write_tiny_shards(tmp_path, num_shards=1, videos_per_shard=6, num_frames=6, size=16)
+    with wds.TarWriter(str(tmp_path / shard_name("val", 0, 0))) as writer:
+        for v in range(3):
+            writer.write(video_sample(v % len(CLASSES), 100 + v, 6, 16, {"1": "val"}))
+    (tmp_path / f"val{SHARD_LIST_SUFFIX}").write_text(shard_name("val", 0, 0) + "\n")
+    out = tmp_path / "run"
+    main(["baseline", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", *COMMON])
+    epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert epoch["val_set"] == "partition" and epoch["val_clips"] == 3 and epoch["train_clips"] == 6

@@ -103,7 +103,8 @@ class TrainConfig(DataFields):
     train_partitions: tuple[str, ...] = _f(("train",), "comma-separated shard partitions to stream for training")
     train_split_name: str = _f("train", "videos whose splits[split] equals this are trained on")
     val_fraction: float = _f(0.1, "validation held out of the training videos: each video with hash(key) below "
-                                  "this fraction (every class loses the same share, in expectation); 0 = none")
+                                  "this fraction (every class loses the same share, in expectation); data with "
+                                  "a val partition (Kinetics, SSv2) validates on it instead; 0 = no validation")
     val_partitions: tuple[str, ...] = _f((), "a real validation set instead (Kinetics, SSv2: val): partitions whose "
                                              "videos with splits[split] == --val-split-name are validated on")
     val_split_name: str = _f("val", "with --val-partitions: videos whose splits[split] equals this are validated on")
@@ -160,13 +161,16 @@ class TrainConfig(DataFields):
     def validates(self) -> bool:
         return bool(self.val_on_test or self.val_partitions or self.val_fraction > 0)
 
-    def validation(self) -> tuple[str, tuple[str, ...], str]:
+    def validation(self, data_has_val: bool = False) -> tuple[str, tuple[str, ...], str]:
         """(what, partitions, split name) the per-epoch validation reads: what is "held_out" (the training
-        selection, minus the held-out videos for training), "partition" or "test"."""
+        selection, minus the held-out videos for training), "partition" (--val-partitions, or the data's
+        own `val` partition when it has one: Kinetics, Something-Something) or "test"."""
         if self.val_on_test:
             return "test", self.val_partitions or ("test",), "test"
         if self.val_partitions:
             return "partition", self.val_partitions, self.val_split_name
+        if data_has_val and self.val_fraction > 0:
+            return "partition", ("val",), self.val_split_name
         return "held_out", self.train_partitions, self.train_split_name
 
     @property

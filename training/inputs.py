@@ -32,6 +32,16 @@ def class_names(data: str, num_classes: int) -> list[str]:
     return dataset_classes(data)
 
 
+def has_partition(data: str, partition: str) -> bool:
+    """Whether the flowprep output folder `data` lists shards of `partition` ('<partition>.shards.txt')."""
+    import fsspec
+
+    from flowprep.format import SHARD_LIST_SUFFIX
+
+    fs, path = fsspec.core.url_to_fs(f"{data.rstrip('/')}/{partition}{SHARD_LIST_SUFFIX}")
+    return fs.exists(path)
+
+
 def loader_for(cfg, partitions: tuple[str, ...], split_name: str, spec: ClipSpec, epoch_samples: int = 0,
                buffer_size: int = 0, pin: bool = False, held_out: HeldOut | None = None):
     """(dataset, DataLoader) over the videos of `partitions` whose splits[cfg.split] is `split_name` (and

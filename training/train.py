@@ -20,7 +20,7 @@ from . import checkpoint
 from .config import LRSchedule, TrainConfig, write_config
 from .data import ClipSpec, HeldOut
 from .distributed import barrier, setup_distributed
-from .inputs import class_names, loader_for, no_clips_message
+from .inputs import class_names, has_partition, loader_for, no_clips_message
 from .loops import Features, StepContext, StepSettings, train_one_epoch, validate
 from .metrics import append_jsonl
 from .plots import plot_curves
@@ -77,7 +77,7 @@ def train(cfg: TrainConfig) -> dict:
     train_spec = ClipSpec(modalities=recipe.reads, frames=cfg.frames, sampling=model.sampling, train=True,
                           crop_size=cfg.crop_size, crop=cfg.crop, flip=cfg.flip, views=recipe.views)
     pin = device.type == "cuda"
-    val_what, val_partitions, val_split_name = cfg.validation()
+    val_what, val_partitions, val_split_name = cfg.validation(has_partition(cfg.data, "val"))
     held_out = cfg.validates and val_what == "held_out"
     train_ds, train_loader = loader_for(cfg, cfg.train_partitions, cfg.train_split_name, train_spec,
                                         cfg.epoch_samples, cfg.buffer_size, pin,
