@@ -90,11 +90,11 @@ def test_two_shard_layouts_train_to_the_same_metrics(layouts, tmp_path):
     runs = {}
     for name, folder in layouts.items():
         runs[name] = tmp_path / name
-        main(["baseline", "--data", str(folder), "--out", str(runs[name]), "--epochs", "3", "--lr", "0.05",
+        main(["baseline", "--data", str(folder), "--out", str(runs[name]), "--epochs", "2", "--lr", "0.05",
               "--batch-size", "16", "--workers", "0", *COMMON])
     a, b = epochs_of(runs["3x4"]), epochs_of(runs["2x6"])
-    assert len(a) == 3 and all(r["val_clips"] == 2 and r["train_clips"] == NUM_VIDEOS - 2 for r in a)
-    assert len({r["train_loss"] for r in a}) == 3  # it trained: the loss moved every epoch
+    assert len(a) == 2 and all(r["val_clips"] == 2 and r["train_clips"] == NUM_VIDEOS - 2 for r in a)
+    assert a[0]["train_loss"] != a[1]["train_loss"] and a[0]["val_loss"] != a[1]["val_loss"]  # it trained
     assert_same_epochs(a, b)
 
 
