@@ -19,6 +19,7 @@ pytest.importorskip("torch")
 from training.demo import T_975, DemoConfig, run_dir, run_demo, streams  # noqa: E402
 
 NUM_TEST_VIDEOS = 48  # split 2: 12 test videos per class
+CHANCE = 1 / 4  # four directions
 CONFIG = dataclasses.replace(DemoConfig(), seeds=(0, 1))  # the demo's first two seeds
 
 
@@ -37,11 +38,16 @@ def epoch_lines(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_teacher_and_student_beat_the_baseline_on_these_seeds(demo):
+def test_the_flow_teacher_clearly_beats_rgb_on_these_seeds(demo):
+    """What seeds 0 and 1 gave (teacher 1.000 / 1.000, baseline 0.500 / 0.667, student 0.562 / 0.688),
+    with room for other platforms' float differences. The student's lead over the baseline (one video
+    on seed 1) is not asserted here: the README's five-seed table gives its interval."""
     _, result = demo
     teacher, student, baseline = (video_top1(result, run) for run in ("teacher", "student", "baseline"))
     assert all(r["num_videos"] == NUM_TEST_VIDEOS for by_seed in result["results"].values() for r in by_seed.values())
-    assert all(teacher[s] >= 0.9 and teacher[s] > student[s] > baseline[s] for s in CONFIG.seeds), result["table"]
+    assert all(teacher[s] >= 0.9 and teacher[s] >= max(student[s], baseline[s]) + 0.25 for s in CONFIG.seeds), \
+        result["table"]
+    assert all(min(student[s], baseline[s]) >= CHANCE + 0.15 for s in CONFIG.seeds), result["table"]
 
 
 @pytest.mark.slow
