@@ -38,16 +38,20 @@ def epoch_lines(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_the_flow_teacher_clearly_beats_rgb_on_these_seeds(demo):
-    """What seeds 0 and 1 gave (teacher 1.000 / 1.000, baseline 0.500 / 0.667, student 0.562 / 0.688),
-    with room for other platforms' float differences. The student's lead over the baseline (one video
-    on seed 1) is not asserted here: the README's five-seed table gives its interval."""
+def test_these_seeds_give_the_readme_numbers(demo):
+    """Seeds 0 and 1 of the README's five-seed table (one torch thread: the same on any core count):
+    teacher 1.000 / 1.000, baseline 0.500 / 0.625, student 0.854 / 0.771. A CPU of another family may
+    round differently; the margins below keep to what such a change would not flip."""
     _, result = demo
     teacher, student, baseline = (video_top1(result, run) for run in ("teacher", "student", "baseline"))
     assert all(r["num_videos"] == NUM_TEST_VIDEOS for by_seed in result["results"].values() for r in by_seed.values())
-    assert all(teacher[s] >= 0.9 and teacher[s] >= max(student[s], baseline[s]) + 0.25 for s in CONFIG.seeds), \
-        result["table"]
+    assert all(teacher[s] >= 0.9 and teacher[s] >= baseline[s] + 0.25 for s in CONFIG.seeds), result["table"]
     assert all(min(student[s], baseline[s]) >= CHANCE + 0.15 for s in CONFIG.seeds), result["table"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for run, _, _, name, _ in streams(CONFIG):  # the README's rows start with these two seeds' numbers
+        printed = next(line for line in result["table"].splitlines() if line.startswith(f"| {name} |"))
+        per_seed = printed.split(" | ")[2]
+        assert f"| {name} | " in readme and f" | {per_seed} / " in readme, (name, per_seed)
 
 
 @pytest.mark.slow
