@@ -169,7 +169,9 @@ def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random | None = No
         return [consecutive_indices(n, spec.frames, rng.randint(0, last_start))]
     if spec.test_clips == ALL_CLIPS:  # 3D-ResNets / MARS: windows of T frames sliding by T, the tail looped
         return [loop_pad(list(range(s, min(s + spec.frames, n))), spec.frames) for s in range(0, n, spec.frames)]
-    starts = np.linspace(0, last_start, spec.test_clips).round().astype(int) if spec.test_clips > 1 else [last_start // 2]
+    if spec.test_clips == 1:
+        return [consecutive_indices(n, spec.frames, last_start // 2)]
+    starts = np.linspace(0, last_start, spec.test_clips).round().astype(int)
     return [consecutive_indices(n, spec.frames, int(s)) for s in starts]
 
 

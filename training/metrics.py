@@ -30,7 +30,8 @@ def score_metrics(keys: list[str], labels: torch.Tensor, logits: torch.Tensor, n
                          accumulate=True)
     per_class = class_accuracy(confusion)
     tested = [a for a in per_class if a is not None]
-    return {"clip_top1": topk_correct(probs, labels, 1) / n_clips, "clip_top5": topk_correct(probs, labels, 5) / n_clips,
+    return {"clip_top1": topk_correct(probs, labels, 1) / n_clips,
+            "clip_top5": topk_correct(probs, labels, 5) / n_clips,
             "video_top1": topk_correct(video_probs, video_labels, 1) / n_videos,
             "video_top5": topk_correct(video_probs, video_labels, 5) / n_videos,
             "mean_class_top1": sum(tested) / max(len(tested), 1), "per_class_top1": per_class,
