@@ -336,3 +336,25 @@ def test_sample_split_2_trains_on_one_video_in_four(tmp_path):
     assert all(i.splits["1"] != i.splits["2"] for i in catalog.items)  # split 2 swaps split 1's roles
     with pytest.raises(ValueError, match="sample motion"):
         generate(tmp_path / "other", motion="jumping")
+
+
+def test_sample_spin_zoom_set_turns_and_scales_about_the_centre(tmp_path):
+    import cv2
+
+    from flowprep.datasets.sample import MOTION_SETS, generate, render_video
+
+    generate(tmp_path, videos_per_class=2, frames=3, size_px=16, motion_set="spin_zoom")
+    catalog = load_catalog("sample", str(tmp_path))
+    assert catalog.classes == MOTION_SETS["spin_zoom"] and len(catalog.items) == 8
+    yy, xx = np.mgrid[0:48, 0:48] - 23.5
+    for name, kind, sign in (("rotate_cw", "curl", 1), ("rotate_ccw", "curl", -1), ("zoom_in", "div", 1),
+                             ("zoom_out", "div", -1)):
+        video = render_video(np.random.default_rng(1), name, 4, 48, "constant")
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video[1:3]]
+        flow = cv2.calcOpticalFlowFarneback(*gray, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        curl = float((flow[..., 0] * -yy + flow[..., 1] * xx).mean())  # > 0: clockwise on screen (y down)
+        div = float((flow[..., 0] * xx + flow[..., 1] * yy).mean())  # > 0: expanding
+        main, other = (curl, div) if kind == "curl" else (div, curl)
+        assert np.sign(main) == sign and abs(main) > 3 * abs(other), (name, curl, div)  # that motion, mostly
+    with pytest.raises(ValueError, match="motion set"):
+        generate(tmp_path / "other", motion_set="shear")

@@ -69,7 +69,7 @@ def test_torchrun_two_ranks_train_each_video_once_and_evaluate_all(tmp_path):
     num_test = len(keys) - num_train  # 4
     out = tmp_path / "run"
     done = torchrun(["baseline", "--data", str(data), "--out", str(out), "--epochs", "2", "--lr", "0.05",
-                     "--val-partitions", "train", "--precise-bn-batches", "2", *COMMON])
+                     "--val-partitions", "train", "--val-on-test", "--precise-bn-batches", "2", *COMMON])
     assert done.returncode == 0, done.stderr[-3000:]
     epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "epoch"]
     # Written once (rank 0), with counts summed over both ranks: every video exactly once per epoch.

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from tests.tiny_shards import write_tiny_shards  # noqa: E402
-from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, Crop, ShardClipDataset, make_loader, shard_urls  # noqa: E402
+from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, CropBox, ShardClipDataset, make_loader, shard_urls  # noqa: E402
 from training.jpeg import decode_crop, reduction  # noqa: E402
 from training.normalize import model_input, normalize_clip  # noqa: E402
 from training.tario import TarError, group_samples, tar_file_samples, tar_members  # noqa: E402
@@ -94,7 +94,7 @@ def _texture(size: int, channels: int) -> np.ndarray:
 def test_reduced_decode_stays_close_to_the_exact_decode(gray):
     img = _texture(256, 1 if gray else 3)
     jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-    crops = [Crop(0, 0, 256, 256), Crop(37, 11, 181, 181, flip=True), Crop(64, 100, 128, 128)]
+    crops = [CropBox(0, 0, 256, 256), CropBox(37, 11, 181, 181, flip=True), CropBox(64, 100, 128, 128)]
     assert [reduction(c.height, c.width, 56) for c in crops] == [4, 2, 2]
     assert reduction(111, 200, 56) == 1  # the box must allow the factor on both sides
     for crop in crops:
@@ -103,7 +103,7 @@ def test_reduced_decode_stays_close_to_the_exact_decode(gray):
         assert reduced.shape == exact.shape
         diff = np.abs(reduced - exact)  # measured: mean <= 2.2, max <= 14 levels (256 -> 56 aliases in both)
         assert diff.mean() < 3.0 and diff.max() < 32, (crop, diff.mean(), diff.max())
-    small = Crop(10, 10, 100, 100)  # no reduction possible: the reduced path is the exact one
+    small = CropBox(10, 10, 100, 100)  # no reduction possible: the reduced path is the exact one
     assert np.array_equal(decode_crop(jpeg, small, 56, gray, reduced=True), decode_crop(jpeg, small, 56, gray))
 
 

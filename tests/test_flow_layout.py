@@ -156,10 +156,10 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
 
     spec = ClipSpec(modalities=("rgb", "flow"), frames=2, crop_size=32, flip=False, train=True)
     errors = []
-    picked = list(pick_clips([{"__key__": key, "meta": meta, **members}], spec, random.Random(3), errors.append))
+    picked = list(pick_clips([{"__key__": key, "meta": meta, **members}], spec, 3, 0, errors.append))
     assert not errors and len(picked) == 1
-    (item,) = make_clips(picked[0], spec, random.Random(3))
-    (positions,) = picked[0]["clips"]
+    (item,) = make_clips(picked[0], spec)
+    positions = picked[0]["plans"][0].frames
     assert max(positions) <= 2  # positions are flows: 3 of them
     import cv2
     import torch

@@ -14,6 +14,8 @@ from training.cli import main  # noqa: E402
 from training.metrics import score_metrics  # noqa: E402
 from training.precise_bn import recompute_batchnorm  # noqa: E402
 
+NO_VALIDATION = ["--val-fraction", "0", "--lr-schedule", "constant"]  # no held-out videos, no plateau
+
 COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
           "--batch-size", "3", "--workers", "0", "--device", "cpu", "--seed", "3"]
 
@@ -29,7 +31,7 @@ def data(tmp_path_factory) -> Path:
 def teacher(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher")
     main(["teacher", "--data", str(data), "--out", str(out), "--epochs", "2", "--lr", "0.05",
-          "--val-partitions", "train", *COMMON])
+          "--val-partitions", "train", "--val-on-test", *COMMON])
     return out
 
 
@@ -49,7 +51,7 @@ def test_teacher_run_writes_checkpoints_metrics_and_curves(teacher):
 
 
 def test_resume_takes_the_same_next_step(data, tmp_path):
-    args = ["baseline", "--data", str(data), "--val-partitions", "", "--log-every", "1", "--lr-schedule", "plateau",
+    args = ["baseline", "--data", str(data), "--log-every", "1", "--lr-schedule", "plateau",
             *COMMON]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     main([*args, "--out", str(straight), "--epochs", "2"])
@@ -78,7 +80,7 @@ def test_student_keeps_the_teacher_frozen(data, teacher, tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_trained", spy)
     out = tmp_path / "student"
     main(["student", "--data", str(data), "--out", str(out), "--teacher", str(teacher / "last.pt"), "--epochs", "1",
-          "--val-partitions", "", "--log-every", "1", "--lr", "0.05", *COMMON])
+          *NO_VALIDATION, "--log-every", "1", "--lr", "0.05", *COMMON])
     t = held["model"]
     assert not t.training
     assert all(not p.requires_grad and p.grad is None for p in t.parameters())
@@ -116,7 +118,7 @@ def test_score_metrics_by_hand():
 @pytest.mark.parametrize("method", ["average", "attention"])
 def test_fuse_two_streams(data, teacher, tmp_path, method):
     rgb = tmp_path / "rgb"
-    main(["baseline", "--data", str(data), "--out", str(rgb), "--epochs", "1", "--val-partitions", "", *COMMON])
+    main(["baseline", "--data", str(data), "--out", str(rgb), "--epochs", "1", *NO_VALIDATION, *COMMON])
     solo = main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out",
                  str(tmp_path / "solo"), "--test-clips", "2", "--partitions", "train", *COMMON[2:]])
     fused = main(["fuse", "--data", str(data), "--checkpoint-a", str(rgb / "last.pt"), "--checkpoint-b",
@@ -130,7 +132,7 @@ def test_fuse_two_streams(data, teacher, tmp_path, method):
 def test_clip_grad_norm_bounds_the_first_update(data, tmp_path):
     """SGD without momentum or decay moves the weights by lr x the clipped gradient: its norm is the bound."""
     bound = 1e-3
-    main(["baseline", "--data", str(data), "--out", str(tmp_path), "--val-partitions", "", "--epochs", "1",
+    main(["baseline", "--data", str(data), "--out", str(tmp_path), *NO_VALIDATION, "--epochs", "1",
           "--max-steps", "1", "--log-every", "1", "--lr", "1", "--momentum", "0", "--weight-decay", "0",
           "--clip-grad-norm", str(bound), *COMMON])
     checkpoint.seed_everything(3)  # the run's seed: the same initial weights
@@ -176,7 +178,7 @@ def test_model_args_reach_the_model_and_its_checkpoint(tmp_path):
     common = ["--data", str(data), "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
               "--batch-size", "3", "--workers", "0", "--device", "cpu"]
     main(["baseline", *common, "--model", "action_tiny", "--model-args", '{"paths": ["me"]}', "--epochs", "1",
-          "--max-steps", "1", "--val-partitions", "", "--log-every", "0", "--out", str(tmp_path / "run")])
+          "--max-steps", "1", *NO_VALIDATION, "--log-every", "0", "--out", str(tmp_path / "run")])
     saved = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)["model"]
     me_only = create_model("action_tiny", num_classes=len(CLASSES), paths=["me"]).state_dict()
     full = create_model("action_tiny", num_classes=len(CLASSES)).state_dict()
@@ -194,7 +196,7 @@ def test_an_empty_selection_fails_naming_partitions_and_split(data, teacher, tmp
     # epoch and leave a checkpoint that never saw a clip.
     with pytest.raises(ValueError, match=r"no training clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
         main(["baseline", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "2",
-              "--train-split-name", "holdout", "--val-partitions", "", *COMMON])
+              "--train-split-name", "holdout", *NO_VALIDATION, *COMMON])
     assert not (tmp_path / "run" / "last.pt").exists()
     with pytest.raises(ValueError, match=r"no test clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
         main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out", str(tmp_path / "ev"),

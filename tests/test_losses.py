@@ -143,6 +143,9 @@ def test_dual_action_is_eq4_with_multilevel_mae_and_gram(shapes):
     assert_close(out["mae"], mae)
     assert_close(out["gram"], gram)
     assert_close(out["loss"], ce + 50.0 * (mae + gram))
+    weighted = create_loss("dual_action", gram_weight=10.0)(student, TARGET, teacher)  # the Gram term's own weight
+    assert_close(weighted["loss"], ce + 50.0 * (mae + 10.0 * gram))
+    assert_close(create_loss("dual_action", gram_weight=0.0)(student, TARGET, teacher)["loss"], ce + 50.0 * mae)
 
 
 def test_dual_action_levels_are_configurable():

@@ -51,7 +51,7 @@ def test_a_training_run_without_matplotlib_finishes_with_its_checkpoints(tmp_pat
         monkeypatch.setitem(sys.modules, name, None)  # as if never installed, even if another test imported it
     out = tmp_path / "run"
     metrics = main(["teacher", "--data", str(data), "--out", str(out), "--epochs", "2", "--val-partitions", "train",
-                    *COMMON])
+                    "--val-on-test", *COMMON])
     assert metrics["epoch"] == 1
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file() and (out / "metrics.jsonl").is_file()
     assert not (out / "curves.png").exists()

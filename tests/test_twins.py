@@ -145,3 +145,20 @@ def test_registry_entry():
     assert out["loss"].item() == pytest.approx(out["ce"].item() + 2.0 * cor, rel=1e-5)
     with pytest.raises(ValueError, match="lam=-1"):
         create_loss("twins", lam=-1)
+
+
+def test_each_view_is_its_own_batchnorm_batch_and_each_rank_its_own_jitter():
+    """STM 3.5 feeds the two distortions as two batches through the shared net; ranks draw apart."""
+    from training.loops import Features
+    from training.models import create_model
+    from training.train import jitter_seed
+
+    torch.manual_seed(0)
+    model = create_model("tsn_tiny", num_classes=3, dropout=0.0).train()  # BatchNorm on batch statistics
+    first, second = torch.randn(2, 3, 2, 16, 16), torch.randn(2, 3, 2, 16, 16) * 3 + 1
+    both = Features(model)(torch.cat([first, second]), views=2)["logits"]
+    apart = torch.cat([model.forward_features(first)["logits"], model.forward_features(second)["logits"]])
+    joint = model.forward_features(torch.cat([first, second]))["logits"]
+    assert torch.allclose(both, apart, atol=1e-6) and not torch.allclose(both, joint, atol=1e-3)
+    seeds = {jitter_seed(0, epoch, rank) for epoch in range(3) for rank in range(4)}
+    assert len(seeds) == 12  # every (epoch, rank) draws its own colour jitter

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import click
+from click.core import ParameterSource
 
 from flowprep.cli_config import config_options
 
@@ -26,6 +27,7 @@ from .compare import CompareConfig
 from .config import EvalConfig, FuseConfig, TrainConfig
 from .demo import DemoConfig
 from .optional import missing_message
+from .presets import preset_fields
 from .recipes import RECIPES, get_recipe
 
 
@@ -37,8 +39,10 @@ def process_settings() -> None:
 
 
 def _print(result: dict, cfg) -> None:
-    click.echo(json.dumps({k: v for k, v in result.items() if k not in ("confusion", "video_probs", "video_keys")},
-                          indent=2, default=str))
+    shown = {k: v for k, v in result.items() if k not in ("confusion", "video_probs", "video_keys", "per_class_top1")}
+    if "tested" in shown:  # every key is in results.json; the terminal gets their number
+        shown["tested"] = {k: v for k, v in shown["tested"].items() if k != "videos"}
+    click.echo(json.dumps(shown, indent=2, default=str))
 
 
 def _print_table(rows: list, cfg) -> None:
@@ -72,6 +76,11 @@ def _command(name: str, cls, target: str, doc: str, show: Callable | None = _pri
     the config, then runs `target` ('module:function' of this package, imported only when run)."""
     @config_options(cls, exclude=tuple(fixed))
     def command(**kwargs):
+        if kwargs.get("preset"):  # the paper's values for every field the command line left at its default
+            source = click.get_current_context().get_parameter_source
+            given = {k for k in kwargs if source(k) not in (ParameterSource.DEFAULT, None)}
+            chosen = preset_fields(kwargs["preset"], fixed.get("mode") or kwargs.get("mode", ""))
+            kwargs.update({k: v for k, v in chosen.items() if k not in given and k in kwargs})
         cfg = cls(**fixed, **kwargs)
         module, _, function = target.partition(":")
         run = getattr(importlib.import_module(module, __package__), function)

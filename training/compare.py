@@ -69,10 +69,6 @@ def parse_entries(models: str | Sequence[str]) -> list[tuple[str, str | None]]:
     return entries
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def clip_gflops(name: str, num_classes: int, in_channels: int, frames: int, crop_size: int) -> float:
     """Multiply-accumulates (G) of one forward over one clip (1, C, frames, crop, crop), built and run
     on the meta device so nothing is computed. Counts convolutions and matmuls (torch's FlopCounterMode),
@@ -119,6 +115,7 @@ def compare(cfg: CompareConfig) -> list[dict]:
     from .checkpoint import IN_CHANNELS, load_trained
     from .distributed import setup_distributed
     from .evaluate import evaluate_checkpoint
+    from .models.utils import count_parameters
     from .plots import plot_comparison
     from .train import train
 

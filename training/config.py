@@ -19,6 +19,7 @@ from .accel import COMPILE_BACKENDS
 from .jpeg import DECODES
 from .losses import LOSSES
 from .models import MODELS
+from .presets import PRESETS
 from .recipes import RECIPES, Recipe, get_recipe
 
 __all__ = ["DataFields", "TestProtocol", "TrainConfig", "EvalConfig", "FuseConfig", "Precision", "LRSchedule",
@@ -81,13 +82,18 @@ class DataFields:
 class TestProtocol:
     """How a video is tested: clips x crops, scores averaged; shared by evaluate, fuse and compare."""
 
-    test_clips: int = _f(10, "uniform clips per video; video score = mean softmax over clips x crops")
-    test_crops: int = _f(1, "1 = centre, 3 = short-side squares at both ends + centre, 5 = corners + centre, 10 = 5 + flips")
+    test_clips: int = _f(10, "uniform clips per video, 0 = every window of --frames frames sliding by --frames "
+                             "(3D-ResNets / MARS); video score = mean softmax over clips x crops")
+    test_crops: int = _f(1, "1 = centre, 3 = both ends of the long side + centre (TSN / STM), 5 = corners + centre, "
+                            "10 = 5 + flips; boxes at the scale the checkpoint was trained on (--crop)")
 
 
 @dataclass(frozen=True)
 class TrainConfig(DataFields):
     mode: str = _f("teacher", "teacher (flow), baseline (RGB, CE), student (RGB, distilled), twins", RECIPES.names)
+    preset: str = _f("", "a paper's recipe by name (training/presets/, docs/training.md#presets): sets model, "
+                         "module, loss, weights and schedule; flags given on the command line override it",
+                     ("", *PRESETS))
     out: str = _f("", "output folder: checkpoints, metrics.jsonl, curves.png, config.json")
     model: str = _f("resnet3d_18", "model registry name (training.models.list_models())")
     model_args: dict = _f({}, "JSON keyword arguments of the model, e.g. '{\"paths\": [\"me\"]}' (ACTION "
@@ -97,9 +103,16 @@ class TrainConfig(DataFields):
     teacher: str = _f("", "student mode: checkpoint (.pt) of a trained flow teacher; frozen in eval mode")
     pretrained: str = _f("", "3D-ResNets/MARS Kinetics checkpoint to fine-tune from (then use --lr 0.001)")
     train_partitions: tuple[str, ...] = _f(("train",), "comma-separated shard partitions to stream for training")
-    val_partitions: tuple[str, ...] = _f(("test",), "partitions for the per-epoch validation; empty = no validation")
     train_split_name: str = _f("train", "videos whose splits[split] equals this are trained on")
-    val_split_name: str = _f("test", "videos whose splits[split] equals this are validated on")
+    val_fraction: float = _f(0.1, "validation held out of the training videos: each video with hash(key) below "
+                                  "this fraction (every class loses the same share, in expectation); data with "
+                                  "a val partition (Kinetics, SSv2) validates on it instead; 0 = no validation")
+    val_partitions: tuple[str, ...] = _f((), "a real validation set instead (Kinetics, SSv2: val): partitions whose "
+                                             "videos with splits[split] == --val-split-name are validated on")
+    val_split_name: str = _f("val", "with --val-partitions: videos whose splits[split] equals this are validated on")
+    val_on_test: bool = _f(False, "validate on the test videos (--val-partitions, default test; splits[split] == "
+                                  "test): best.pt and the LR drops are then chosen on the test set, and its accuracy "
+                                  "is no longer an unbiased estimate (only to reproduce papers that did so)")
     crop: Crop = _f(Crop.RANDOM, "train crop: random | multiscale_corner | center")
     flip: bool = _f(True, "random horizontal flip (negates flow x); off for direction-defined classes")
     epochs: int = _f(80, "epochs (one pass over the selected videos each, unless --epoch-samples)")
@@ -108,11 +121,13 @@ class TrainConfig(DataFields):
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(5e-4, "SGD weight decay")
     lr_schedule: LRSchedule = _f(LRSchedule.PLATEAU, "plateau (x factor after patience epochs w/o improvement), "
-                                                     "cosine, constant")
+                                                     "cosine, constant, multistep (x factor at --lr-milestones)")
     lr_factor: float = _f(0.1, "plateau: multiply the lr by this")
-    lr_patience: int = _f(10, "plateau: epochs without improvement of the monitored loss")
+    lr_patience: int = _f(10, "plateau: validations without improvement of the validation loss")
+    lr_milestones: tuple[int, ...] = _f((), "multistep: epochs after which the lr is multiplied by --lr-factor")
     buffer_size: int = _f(64, "shuffle buffer (videos) per worker")
-    val_every: int = _f(1, "validate every N epochs (clip level, centre crop, 1 clip per video)")
+    val_every: int = _f(1, "validate every N epochs and after the last (clip level, centre crop, 1 clip per "
+                           "video); only these epochs step a plateau schedule and choose best.pt")
     log_every: int = _f(20, "write a step line to metrics.jsonl every N steps")
     resume: bool = _f(True, "continue from OUT/last.pt when it exists")
     max_steps: int = _f(0, "> 0: stop each epoch after this many steps (smoke tests)")
@@ -126,7 +141,6 @@ class TrainConfig(DataFields):
                             "box is >= 2x the crop size (bounded pixel change); gpu: bytes to the GPU, nvJPEG "
                             "(torchvision)", DECODES)
     clips_per_video: int = _f(1, "training clips cut from one read of a video (own frames, crop, flip each)")
-    lr_milestones: tuple[int, ...] = _f((), "multistep: epochs after which the lr is multiplied by --lr-factor")
     lr_base_batch: int = _f(0, "> 0: linear scaling rule, lr = --lr x global batch / this (0: --lr as given)")
     warmup_steps: int = _f(0, "> 0: the lr rises linearly over this many steps (then the schedule applies)")
     decay_norm_bias: bool = _f(True, "weight decay on biases and norm layers too; --no-decay-norm-bias: only on "
@@ -147,8 +161,6 @@ class TrainConfig(DataFields):
             LOSSES.target(self.loss)
         if self.clip_grad_norm < 0:
             raise ValueError(f"--clip-grad-norm {self.clip_grad_norm}: must be >= 0 (0 = no clipping)")
-        if self.lr_schedule == LRSchedule.MULTISTEP and not self.lr_milestones:
-            raise ValueError("--lr-schedule multistep needs --lr-milestones (epochs, e.g. 30,60)")
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
             raise ValueError(f"--lr-milestones {self.lr_milestones}: expected increasing epochs")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -159,6 +171,34 @@ class TrainConfig(DataFields):
             raise ValueError(f"bad values {bad}: clips_per_video >= 1, the others >= 0")
         if self.recipe.needs_teacher and not self.teacher:
             raise ValueError(f"--mode {self.mode} needs --teacher CHECKPOINT (a trained flow teacher)")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
+        if self.val_every < 1:
+            raise ValueError(f"--val-every {self.val_every}: must be >= 1")
+        if not self.val_on_test and ("test" in self.val_partitions or self.val_split_name == "test"):
+            raise ValueError(f"--val-partitions {','.join(self.val_partitions)!r} --val-split-name "
+                             f"{self.val_split_name!r} validates on the test set: pass --val-on-test to mean it")
+        if (self.lr_schedule == LRSchedule.MULTISTEP) != bool(self.lr_milestones):
+            raise ValueError(f"--lr-milestones {self.lr_milestones!r} go with --lr-schedule multistep, and only it")
+        if self.lr_schedule == LRSchedule.PLATEAU and not self.validates:
+            raise ValueError("--lr-schedule plateau needs a validation set (--val-fraction > 0, --val-partitions); "
+                             "without one use cosine or constant, and last.pt is the result")
+
+    @property
+    def validates(self) -> bool:
+        return bool(self.val_on_test or self.val_partitions or self.val_fraction > 0)
+
+    def validation(self, data_has_val: bool = False) -> tuple[str, tuple[str, ...], str]:
+        """(what, partitions, split name) the per-epoch validation reads: what is "held_out" (the training
+        selection, minus the held-out videos for training), "partition" (--val-partitions, or the data's
+        own `val` partition when it has one: Kinetics, Something-Something) or "test"."""
+        if self.val_on_test:
+            return "test", self.val_partitions or ("test",), "test"
+        if self.val_partitions:
+            return "partition", self.val_partitions, self.val_split_name
+        if data_has_val and self.val_fraction > 0:
+            return "partition", ("val",), self.val_split_name
+        return "held_out", self.train_partitions, self.train_split_name
 
     @property
     def recipe(self) -> Recipe:

@@ -7,6 +7,8 @@ The pipeline is a chain of small generator stages (webdataset style), built per 
     -> tar members -> group by video key (training.tario) -> select split -> pick clip frames (keep only those bytes)
     -> shuffle buffer -> decode the crop box + flip (training.jpeg; or bytes for --decode gpu) -> samples
 
+("pick clip frames" is `plan_clips`: which frames and crop boxes, a pure function of the video's key.)
+
 Only the JPEGs of the sampled frames are decoded: the clip indices are drawn from the metadata before
 any image is touched, and the shuffle buffer holds only the bytes of those frames, not whole videos.
 
@@ -20,8 +22,11 @@ Epochs: with `epoch_samples=0` (default) an epoch is one pass: every selected vi
 once across all nodes and workers (shards are dealt out rank-major, then worker-major; the loop
 handles ranks that get fewer samples with DDP's Join). With `epoch_samples>0` shards are drawn with
 replacement and every worker stops after its share (fixed-length epochs for huge or uneven data).
-Everything random (shard order, buffer, clip start, crop, flip) is seeded from (seed, epoch, rank,
-worker), so an epoch replays exactly: this is what makes checkpoint resume exact.
+What a video receives (clip start, crop box, flip, the second view) is a pure function of (seed, epoch,
+video key, view): `plan_clips` returns it as `ClipPlan`s before any decode, so it does not depend on the
+shard layout, the rank, the worker or the position in the stream. The order (shard order, shuffle
+buffer) has its own streams, seeded from (seed, epoch) and (seed, epoch, rank, worker). An epoch
+replays exactly: this is what makes checkpoint resume exact.
 
 A bad sample (missing member, corrupt JPEG or json) is skipped, logged and counted, never fatal: each
 yielded sample carries `bad_so_far` (its worker's running count) and `worker`, and `BadSampleTally`
@@ -48,6 +53,8 @@ from .gpu_decode import JpegClip, collate_clips
 from .jpeg import DECODES, decode_crop, decode_jpeg, resize_box  # noqa: F401 - decode_jpeg: the benchmark's baseline
 from .tario import group_samples, tar_file_samples
 
+from .config import Crop
+
 log = logging.getLogger(__name__)
 
 # MARS / 3D-ResNets subtract the ActivityNet mean (pixel values 0..255) and do not divide by a std.
@@ -56,8 +63,9 @@ ACTIVITYNET_MEAN_RGB = (114.7748, 107.7354, 99.4750)
 FLOW_CENTER_LEVEL = QUANT_LEVELS / 2.0
 # 3D-ResNets' multi-scale crop: side = short side * scale.
 MULTISCALE_SCALES = (1.0, 0.5 ** 0.25, 0.5 ** 0.5, 0.5 ** 0.75, 0.5)
-CROP_MODES = ("random", "multiscale_corner", "center")
+CROP_MODES = tuple(mode.value for mode in Crop)  # the one Crop type: config.Crop
 SAMPLINGS = ("consecutive", "segments")
+ALL_CLIPS = 0  # test_clips value: the sliding-window protocol over the whole video
 MODALITIES = ("rgb", "flow")
 
 
@@ -70,9 +78,9 @@ class ClipSpec:
     sampling: str = "consecutive"
     train: bool = True
     crop_size: int = 112  # output side, px
-    crop: str = "random"  # train: random | multiscale_corner | center; test always uses test_crops
+    crop: str = Crop.RANDOM  # training's crop mode (a config.Crop); at test it sets the boxes' scale
     flip: bool = True  # random horizontal flip at train time (negates flow x)
-    test_clips: int = 1  # uniform clips per video at test time
+    test_clips: int = 1  # uniform clips per video at test time; 0 (ALL_CLIPS) = every window of T frames
     test_crops: int = 1  # 1 centre; 3 short-side squares, ends + centre (TSN/STM); 5 corners + centre; 10 = 5 + flips
     views: int = 1  # 2: a second, independently cropped/flipped view of the same frames (twins loss)
     clips_per_video: int = 1  # train: K clips (own frames, crop, flip) from one read of a video
@@ -90,13 +98,27 @@ class ClipSpec:
             raise ValueError(f"test_crops {self.test_crops}: expected 1, 3, 5 or 10")
         if self.decode not in DECODES:
             raise ValueError(f"decode {self.decode!r}: expected one of {DECODES}")
-        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 1 or self.views not in (1, 2) \
+        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 0 or self.views not in (1, 2) \
                 or self.clips_per_video < 1:
             raise ValueError(f"bad clip spec {self!r}")
 
     @property
     def needs_flow(self) -> bool:
         return "flow" in self.modalities
+
+    @property
+    def protocol(self) -> str:
+        """The test protocol in words, for results.json."""
+        crops = {1: "1 centre crop", 3: "3 crops along the long side", 5: "5 crops (corners + centre)",
+                 10: "10 crops (5 + flips)"}[self.test_crops]
+        scale = "short-side squares resized" if self.crop == "multiscale_corner" else f"{self.crop_size} px native"
+        if self.test_clips == ALL_CLIPS:
+            clips = f"every {self.frames}-frame window, sliding by {self.frames} (3D-ResNets / MARS)"
+        elif self.sampling == "segments":
+            clips = f"{self.test_clips} clips of {self.frames} segments (TSN / STM)"
+        else:
+            clips = f"{self.test_clips} uniform clips of {self.frames} frames"
+        return f"{clips} x {crops}, {scale}, video score = mean softmax"
 
 
 # ---- clip indices ---------------------------------------------------------------------------------
@@ -138,26 +160,35 @@ def segment_test_indices(n_usable: int, segments: int, clips: int) -> list[list[
     return [[min(lo + int((k + 0.5) * (hi - lo) / clips), n_usable - 1) for lo, hi in spans] for k in range(clips)]
 
 
-def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random) -> list[list[int]]:
-    """Frame indices of every clip to read from a video of `num_frames` RGB frames (1 clip at train)."""
+def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random | None = None) -> list[list[int]]:
+    """Frame indices of every clip to read from a video of `num_frames` RGB frames (1 clip at train, drawn
+    from `rng`; the test clips are deterministic)."""
     n = usable_frames(num_frames, spec.needs_flow)
     if n < 1:
         raise ValueError(f"video has {num_frames} frames: too few for {spec.modalities}")
+    if spec.train and rng is None:
+        raise ValueError("a training clip needs an rng")
     if spec.sampling == "segments":
+        if spec.test_clips == ALL_CLIPS and not spec.train:
+            raise ValueError("test_clips 0 (every window) is for consecutive clips; segments take --test-clips N")
         if spec.train:
             return [segment_indices(n, spec.frames, rng) for _ in range(spec.clips_per_video)]
         return segment_test_indices(n, spec.frames, spec.test_clips)
     last_start = max(n - spec.frames, 0)
     if spec.train:
         return [consecutive_indices(n, spec.frames, rng.randint(0, last_start)) for _ in range(spec.clips_per_video)]
-    starts = np.linspace(0, last_start, spec.test_clips).round().astype(int) if spec.test_clips > 1 else [last_start // 2]
+    if spec.test_clips == ALL_CLIPS:  # 3D-ResNets / MARS: windows of T frames sliding by T, the tail looped
+        return [loop_pad(list(range(s, min(s + spec.frames, n))), spec.frames) for s in range(0, n, spec.frames)]
+    if spec.test_clips == 1:
+        return [consecutive_indices(n, spec.frames, last_start // 2)]
+    starts = np.linspace(0, last_start, spec.test_clips).round().astype(int)
     return [consecutive_indices(n, spec.frames, int(s)) for s in starts]
 
 
 # ---- crops ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Crop:
+class CropBox:
     """A square-or-not box (px, in the source frame) resized to the output size, then maybe flipped."""
 
     y0: int
@@ -167,23 +198,23 @@ class Crop:
     flip: bool = False
 
 
-def train_crop(height: int, width: int, spec: ClipSpec, rng: random.Random) -> Crop:
+def train_crop(height: int, width: int, spec: ClipSpec, rng: random.Random) -> CropBox:
     size = spec.crop_size
     if spec.crop == "multiscale_corner":
         side = int(min(height, width) * rng.choice(MULTISCALE_SCALES))
         y0, x0 = rng.choice(_corner_positions(height, width, side, side))
-        box = Crop(y0, x0, side, side)
+        box = CropBox(y0, x0, side, side)
     elif spec.crop == "random":
         ch, cw = min(size, height), min(size, width)
-        box = Crop(rng.randint(0, height - ch), rng.randint(0, width - cw), ch, cw)
+        box = CropBox(rng.randint(0, height - ch), rng.randint(0, width - cw), ch, cw)
     else:
         box = center_crop(height, width, size)
     return replace(box, flip=spec.flip and rng.random() < 0.5)
 
 
-def center_crop(height: int, width: int, size: int) -> Crop:
+def center_crop(height: int, width: int, size: int) -> CropBox:
     ch, cw = min(size, height), min(size, width)
-    return Crop((height - ch) // 2, (width - cw) // 2, ch, cw)
+    return CropBox((height - ch) // 2, (width - cw) // 2, ch, cw)
 
 
 def _corner_positions(height: int, width: int, ch: int, cw: int) -> list[tuple[int, int]]:
@@ -192,21 +223,67 @@ def _corner_positions(height: int, width: int, ch: int, cw: int) -> list[tuple[i
             (height - ch, width - cw)]
 
 
-def test_crops(height: int, width: int, spec: ClipSpec) -> list[Crop]:
-    if spec.test_crops == 1:
-        return [center_crop(height, width, spec.crop_size)]
-    if spec.test_crops == 3:  # TSN/TSM/STM: short side x short side at both ends and the centre, resized
+def test_box_side(height: int, width: int, spec: ClipSpec) -> tuple[int, int]:
+    """(height, width) px of a test box at the scale training saw: `multiscale_corner` trains on squares of
+    the short side x {1 .. 0.5} resized to crop_size, and tests, as 3D-ResNets / MARS do (Scale + CenterCrop),
+    on the short-side square resized; `random` and `center` cut crop_size px natively, so the test does too."""
+    if spec.crop == "multiscale_corner":
         side = min(height, width)
-        along = [0, (max(height, width) - side) // 2, max(height, width) - side]
-        return [Crop(a, 0, side, side) if height > width else Crop(0, a, side, side) for a in along]
-    ch, cw = min(spec.crop_size, height), min(spec.crop_size, width)
-    crops = [Crop(y, x, ch, cw) for y, x in _corner_positions(height, width, ch, cw)]
+        return side, side
+    return min(spec.crop_size, height), min(spec.crop_size, width)
+
+
+def test_crops(height: int, width: int, spec: ClipSpec) -> list[CropBox]:
+    """1 = centre; 3 = both ends of the long side + centre (TSN/TSM/STM); 5 = corners + centre; 10 = 5 + flips.
+    Every box has the side of `test_box_side`, so the test sees the scale training saw."""
+    ch, cw = test_box_side(height, width, spec)
+    if spec.test_crops == 1:
+        return [CropBox((height - ch) // 2, (width - cw) // 2, ch, cw)]
+    if spec.test_crops == 3:
+        if height > width:
+            return [CropBox(y, (width - cw) // 2, ch, cw) for y in (0, (height - ch) // 2, height - ch)]
+        return [CropBox((height - ch) // 2, x, ch, cw) for x in (0, (width - cw) // 2, width - cw)]
+    crops = [CropBox(y, x, ch, cw) for y, x in _corner_positions(height, width, ch, cw)]
     return crops + [replace(c, flip=True) for c in crops] if spec.test_crops == 10 else crops
+
+
+# ---- clip plans: which frames and boxes a clip gets, decided before any decode -------------------------
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """One sample of a video: its frame indices and one crop box (+ flip) per view; `index` numbers it
+    among the video's test clips x crops (0 at train time). A pure value the decoder consumes."""
+
+    frames: tuple[int, ...]
+    boxes: tuple[CropBox, ...]
+    index: int = 0
+
+
+def video_rng(seed: int, epoch: int, key: str, what: str) -> random.Random:
+    """The generator of one video's `what` ("frames", "view0", "view1") in one epoch: a function of
+    (seed, epoch, key, what) alone, so a video gets the same clip whatever its shard, rank or worker.
+    A str seed is hashed with sha512, identical in every process (hash() of a str is not)."""
+    return random.Random(f"clip-{seed}-{epoch}-{key}-{what}")
+
+
+def plan_clips(key: str, num_frames: int, height: int, width: int, spec: ClipSpec, seed: int = 0,
+               epoch: int = 0) -> list[ClipPlan]:
+    """The clips of one video: clips_per_video random plans at train time (drawn per video, see
+    `video_rng`), the deterministic test_clips x test_crops grid at test time. `num_frames` counts clip
+    positions: frames, or with flow the flows + 1 (`pick_clips`)."""
+    if spec.train:  # --clips-per-video K: K plans, clip k > 0 drawing its boxes from streams of its own
+        clips = clip_indices(num_frames, spec, video_rng(seed, epoch, key, "frames"))
+        return [ClipPlan(tuple(frames), tuple(train_crop(height, width, spec, video_rng(
+                    seed, epoch, key, f"view{v}" if k == 0 else f"clip{k}-view{v}")) for v in range(spec.views)), k)
+                for k, frames in enumerate(clips)]
+    crops = test_crops(height, width, spec)
+    return [ClipPlan(tuple(frames), (crop,), c * len(crops) + k)
+            for c, frames in enumerate(clip_indices(num_frames, spec)) for k, crop in enumerate(crops)]
 
 
 # ---- decode + augment (pixels: training.jpeg; normalisation: on the device, training.normalize) --------
 
-def rgb_clip(frames_jpeg: list[bytes], crop: Crop, size: int, reduced: bool = False) -> np.ndarray:
+def rgb_clip(frames_jpeg: list[bytes], crop: CropBox, size: int, reduced: bool = False) -> np.ndarray:
     """uint8 (3,T,S,S): RGB pixels 0..255 of the crop (the ActivityNet mean is subtracted on the device)."""
     clip = np.stack([decode_crop(b, crop, size, gray=False, reduced=reduced) for b in frames_jpeg])  # (T,S,S,3)
     return np.ascontiguousarray(clip.transpose(3, 0, 1, 2))
@@ -219,7 +296,7 @@ def flow_decoder(meta: dict) -> Callable[[bytes], np.ndarray] | None:
     return lambda data: flow_plane_levels(data, meta)
 
 
-def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, size: int,
+def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: CropBox, size: int,
               reduced: bool = False, decode: Callable[[bytes], np.ndarray] | None = None) -> np.ndarray:
     """uint8 (2,T,S,S): quantized flow levels (centred on the device); a flip negates x on the levels (255-q).
     Lossless flow (`decode` from `flow_decoder`) cannot travel as uint8 without rounding: it leaves as
@@ -241,7 +318,7 @@ def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: Crop, si
     return np.ascontiguousarray(np.stack([levels_x, levels_y]).astype(np.float32) - np.float32(FLOW_CENTER_LEVEL))
 
 
-def jpeg_clip(kind: str, jpegs: list[bytes], crop: Crop, size: int) -> JpegClip:
+def jpeg_clip(kind: str, jpegs: list[bytes], crop: CropBox, size: int) -> JpegClip:
     """--decode gpu: the clip's bytes and box, decoded on the device (training.gpu_decode)."""
     return JpegClip(kind, tuple(jpegs), (crop.y0, crop.x0, crop.height, crop.width), crop.flip, size)
 
@@ -299,10 +376,34 @@ def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Ite
     yield from group_samples(tar_file_samples(shards, on_error), on_error)
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The validation videos held out of a training selection: those whose key hashes below `fraction`.
+    A function of the key alone (no list to keep in sync, same on every rank); each class loses the same
+    share in expectation. `validation=True` keeps only them, False keeps all the others."""
+
+    fraction: float
+    validation: bool
+
+    def __call__(self, key: str) -> bool:
+        return is_held_out(key, self.fraction) == self.validation
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    import hashlib
+
+    digest = hashlib.sha256(f"val-{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < fraction
+
+
 def select_split(samples: Iterable[dict], split: str, split_name: str | None,
-                 on_error: Callable[[Exception], None]) -> Iterator[dict]:
-    """Keeps videos whose json `splits[split] == split_name` (None keeps all); parses json once."""
+                 on_error: Callable[[Exception], None], keep_key: Callable[[str], bool] | None = None
+                 ) -> Iterator[dict]:
+    """Keeps videos whose json `splits[split] == split_name` (None keeps all) and, with `keep_key`, whose key
+    it accepts; parses json once."""
     for sample in samples:
+        if keep_key is not None and not keep_key(sample["__key__"]):
+            continue
         try:
             meta = json.loads(sample["json"])
             keep = split_name is None or meta["splits"].get(str(split)) == split_name
@@ -313,17 +414,17 @@ def select_split(samples: Iterable[dict], split: str, split_name: str | None,
             yield {**sample, "meta": meta}
 
 
-def pick_clips(samples: Iterable[dict], spec: ClipSpec, rng: random.Random,
+def pick_clips(samples: Iterable[dict], spec: ClipSpec, seed: int, epoch: int,
                on_error: Callable[[Exception], None]) -> Iterator[dict]:
-    """Draws clip indices from the metadata and keeps only those frames' bytes (before any decode)."""
+    """Plans each video's clips from its metadata and keeps only those frames' bytes (before any decode)."""
     kinds = ([RGB] if "rgb" in spec.modalities else []) + ([FLOW_X, FLOW_Y] if spec.needs_flow else [])
     for sample in samples:
         try:
             meta = sample["meta"]
             # With flow, clip positions are flows (a strided layout has fewer than N-1): usable_frames' N-1.
             n = flow_layout(meta).num_flows(int(meta["num_frames"])) + 1 if spec.needs_flow else int(meta["num_frames"])
-            clips = clip_indices(n, spec, rng)
-            needed = sorted({i for clip in clips for i in clip})
+            plans = plan_clips(sample["__key__"], n, int(meta["height"]), int(meta["width"]), spec, seed, epoch)
+            needed = sorted({i for plan in plans for i in plan.frames})
             frames = {}
             for kind in kinds:
                 for i in needed:  # kept under position names: the member read is flowprep.format's to say
@@ -334,8 +435,8 @@ def pick_clips(samples: Iterable[dict], spec: ClipSpec, rng: random.Random,
         except Exception as exn:
             on_error(ValueError(f"{sample['__key__']} ({sample.get('__url__')}): {exn!r}"))
             continue
-        yield {"__key__": sample["__key__"], "__url__": sample.get("__url__"), "meta": sample["meta"],
-               "clips": clips, "frames": frames}
+        yield {"__key__": sample["__key__"], "__url__": sample.get("__url__"), "meta": meta,
+               "plans": plans, "frames": frames}
 
 
 def shuffle_buffer(samples: Iterable[dict], size: int, rng: random.Random) -> Iterator[dict]:
@@ -354,32 +455,27 @@ def shuffle_buffer(samples: Iterable[dict], size: int, rng: random.Random) -> It
     yield from buf
 
 
-def make_clips(picked: dict, spec: ClipSpec, rng: random.Random) -> list[dict]:
-    """Decoded, augmented samples of one picked video: 1 at train time, clips x crops at test time."""
+def make_clips(picked: dict, spec: ClipSpec) -> list[dict]:
+    """Decoded samples of one picked video, one per plan; view v > 0 of a plan is stored as "rgb{v+1}"."""
     meta, frames = picked["meta"], picked["frames"]
-    height, width = int(meta["height"]), int(meta["width"])
     reduced = spec.decode == "cpu_reduced"
+    lossless = flow_decoder(meta)  # png16 / npz flow: decoded on the CPU, whatever --decode says
     out = []
-    for clip_index, indices in enumerate(picked["clips"]):
-        crops = [train_crop(height, width, spec, rng)] if spec.train else test_crops(height, width, spec)
-        for crop_index, crop in enumerate(crops):
-            views = [crop] + ([train_crop(height, width, spec, rng)] if spec.views == 2 else [])
-            item: dict[str, Any] = {"label": int(meta["label"]), "key": picked["__key__"],
-                                    "clip_index": clip_index * len(crops) + crop_index}
-            for v, view in enumerate(views):
-                suffix = "" if v == 0 else str(v + 1)
-                if "rgb" in spec.modalities:
-                    rgb = [frames[frame_member(RGB, i)] for i in indices]
-                    item["rgb" + suffix] = (jpeg_clip("rgb", rgb, view, spec.crop_size) if spec.decode == "gpu"
-                                            else rgb_clip(rgb, view, spec.crop_size, reduced))
-                if spec.needs_flow:
-                    fx = [frames[frame_member(FLOW_X, i)] for i in indices]
-                    fy = [frames[frame_member(FLOW_Y, i)] for i in indices]
-                    lossless = flow_decoder(meta)  # png16 / npz flow: decoded on the CPU, whatever --decode says
-                    item["flow" + suffix] = (jpeg_clip("flow", fx + fy, view, spec.crop_size)
-                                             if spec.decode == "gpu" and lossless is None
-                                             else flow_clip(fx, fy, view, spec.crop_size, reduced, lossless))
-            out.append(item)
+    for plan in picked["plans"]:
+        item: dict[str, Any] = {"label": int(meta["label"]), "key": picked["__key__"], "clip_index": plan.index}
+        for v, box in enumerate(plan.boxes):
+            suffix = "" if v == 0 else str(v + 1)
+            if "rgb" in spec.modalities:
+                rgb = [frames[frame_member(RGB, i)] for i in plan.frames]
+                item["rgb" + suffix] = (jpeg_clip("rgb", rgb, box, spec.crop_size) if spec.decode == "gpu"
+                                        else rgb_clip(rgb, box, spec.crop_size, reduced))
+            if spec.needs_flow:
+                fx = [frames[frame_member(FLOW_X, i)] for i in plan.frames]
+                fy = [frames[frame_member(FLOW_Y, i)] for i in plan.frames]
+                item["flow" + suffix] = (jpeg_clip("flow", fx + fy, box, spec.crop_size)
+                                         if spec.decode == "gpu" and lossless is None
+                                         else flow_clip(fx, fy, box, spec.crop_size, reduced, lossless))
+        out.append(item)
     return out
 
 
@@ -404,13 +500,14 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
 
     def __init__(self, urls: list[str], spec: ClipSpec, split: str = "1", split_name: str | None = "train",
                  shuffle: bool | None = None, buffer_size: int = 64, seed: int = 0, epoch_samples: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None, held_out: HeldOut | None = None):
         if not urls:
             raise ValueError("no shard urls")
         self.urls, self.spec, self.split, self.split_name = list(urls), spec, str(split), split_name
         self.shuffle = spec.train if shuffle is None else shuffle
         self.buffer_size, self.seed, self.epoch_samples = buffer_size, seed, epoch_samples
         self._rank, self._world = rank, world_size
+        self.held_out = held_out
         self.epoch = 0
         self._shared_epoch = None  # set by share_epoch: the epoch as persistent workers see it
 
@@ -453,7 +550,8 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
 
     def samples(self, rank: int, world: int, worker: int, num_workers: int) -> Iterator[dict]:
         """Every sample of this (rank, worker); callable without a DataLoader (tests, benchmarks)."""
-        rng = random.Random(f"samples-{self.seed}-{self.epoch}-{rank}-{worker}")
+        # The shuffle buffer's own stream; every per-video choice comes from `video_rng` instead.
+        rng = random.Random(f"shuffle-{self.seed}-{self.epoch}-{rank}-{worker}")
         bad = 0
 
         def on_error(exn: Exception) -> None:
@@ -462,13 +560,14 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
             log.warning("skipped bad sample/shard (%d so far on rank %d worker %d): %s", bad, rank, worker, exn)
 
         raw = videos(open_shards(self.worker_urls(rank, world, worker, num_workers), on_error), on_error)
-        picked = pick_clips(select_split(raw, self.split, self.split_name, on_error), self.spec, rng, on_error)
+        selected = select_split(raw, self.split, self.split_name, on_error, self.held_out)
+        picked = pick_clips(selected, self.spec, self.seed, self.epoch, on_error)
         picked = shuffle_buffer(picked, self.buffer_size if self.shuffle else 0, rng)
         limit = self.epoch_samples // (world * num_workers) if self.epoch_samples else None
         produced = 0
         for p in picked:
             try:
-                items = make_clips(p, self.spec, rng)
+                items = make_clips(p, self.spec)
             except ImportError:
                 raise  # a missing decoder is this machine's fault, not the sample's: stop, saying what to install
             except Exception as exn:

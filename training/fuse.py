@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from . import checkpoint
 from .config import FuseConfig, FusionMethod, write_config
 from .distributed import autocast, setup_distributed
-from .evaluate import scored_or_raise, write_results
+from .evaluate import scored_or_raise, what_was_tested, write_results
 from .inputs import test_loader
 from .loops import clip_logits
 from .metrics import score_metrics
@@ -48,6 +48,9 @@ def fuse(cfg: FuseConfig) -> dict:
         raise ValueError(f"streams disagree on classes: {num_classes} vs {ckpt_b['num_classes']}")
     if model_a.sampling != model_b.sampling:
         raise ValueError(f"streams sample clips differently: {model_a.sampling} vs {model_b.sampling}")
+    if (cfg_a.crop == "multiscale_corner") != (cfg_b.crop == "multiscale_corner"):
+        raise ValueError(f"streams were trained at different crop scales ({cfg_a.crop} vs {cfg_b.crop}): "
+                         "one test crop cannot match both")
     streams = {"a": (model_a, cfg_a.modality), "b": (model_b, cfg_b.modality)}
     modalities = tuple(sorted({cfg_a.modality, cfg_b.modality}, key=["rgb", "flow"].index))
     checkpoint.seed_everything(cfg.seed)
@@ -55,9 +58,10 @@ def fuse(cfg: FuseConfig) -> dict:
     if cfg.method == FusionMethod.ATTENTION:
         fusion = AttentionFusion(num_classes).to(device)
         train_ds, train_loader = test_loader(cfg, modalities, model_a.sampling, cfg.train_partitions,
-                                             cfg.train_split_name, train=True)
+                                             cfg.train_split_name, train=True, train_crop=cfg_a.crop)
         history = train_fusion(fusion, streams, train_loader, train_ds, cfg, device)
-    _, loader = test_loader(cfg, modalities, model_a.sampling, cfg.partitions, cfg.split_name)
+    dataset, loader = test_loader(cfg, modalities, model_a.sampling, cfg.partitions, cfg.split_name,
+                                  train_crop=cfg_a.crop)
     scored = scored_or_raise(clip_logits(streams, loader, device, cfg.precision), cfg)
     la, lb = scored["logits"]["a"], scored["logits"]["b"]
     with torch.no_grad():
@@ -67,6 +71,8 @@ def fuse(cfg: FuseConfig) -> dict:
                for name, logits in (("stream_a", la), ("stream_b", lb))}
     fused_metrics = score_metrics(scored["keys"], scored["labels"], fused, num_classes)
     results.update(fused_metrics, method=cfg.method.value, fusion_history=history, bad_samples=scored["bad_samples"])
+    results["tested"] = what_was_tested(cfg, dataset.spec.protocol, results)
+    results.pop("video_keys")
     if rank != 0:
         return results
     out = Path(cfg.out)

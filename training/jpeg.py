@@ -11,7 +11,7 @@ Two CPU decodes, both libjpeg-turbo:
   same factor, is then resized to the output side. It changes pixels by a bounded amount (tests/test_fast_loader.py
   holds it under a mean absolute difference of 3 levels, max 32), so it is opt-in (`--decode cpu_reduced`).
 
-The box must be a `training.data.Crop`-like object with y0, x0, height, width, flip.
+The box must be a `training.data.CropBox`-like object with y0, x0, height, width, flip.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The loops: `train_one_epoch` (a recipe's step over the training batches) and `evaluate` (clip-level
-validation), plus `clip_logits`, the test pass shared by evaluation and fusion. Plain functions, in the
-shape of torchvision's video references; the run around them is `training.train.train`."""
+"""The loops: `train_one_epoch` (a recipe's step over the training batches) and `validate` (clip-level,
+per epoch; the final test is `training.evaluate`), plus `clip_logits`, the test pass shared by evaluation
+and fusion. Plain functions, in the shape of torchvision's video references; the run around them is
+`training.train.train`."""
 from __future__ import annotations
 
 import contextlib
@@ -20,14 +21,21 @@ from .normalize import model_input
 
 
 class Features(nn.Module):
-    """Wraps a model so DDP's forward is `forward_features` (DDP only syncs what its forward ran)."""
+    """Wraps a model so DDP's forward is `forward_features` (DDP only syncs what its forward ran).
+
+    `views > 1`: x holds that many view-major batches, each run through the model on its own, so each
+    is its own BatchNorm batch (Twins Training feeds its two distortions as two batches, STM 3.5), in
+    one DDP forward; the outputs are concatenated back, view-major."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> dict:
-        return self.model.forward_features(x)
+    def forward(self, x: torch.Tensor, views: int = 1) -> dict:
+        if views == 1:
+            return self.model.forward_features(x)
+        outs = [self.model.forward_features(part) for part in x.chunk(views)]
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 
 @dataclass
@@ -40,6 +48,7 @@ class StepContext:
     device: torch.device
     precision: str
     teacher: nn.Module | None = None  # frozen, for recipes that distil
+    generator: torch.Generator | None = None  # a recipe's own random draws (twins' colour jitter), per rank
 
     channels_last: bool = False  # clips in channels_last_3d, like the model (--channels-last)
 
@@ -133,7 +142,7 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, modality: str, device: torch.device, precision: str) -> dict:
+def validate(model: nn.Module, loader, modality: str, device: torch.device, precision: str) -> dict:
     """Clip-level loss and top-1 / top-5 (one centre clip per video), summed over ranks."""
     model.eval()
     loss_sum = top1 = top5 = n = 0.0
@@ -147,8 +156,8 @@ def evaluate(model: nn.Module, loader, modality: str, device: torch.device, prec
         n += len(target)
     model.train()
     loss_sum, top1, top5, n = all_reduce_sum([loss_sum, top1, top5, n], device)
-    n = max(n, 1)
-    return {"val_loss": loss_sum / n, "val_top1": top1 / n, "val_top5": top5 / n, "val_clips": int(n)}
+    return {"val_loss": loss_sum / max(n, 1), "val_top1": top1 / max(n, 1), "val_top5": top5 / max(n, 1),
+            "val_clips": int(n)}
 
 
 @torch.no_grad()

@@ -13,7 +13,8 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, k: int) -> int:
 
 
 def score_metrics(keys: list[str], labels: torch.Tensor, logits: torch.Tensor, num_classes: int) -> dict:
-    """Clip- and video-level top-1/top-5; a video's score is the mean softmax of its clips (x crops)."""
+    """Clip- and video-level top-1/top-5, per-class and mean class video top-1, the confusion matrix (rows =
+    true class); a video's score is the mean softmax of its clips (x crops)."""
     probs = logits.float().softmax(dim=1)
     video_index: dict[str, int] = {}
     for k in keys:
@@ -27,11 +28,22 @@ def score_metrics(keys: list[str], labels: torch.Tensor, logits: torch.Tensor, n
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     confusion.index_put_((video_labels, video_probs.argmax(1)), torch.ones(len(video_labels), dtype=torch.long),
                          accumulate=True)
-    return {"clip_top1": topk_correct(probs, labels, 1) / n_clips, "clip_top5": topk_correct(probs, labels, 5) / n_clips,
+    per_class = class_accuracy(confusion)
+    tested = [a for a in per_class if a is not None]
+    return {"clip_top1": topk_correct(probs, labels, 1) / n_clips,
+            "clip_top5": topk_correct(probs, labels, 5) / n_clips,
             "video_top1": topk_correct(video_probs, video_labels, 1) / n_videos,
             "video_top5": topk_correct(video_probs, video_labels, 5) / n_videos,
+            "mean_class_top1": sum(tested) / max(len(tested), 1), "per_class_top1": per_class,
             "num_clips": len(keys), "num_videos": len(video_index), "confusion": confusion.tolist(),
             "video_keys": list(video_index), "video_probs": video_probs}
+
+
+def class_accuracy(confusion: torch.Tensor) -> list[float | None]:
+    """Video top-1 of each class (rows = true class); None for a class with no test video, which the mean
+    class accuracy (UCF101 / HMDB51 papers' other number) leaves out."""
+    totals = confusion.sum(1).tolist()
+    return [int(confusion[c, c]) / n if n else None for c, n in enumerate(totals)]
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -1,10 +1,11 @@
 """`train(cfg)`: one stream trained by the recipe of `cfg.mode`, DDP via torchrun's env vars.
 
 It reads as the recipe: data, model (+ frozen teacher), optimizer, schedule, resume, then epochs of
-(train, precise BN, validate, log, checkpoint). Everything random is seeded from (seed, epoch), and a
-checkpoint holds model, optimizer, scheduler, scaler and RNG states at an epoch end (and, with
---checkpoint-every N, every N steps with the epoch's progress), so a resumed run takes exactly the steps
-the uninterrupted run would have taken.
+(train, precise BN, validate, log, checkpoint). Validation is never the test set unless --val-on-test says
+so; only validation epochs step a plateau schedule and choose best.pt. Everything random is seeded from
+(seed, epoch) (per video: `data.plan_clips`), and a checkpoint holds model, optimizer, scheduler, scaler and
+RNG states at an epoch end (and, with --checkpoint-every N, every N steps with the epoch's progress), so a
+resumed run takes exactly the steps the uninterrupted run would have taken.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from torch import nn
 from . import checkpoint
 from .accel import prepare_network
 from .config import LRSchedule, TrainConfig, write_config
-from .data import ClipSpec
+from .data import ClipSpec, HeldOut
 from .distributed import all_reduce_sum, barrier, setup_distributed
-from .inputs import class_names, loader_for, no_clips_message
-from .loops import Features, StepContext, StepSettings, evaluate, train_one_epoch
+from .inputs import class_names, has_partition, loader_for, no_clips_message
+from .loops import Features, StepContext, StepSettings, train_one_epoch, validate
 from .metrics import append_jsonl
 from .monitor import RunMonitor
 from .plots import plot_curves
@@ -40,6 +41,13 @@ def make_scheduler(cfg: TrainConfig, optimizer):
     if cfg.lr_schedule == LRSchedule.COSINE:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def jitter_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of a rank's step-time draws (twins' colour jitter) in one epoch: every rank its own."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"jitter-{seed}-{epoch}-{rank}".encode()).digest()[:8], "big")
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -66,19 +74,28 @@ def train(cfg: TrainConfig) -> dict:
     net = prepare_network(net, world, cfg.sync_bn, cfg.channels_last, cfg.compile)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher, cfg.channels_last)
+    ctx = StepContext(net, loss_fn, recipe.modality, device, cfg.precision, teacher, torch.Generator(),
+                      cfg.channels_last)
 
-    # data: what the recipe reads for training, its stream's input alone for validation
+    # data: what the recipe reads for training, its stream's input alone for validation; by default the
+    # validation videos are held out of the training selection (never the test set: --val-on-test)
     train_spec = ClipSpec(modalities=recipe.reads, frames=cfg.frames, sampling=model.sampling, train=True,
                           crop_size=cfg.crop_size, crop=cfg.crop, flip=cfg.flip, views=recipe.views,
                           clips_per_video=cfg.clips_per_video, decode=cfg.decode)
     pin = device.type == "cuda"
+    val_what, val_partitions, val_split_name = cfg.validation(has_partition(cfg.data, "val"))
+    held_out = cfg.validates and val_what == "held_out"
     train_ds, train_loader = loader_for(cfg, cfg.train_partitions, cfg.train_split_name, train_spec,
-                                        cfg.epoch_samples, cfg.buffer_size, pin)
+                                        cfg.epoch_samples, cfg.buffer_size, pin,
+                                        HeldOut(cfg.val_fraction, validation=False) if held_out else None)
     val_loader = None
-    if cfg.val_partitions:
+    if cfg.validates:
         val_spec = dataclasses.replace(train_spec, modalities=(recipe.modality,), train=False, views=1)
-        val_ds, val_loader = loader_for(cfg, cfg.val_partitions, cfg.val_split_name, val_spec, pin=pin)
+        val_ds, val_loader = loader_for(cfg, val_partitions, val_split_name, val_spec, pin=pin,
+                                        held_out=HeldOut(cfg.val_fraction, validation=True) if held_out else None)
+        if val_what == "test" and rank == 0:
+            log.warning("--val-on-test: best.pt and the LR drops are chosen on the test videos; their test "
+                        "accuracy is then not an unbiased estimate")
 
     # optimizer, schedule, resume
     lr = scaled_lr(cfg.lr, cfg.batch_size, world, cfg.lr_base_batch)
@@ -86,7 +103,7 @@ def train(cfg: TrainConfig) -> dict:
                                 momentum=cfg.momentum)
     scheduler = make_scheduler(cfg, optimizer)
     scaler = torch.amp.GradScaler(enabled=cfg.precision == "fp16")
-    start_epoch, step, best, progress = 0, 0, {"val_top1": -1.0}, None
+    start_epoch, step, best, progress = 0, 0, {"val_top1": -1.0}, None  # best: of the validation epochs only
     last = out / "last.pt"
     if cfg.resume and last.is_file():
         start_epoch, step, best, progress = checkpoint.resume(last, model, optimizer, scheduler, scaler)
@@ -105,6 +122,7 @@ def train(cfg: TrainConfig) -> dict:
     epoch_metrics: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         train_ds.set_epoch(epoch)
+        ctx.generator.manual_seed(jitter_seed(cfg.seed, epoch, rank))  # per rank, and exact on resume
 
         def log_step(step: int, terms: dict, epoch: int = epoch) -> None:
             append_jsonl(metrics_path, {"kind": "step", "epoch": epoch, "step": step,
@@ -134,22 +152,26 @@ def train(cfg: TrainConfig) -> dict:
         epoch_metrics["clips_per_second"] = epoch_metrics["train_clips"] / epoch_metrics["seconds"]
         if cfg.precise_bn_batches:
             recompute_batchnorm(model, train_loader, recipe.modality, device, cfg.precision, cfg.precise_bn_batches)
-        monitored = epoch_metrics["train_loss"]
-        if val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+        validated = val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
+        if validated:
             val_ds.set_epoch(epoch)
-            val = evaluate(model, val_loader, recipe.modality, device, cfg.precision)
-            epoch_metrics.update(val)
-            monitored = val["val_loss"]
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(monitored)
-        else:
+            val = validate(model, val_loader, recipe.modality, device, cfg.precision)
+            if val["val_clips"] == 0:
+                raise ValueError(no_clips_message(cfg.data, val_partitions, cfg.split, val_split_name, "validation")
+                                 + (f"; or no video hashed below --val-fraction {cfg.val_fraction}"
+                                    if held_out else ""))
+            epoch_metrics.update(val, val_set=val_what)
+        # A plateau schedule watches the validation loss, on the epochs that have one (config: it needs them);
+        # the others step every epoch. best.pt is the best validation top-1 (no validation: no best.pt).
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()
+        elif validated:
+            scheduler.step(epoch_metrics["val_loss"])
 
         # checkpoint
-        score = epoch_metrics.get("val_top1", epoch_metrics["train_top1"])
-        improved = score > best["val_top1"]
+        improved = validated and epoch_metrics["val_top1"] > best["val_top1"]
         if improved:
-            best = {"val_top1": score, "epoch": epoch}
+            best = {"val_top1": epoch_metrics["val_top1"], "epoch": epoch}
         if rank == 0:
             append_jsonl(metrics_path, epoch_metrics)
             monitor.end_epoch(epoch_metrics)

@@ -12,6 +12,9 @@ What the paper leaves open, and what we chose:
 - ||.||_1 is read as PyTorch's L1Loss, a mean over elements (and batch), as the name "mean absolute
   error" says; the literal sum would scale with the feature-map size and swamp CE at alpha = 50.
   Eq. (3) uses the same ||.||_1, over the (C_i, C_i) Gram entries.
+- the Gram term has its own weight `gram_weight` (1 = eq. (4)); 0 is paper 002's ablation without it.
+  At init the Gram L1 of mean-read (C, C) entries is a small share of the MAE (~0.3% on the tiny demo
+  net), so a larger weight is the knob to give it a say.
 - G is taken per sample (per frame for 2D nets, whose stage outputs are (B*T, C, H, W)) over the
   C_i x (T_i H_i W_i) flattened block, normalised as eq. (3) by C_i T_i H_i W_i.
 """
@@ -31,17 +34,20 @@ GRAM_LEVELS = ("res2", "res3", "res4", "res5")
 
 
 def dual_action_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None, *,
-                     alpha: float = 50.0, mae_levels: Sequence[str] = MAE_LEVELS,
+                     alpha: float = 50.0, gram_weight: float = 1.0, mae_levels: Sequence[str] = MAE_LEVELS,
                      gram_levels: Sequence[str] = GRAM_LEVELS) -> dict[str, torch.Tensor]:
-    """{"loss" = ce + alpha * (mae + gram), "ce", "mae", "gram"}."""
+    """{"loss" = ce + alpha * (mae + gram_weight * gram), "ce", "mae", "gram"}."""
     ce = F.cross_entropy(student["logits"].float(), target)
     mae = sum(F.l1_loss(*feature_pair(student, teacher, k)) for k in mae_levels) / len(mae_levels)
     gram = sum(F.l1_loss(*map(gram_matrix, feature_pair(student, teacher, k))) for k in gram_levels) / len(gram_levels)
-    return {"loss": ce + alpha * (mae + gram), "ce": ce, "mae": mae, "gram": gram}
+    return {"loss": ce + alpha * (mae + gram_weight * gram), "ce": ce, "mae": mae, "gram": gram}
 
 
-def dual_action(alpha: float = 50.0, mae_levels: Sequence[str] = MAE_LEVELS,
+def dual_action(alpha: float = 50.0, gram_weight: float = 1.0, mae_levels: Sequence[str] = MAE_LEVELS,
                 gram_levels: Sequence[str] = GRAM_LEVELS) -> LossFn:
     if not mae_levels or not gram_levels:
         raise ValueError(f"dual_action needs at least one level each, got {mae_levels=} {gram_levels=}")
-    return partial(dual_action_loss, alpha=alpha, mae_levels=tuple(mae_levels), gram_levels=tuple(gram_levels))
+    if gram_weight < 0:
+        raise ValueError(f"dual_action gram_weight {gram_weight}: must be >= 0 (0 = without the Gram term)")
+    return partial(dual_action_loss, alpha=alpha, gram_weight=gram_weight, mae_levels=tuple(mae_levels),
+                   gram_levels=tuple(gram_levels))

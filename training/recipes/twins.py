@@ -12,16 +12,17 @@ def split_views(features: dict) -> tuple[dict, dict]:
 
 
 def two_views(ctx, batch: dict, target) -> tuple[dict, dict]:
-    """The loader cut a crop + flip per view; Twins Training's colour ops are applied here, per clip."""
+    """The loader cut a crop + flip per view; Twins Training's colour ops are applied here, per clip, drawn
+    from the rank's own generator (seeded by seed, epoch and rank: `train.jitter_generator`)."""
     import torch
 
     from ..data import ACTIVITYNET_MEAN_RGB
     from ..losses.twins import augment_clips
 
-    x = augment_clips(torch.cat([ctx.input(batch, "rgb"), ctx.input(batch, "rgb2")]),
+    x = augment_clips(torch.cat([ctx.input(batch, "rgb"), ctx.input(batch, "rgb2")]), ctx.generator,
                       mean=ACTIVITYNET_MEAN_RGB, pixel_max=255.0, spatial=False)
     with ctx.autocast():
-        first, second = split_views(ctx.net(x))
+        first, second = split_views(ctx.net(x, views=2))  # each view its own BatchNorm batch, as the paper
         return first, ctx.loss_fn(first, target, student2=second)
 
 
