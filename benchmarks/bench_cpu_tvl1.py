@@ -10,6 +10,7 @@ fresh process compiling them into an empty cache, then a fresh process loading t
 worker pays at start). Agreement with OpenCV is reported on the 256x256 pairs (mean EPE, quantized
 pixels within one level); the bounds themselves are asserted in tests/test_flow_backends.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,12 @@ def side_by_side(prev, nxt) -> dict:
     backends = {name: _cpu_backend(name) for name in ("opencv", "numba")}
     for backend in backends.values():
         backend.compute(prev[:1], nxt[:1])  # warm-up (numba: compile or load the cache)
-    seconds = {name: 0.0 for name in backends}
+    seconds = dict.fromkeys(backends, 0.0)
     flows = {name: [] for name in backends}
     for i in range(len(prev)):
         for name, backend in backends.items():
             t0 = time.perf_counter()
-            flows[name].append(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0])
+            flows[name].append(backend.compute(prev[i : i + 1], nxt[i : i + 1])[0])
             seconds[name] += time.perf_counter() - t0
     return {"seconds": seconds, "flows": {k: np.stack(v) for k, v in flows.items()}}
 
@@ -45,12 +46,19 @@ def side_by_side(prev, nxt) -> dict:
 class _StageTimer:
     """Stands in for the solver's kernel module: forwards every kernel, adding its seconds to a stage."""
 
-    STAGES = {"inner_loop": "iterations", "warp_framed": "warp", "centered_gradient": "warp", "pad_images": "warp",
-              "median3": "median", "median5": "median", "pad_replicate": "median"}
+    STAGES = {
+        "inner_loop": "iterations",
+        "warp_framed": "warp",
+        "centered_gradient": "warp",
+        "pad_images": "warp",
+        "median3": "median",
+        "median5": "median",
+        "pad_replicate": "median",
+    }
 
     def __init__(self, kernels):
         self._k = kernels
-        self.seconds = {stage: 0.0 for stage in ("iterations", "warp", "median")}
+        self.seconds = dict.fromkeys(("iterations", "warp", "median"), 0.0)
 
     def __getattr__(self, name):
         fn = getattr(self._k, name)
@@ -63,6 +71,7 @@ class _StageTimer:
             out = fn(*args)
             self.seconds[stage] += time.perf_counter() - t0
             return out
+
         return timed
 
 
@@ -168,11 +177,16 @@ def main(argv: list[str] | None = None) -> None:
 
     from flowprep import format as fmt
 
-    lines = ["# Fused CPU TV-L1 (numba) vs OpenCV DualTVL1, one thread each", "",
-             f"`python benchmarks/bench_cpu_tvl1.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-             f"on {os.cpu_count()} cores ({platform.machine()}), OpenCV {cv2.__version__}, numba {numba.__version__}; "
-             f"{args.pairs} consecutive-frame pairs of the real clips per size, OpenCV's default parameters.", "",
-             "| size | OpenCV s/pair | numba s/pair | speed-up | notes |", "|---|---|---|---|---|"]
+    lines = [
+        "# Fused CPU TV-L1 (numba) vs OpenCV DualTVL1, one thread each",
+        "",
+        f"`python benchmarks/bench_cpu_tvl1.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"on {os.cpu_count()} cores ({platform.machine()}), OpenCV {cv2.__version__}, numba {numba.__version__}; "
+        f"{args.pairs} consecutive-frame pairs of the real clips per size, OpenCV's default parameters.",
+        "",
+        "| size | OpenCV s/pair | numba s/pair | speed-up | notes |",
+        "|---|---|---|---|---|",
+    ]
 
     def emit(line):
         lines.append(line)
@@ -189,31 +203,47 @@ def main(argv: list[str] | None = None) -> None:
         if (w, h) == (256, 256):
             ours, ref = r["flows"]["numba"], r["flows"]["opencv"]
             epe = np.linalg.norm(ours - ref, axis=-1).mean(axis=(1, 2))
-            within = (np.abs(fmt.quantize_flow(ours).astype(int) - fmt.quantize_flow(ref).astype(int)) <= 1
-                      ).all(axis=-1).mean(axis=(1, 2))
+            within = (
+                (np.abs(fmt.quantize_flow(ours).astype(int) - fmt.quantize_flow(ref).astype(int)) <= 1)
+                .all(axis=-1)
+                .mean(axis=(1, 2))
+            )
             note = f"EPE vs OpenCV mean {epe.mean():.4f} (max {epe.max():.4f}) px; within 1 level >= {within.min():.2%}"
         emit(f"| {w}x{h} | {s_cv:.3f} | {s_nb:.4f} | **{s_cv / s_nb:.1f}x** | {note} |")
     prev, nxt = real_pairs(args.pairs, 256)
     prof = stage_profile(prev, nxt)
-    profile = ["", "Where a 256x256 pair's time goes (numba, one thread, best of 3 passes over the pairs; the rest is "
-               "the pyramid, the flow zoom and Python glue):", "",
-               "| stage | ms/pair | share |", "|---|---|---|"]
-    profile += [f"| {stage} | {1e3 * prof[stage]:.1f} | {prof[stage] / prof['total']:.0%} |"
-                for stage in ("iterations", "warp", "median", "rest", "total")]
+    profile = [
+        "",
+        "Where a 256x256 pair's time goes (numba, one thread, best of 3 passes over the pairs; the rest is "
+        "the pyramid, the flow zoom and Python glue):",
+        "",
+        "| stage | ms/pair | share |",
+        "|---|---|---|",
+    ]
+    profile += [
+        f"| {stage} | {1e3 * prof[stage]:.1f} | {prof[stage] / prof['total']:.0%} |"
+        for stage in ("iterations", "warp", "median", "rest", "total")
+    ]
     if args.procs > 1:
         rate = {name: time_cpu_processes(name, prev, nxt, args.procs) for name in ("opencv", "numba")}
-        emit(f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
-             f"**{rate['numba'] / rate['opencv']:.1f}x** | "
-             f"pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |")
+        emit(
+            f"| 256x256, {args.procs} processes | {1 / rate['opencv']:.3f} | {1 / rate['numba']:.4f} | "
+            f"**{rate['numba'] / rate['opencv']:.1f}x** | "
+            f"pairs/s: OpenCV {rate['opencv']:.2f}, numba {rate['numba']:.2f} |"
+        )
     host, widths = vector_widths(min(args.pairs, 8))
-    width_lines = ["", f"Vector width: this CPU is {host}. s/pair at 256x256, kernels compiled for it and for AVX2 "
-                   "(NUMBA_CPU_NAME=haswell; the flow is the same bits, tests/test_numba_tvl1.py), fresh processes "
-                   "alternated 3 times, medians: " + ", ".join(f"{n} {v:.4f}" for n, v in widths.items()) + "."]
+    width_lines = [
+        "",
+        f"Vector width: this CPU is {host}. s/pair at 256x256, kernels compiled for it and for AVX2 "
+        "(NUMBA_CPU_NAME=haswell; the flow is the same bits, tests/test_numba_tvl1.py), fresh processes "
+        "alternated 3 times, medians: " + ", ".join(f"{n} {v:.4f}" for n, v in widths.items()) + ".",
+    ]
     cold, warm = cold_start()
     tail = width_lines + [
-            f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
-            f"cache, {warm:.1f} s loading it (NUMBA_CACHE_DIR or the package's __pycache__).",
-            f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."]
+        f"Cold start of the numba kernels (fresh process to first flow): {cold:.1f} s compiling into an empty "
+        f"cache, {warm:.1f} s loading it (NUMBA_CACHE_DIR or the package's __pycache__).",
+        f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+    ]
     lines += profile + [""] + tail
     for line in profile:
         print(line)

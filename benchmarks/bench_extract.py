@@ -10,6 +10,7 @@ totals: where the time goes, frames per second and videos per hour. Stage second
 workers (CPU-seconds); videos/hour uses wall time. Several backends (comma-separated) run one after
 the other on the same clips and settings, and the last line gives their videos/hour ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,29 +55,45 @@ def run_one(args, backend: str) -> float:
         root.mkdir(parents=True)
         for clip in sorted(Path(args.videos).iterdir()):
             os.symlink(clip, root / clip.name)
-        cfg = ExtractConfig(dataset="folder", root=str(root.parent), out=str(Path(tmp) / "out"), size_px=args.size,
-                            max_frames=args.max_frames, workers=args.workers, flow_backend=backend,
-                            executor="inline" if args.workers == 1 else args.executor)
+        cfg = ExtractConfig(
+            dataset="folder",
+            root=str(root.parent),
+            out=str(Path(tmp) / "out"),
+            size_px=args.size,
+            max_frames=args.max_frames,
+            workers=args.workers,
+            flow_backend=backend,
+            executor="inline" if args.workers == 1 else args.executor,
+        )
         summary = run_extract(cfg, show_progress=False)
         fs, out = filesystem(cfg.out)
         rows = [r for r in read_manifest(fs, out) if r["status"] == "ok"]
 
-    print(f"`flowprep extract` on {len(rows)} real clips, {args.size}x{args.size}, backend {backend}, "
-          f"workers {args.workers}, executor {cfg.executor}, max frames {args.max_frames or 'all'}, "
-          f"{os.cpu_count()} cores\n")
+    print(
+        f"`flowprep extract` on {len(rows)} real clips, {args.size}x{args.size}, backend {backend}, "
+        f"workers {args.workers}, executor {cfg.executor}, max frames {args.max_frames or 'all'}, "
+        f"{os.cpu_count()} cores\n"
+    )
     print("| clip | frames | " + " | ".join(f"{s} s" for s in STAGES) + " | flow s / pair |")
     print("|---|---|" + "---|" * (len(STAGES) + 1))
     for row in sorted(rows, key=lambda r: r["video_id"]):
         secs = [row[f"seconds_{s}"] for s in STAGES]
-        print(f"| {row['video_id']} | {row['frames']} | " + " | ".join(f"{s:.2f}" for s in secs)
-              + f" | {row['seconds_flow'] / max(row['flows'], 1):.3f} |")
+        print(
+            f"| {row['video_id']} | {row['frames']} | "
+            + " | ".join(f"{s:.2f}" for s in secs)
+            + f" | {row['seconds_flow'] / max(row['flows'], 1):.3f} |"
+        )
     total = sum(summary["stage_seconds"].values())
     print("\n| stage | CPU-seconds | share |\n|---|---|---|")
     for stage in STAGES:
-        print(f"| {stage} | {summary['stage_seconds'][stage]:.1f} | {100 * summary['stage_seconds'][stage] / total:.1f}% |")
-    print(f"\nframes: {summary['frames']}, wall: {summary['wall_seconds']:.1f} s, "
-          f"frames/s: {summary['frames'] / summary['wall_seconds']:.2f}, videos/hour: {summary['videos_per_hour']:.0f} "
-          f"(these clips average {summary['frames'] / max(len(rows), 1):.0f} frames)")
+        print(
+            f"| {stage} | {summary['stage_seconds'][stage]:.1f} | {100 * summary['stage_seconds'][stage] / total:.1f}% |"
+        )
+    print(
+        f"\nframes: {summary['frames']}, wall: {summary['wall_seconds']:.1f} s, "
+        f"frames/s: {summary['frames'] / summary['wall_seconds']:.2f}, videos/hour: {summary['videos_per_hour']:.0f} "
+        f"(these clips average {summary['frames'] / max(len(rows), 1):.0f} frames)"
+    )
     return summary["videos_per_hour"]
 
 

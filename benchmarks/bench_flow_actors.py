@@ -12,6 +12,7 @@ other in this process (each with its own local Ray, whose start is inside the wa
   actors-x2    two actors per GPU (0.5 GPU each): one batch copies while the other computes
 Prints a Markdown table of videos/hour and frames/s, each as a ratio to the first row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,11 @@ def main() -> None:
     cores, gpus = os.cpu_count() or 1, gpu_count(args.gpu_backend)
     gpu_share = None if backend_class(args.gpu_backend).needs_gpu else 0.0  # None: 1 GPU per actor
     runs = [] if args.skip_cpu else [("cpu", "opencv", cores, 0, None)]
-    runs += [("gpu-in-task", args.gpu_backend, max(1, cores // 2), 0, None),
-             ("actors", args.gpu_backend, max(1, cores - gpus), gpus, gpu_share),
-             ("actors-x2", args.gpu_backend, max(1, cores - 2 * gpus), 2 * gpus, 0.5 if gpu_share is None else 0.0)]
+    runs += [
+        ("gpu-in-task", args.gpu_backend, max(1, cores // 2), 0, None),
+        ("actors", args.gpu_backend, max(1, cores - gpus), gpus, gpu_share),
+        ("actors-x2", args.gpu_backend, max(1, cores - 2 * gpus), 2 * gpus, 0.5 if gpu_share is None else 0.0),
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "clips"
@@ -59,23 +62,37 @@ def main() -> None:
             for clip in sorted(Path(args.videos).iterdir()):
                 os.symlink(clip, root / f"copy{copy:02d}" / clip.name)
         for label, backend, workers, actors, share in runs:
-            cfg = ExtractConfig(dataset="folder", root=str(root), out=str(Path(tmp) / f"out-{label}"), size_px=args.size,
-                                max_frames=args.max_frames, flow_backend=backend, workers=workers, videos_per_task=1,
-                                flow_actors=actors, gpus_per_flow_actor=share)
+            cfg = ExtractConfig(
+                dataset="folder",
+                root=str(root),
+                out=str(Path(tmp) / f"out-{label}"),
+                size_px=args.size,
+                max_frames=args.max_frames,
+                flow_backend=backend,
+                workers=workers,
+                videos_per_task=1,
+                flow_actors=actors,
+                gpus_per_flow_actor=share,
+            )
             summary = run_extract(cfg, show_progress=False)
             rows.append((label, backend, workers, actors, summary))
             print(f"{label}: {summary['videos_per_hour']:.0f} videos/hour", flush=True)
 
     base = rows[0][4]
-    lines = [f"`flowprep extract`, {args.copies} x the clips of {args.videos}, {args.size}x{args.size}, "
-             f"max {args.max_frames} frames, {cores} cores, {gpus} GPU(s) ({args.gpu_backend}); wall time includes "
-             f"Ray's start.", "",
-             "| run | backend | CPU tasks | flow actors | ok | frames | wall s | videos/hour | frames/s | x first row |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`flowprep extract`, {args.copies} x the clips of {args.videos}, {args.size}x{args.size}, "
+        f"max {args.max_frames} frames, {cores} cores, {gpus} GPU(s) ({args.gpu_backend}); wall time includes "
+        f"Ray's start.",
+        "",
+        "| run | backend | CPU tasks | flow actors | ok | frames | wall s | videos/hour | frames/s | x first row |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, backend, workers, actors, s in rows:
-        lines.append(f"| {label} | {backend} | {workers} | {actors} | {s['ok']} | {s['frames']} | {s['wall_seconds']:.1f} "
-                     f"| {s['videos_per_hour']:.0f} | {s['frames_per_second']:.1f} "
-                     f"| {s['videos_per_hour'] / max(base['videos_per_hour'], 1e-9):.2f} |")
+        lines.append(
+            f"| {label} | {backend} | {workers} | {actors} | {s['ok']} | {s['frames']} | {s['wall_seconds']:.1f} "
+            f"| {s['videos_per_hour']:.0f} | {s['frames_per_second']:.1f} "
+            f"| {s['videos_per_hour'] / max(base['videos_per_hour'], 1e-9):.2f} |"
+        )
     table = "\n".join(lines)
     print("\n" + table)
     if args.out_md:

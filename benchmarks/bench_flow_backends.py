@@ -24,6 +24,7 @@ over executed iterations of the pyramid level's H*W), so the floor is
 with the GPU's memory bandwidth (--bandwidth-gbs, else looked up from the device name). Everything else
 (warps, median filters, pyramid) is a few percent of the iterations and left out of the floor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,26 @@ from pathlib import Path
 import numpy as np
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
-CLIPS = ("kinetics_arm_wrestling_28fps.mp4", "kinetics_flipping_pancake_noframecount.mkv",
-         "ucf101_ApplyEyeMakeup_xvid.avi", "pedestrians_msmpeg4v3_10fps.avi")
+CLIPS = (
+    "kinetics_arm_wrestling_28fps.mp4",
+    "kinetics_flipping_pancake_noframecount.mkv",
+    "ucf101_ApplyEyeMakeup_xvid.avi",
+    "pedestrians_msmpeg4v3_10fps.avi",
+)
 BYTES_PER_PIXEL_STEP = 64  # 10 float32 reads + 6 writes per pixel per fused iteration
 # Peak memory bandwidth (GB/s) by device name, for the floor; --bandwidth-gbs overrides.
-BANDWIDTH_GBS = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 PCIe": 2000, "H100 NVL": 3900,
-                 "H100": 3350, "A100-SXM4-80GB": 2039, "A100": 1555, "L40S": 864, "A10": 600}
+BANDWIDTH_GBS = {
+    "H200": 4800,
+    "H100 SXM": 3350,
+    "H100 80GB HBM3": 3350,
+    "H100 PCIe": 2000,
+    "H100 NVL": 3900,
+    "H100": 3350,
+    "A100-SXM4-80GB": 2039,
+    "A100": 1555,
+    "L40S": 864,
+    "A10": 600,
+}
 
 
 def real_pairs(n_pairs: int, size: int = 256, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +123,7 @@ def time_cpu_one_core(name: str, prev, nxt) -> float:
     backend.compute(prev[:1], nxt[:1])  # warm-up (numba: load the compiled kernels)
     t0 = time.perf_counter()
     for i in range(len(prev)):
-        backend.compute(prev[i:i + 1], nxt[i:i + 1])
+        backend.compute(prev[i : i + 1], nxt[i : i + 1])
     seconds = time.perf_counter() - t0
     cv2.setNumThreads(threads)
     return len(prev) / seconds
@@ -147,8 +162,12 @@ def time_torch(prev, nxt, device: str, batch: int, compile: bool, repeats: int) 
         seconds += time.perf_counter() - t0
         pixel_steps += backend._solver.pixel_steps
         iterations += backend._solver.iterations_run
-    row = {"pairs_s": repeats * batch / seconds, "warmup_s": t_warm,
-           "pixel_steps_per_batch": pixel_steps / repeats, "iterations_per_batch": iterations / repeats}
+    row = {
+        "pairs_s": repeats * batch / seconds,
+        "warmup_s": t_warm,
+        "pixel_steps_per_batch": pixel_steps / repeats,
+        "iterations_per_batch": iterations / repeats,
+    }
     if device.startswith("cuda"):
         row["mem_mib_per_pair"] = torch.cuda.max_memory_allocated() / batch / 2**20
     return row
@@ -198,16 +217,18 @@ def main(argv: list[str] | None = None) -> None:
     prev, nxt = real_pairs(max(n_pairs, max(cuda_batches + cpu_batches)), args.size)
     cpu_prev, cpu_next = prev[:n_pairs], nxt[:n_pairs]
 
-    lines = [f"# TV-L1 backends at {args.size}x{args.size}",
-             "",
-             f"`python benchmarks/bench_flow_backends.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-             f"on {platform.node() or 'this machine'}: {cores} CPU cores ({platform.processor() or platform.machine()}), "
-             f"OpenCV {cv2.__version__}, torch {torch.__version__}, "
-             f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device'}.",
-             f"Frames: consecutive frames of the real clips in ../shared/data/videos, gray, {args.size}x{args.size}.",
-             "",
-             "| backend | batch | pairs/s | x one OpenCV core | notes |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# TV-L1 backends at {args.size}x{args.size}",
+        "",
+        f"`python benchmarks/bench_flow_backends.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"on {platform.node() or 'this machine'}: {cores} CPU cores ({platform.processor() or platform.machine()}), "
+        f"OpenCV {cv2.__version__}, torch {torch.__version__}, "
+        f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device'}.",
+        f"Frames: consecutive frames of the real clips in ../shared/data/videos, gray, {args.size}x{args.size}.",
+        "",
+        "| backend | batch | pairs/s | x one OpenCV core | notes |",
+        "|---|---|---|---|---|",
+    ]
 
     def row(name, batch, pairs_s, notes=""):
         line = f"| {name} | {batch} | {pairs_s:.2f} | {pairs_s / one_core:.2f}x | {notes} |"
@@ -226,11 +247,15 @@ def main(argv: list[str] | None = None) -> None:
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         for batch in cpu_batches:
-            for compile in ([False, True] if args.cpu_compile else [False]):
+            for compile in [False, True] if args.cpu_compile else [False]:
                 r = time_torch(cpu_prev, cpu_next, "cpu", batch, compile, max(1, n_pairs // batch))
-                row(f"torch cpu{' compiled' if compile else ''}", batch, r["pairs_s"],
+                row(
+                    f"torch cpu{' compiled' if compile else ''}",
+                    batch,
+                    r["pairs_s"],
                     f"{threads} thread{'s' if threads > 1 else ''}; {r['iterations_per_batch']:.0f} iterations/batch; "
-                    f"warm-up {r['warmup_s']:.1f} s")
+                    f"warm-up {r['warmup_s']:.1f} s",
+                )
     torch.set_num_threads(default_threads)
 
     floor_lines = []
@@ -238,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         name = torch.cuda.get_device_name(0)
         gbs = bandwidth_gbs(name, args.bandwidth_gbs)
         for batch in cuda_batches:
-            for compile in ([True, False] if args.cuda_eager else [True]):
+            for compile in [True, False] if args.cuda_eager else [True]:
                 repeats = max(2, 256 // batch) if not args.quick else 2
                 r = time_torch(prev, nxt, "cuda", batch, compile, repeats)
                 floor = ""
@@ -246,20 +271,28 @@ def main(argv: list[str] | None = None) -> None:
                     per_pair_bytes = BYTES_PER_PIXEL_STEP * r["pixel_steps_per_batch"]
                     floor_pairs_s = gbs * 1e9 / per_pair_bytes
                     floor = f"; floor {floor_pairs_s:.0f} pairs/s ({r['pairs_s'] / floor_pairs_s:.0%} of it)"
-                row(f"torch cuda{'' if compile else ' eager'}", batch, r["pairs_s"],
+                row(
+                    f"torch cuda{'' if compile else ' eager'}",
+                    batch,
+                    r["pairs_s"],
                     f"{r['mem_mib_per_pair']:.1f} MiB GPU/pair; {r['iterations_per_batch']:.0f} iterations/batch; "
-                    f"warm-up {r['warmup_s']:.1f} s{floor}")
+                    f"warm-up {r['warmup_s']:.1f} s{floor}",
+                )
         if gbs:
             floor_lines.append(f"Bandwidth floor: {name} at {gbs:.0f} GB/s, {BYTES_PER_PIXEL_STEP} B per pixel-step.")
     else:
-        floor_lines.append("No CUDA device here: the GPU rows are missing. On a GPU node: `bash benchmarks/run_gpu.sh`.")
+        floor_lines.append(
+            "No CUDA device here: the GPU rows are missing. On a GPU node: `bash benchmarks/run_gpu.sh`."
+        )
     ok, _ = __import__("flowprep.flow.opencv_cuda", fromlist=["x"]).OpenCVCudaTVL1.available()
     if ok:
         row("opencv-cuda", 1, time_opencv_cuda(cpu_prev, cpu_next), "pair by pair")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    floor_lines.append(f"Load average at the end of the run: {load:.1f} on {cores} cores "
-                       "(other work on the machine slows every row, multi-threaded torch most).")
+    floor_lines.append(
+        f"Load average at the end of the run: {load:.1f} on {cores} cores "
+        "(other work on the machine slows every row, multi-threaded torch most)."
+    )
     lines += [""] + floor_lines
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ truth where known, and whether pair 0 alone gives bit-for-bit its flow in the ba
 Rows stop being started once --budget-s is spent (a compiled row is not started with less than
 --compile-reserve-s left), so one run stays within the node's 10 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,9 +97,15 @@ def time_row(variant: str, batch: int, prev, nxt, device: str, min_seconds: floa
         seconds += time.perf_counter() - t0
         batches += 1
         pixel_steps += solver.pixel_steps
-    row = {"variant": variant, "batch": batch, "pairs_s": batches * batch / seconds, "warmup_s": warmup_s,
-           "batches_timed": batches, "pixel_steps_per_pair": pixel_steps / batches / batch,
-           "iterations_per_batch": solver.iterations_run}
+    row = {
+        "variant": variant,
+        "batch": batch,
+        "pairs_s": batches * batch / seconds,
+        "warmup_s": warmup_s,
+        "batches_timed": batches,
+        "pixel_steps_per_pair": pixel_steps / batches / batch,
+        "iterations_per_batch": solver.iterations_run,
+    }
     if on_cuda:
         row["mem_mib_per_pair"] = torch.cuda.max_memory_allocated() / batch / 2**20
     if BYTES_PER_PIXEL_STEP[variant]:
@@ -119,12 +126,23 @@ def fidelity(variant: str, prev, nxt, flow_cv, flow_gt, gt_pairs: list[int], dev
     gt_rows = []
     for g, i in enumerate(gt_pairs):
         known = np.isfinite(flow_gt[g]).all(axis=-1)
-        gt_rows.append({"pair": i, "epe_gt_ours": float(np.linalg.norm(ours[i] - flow_gt[g], axis=-1)[known].mean()),
-                        "epe_gt_opencv": float(np.linalg.norm(flow_cv[i] - flow_gt[g], axis=-1)[known].mean())})
-    return {"variant": variant, "epe_vs_opencv_per_pair": epe.tolist(), "epe_worst": float(epe.max()),
-            "epe_mean": float(epe.mean()), "within_one_level_per_pair": within.tolist(),
-            "within_one_level_worst": float(within.min()), "gt": gt_rows,
-            "alone_equals_batch": bool(np.array_equal(alone, ours[0]))}
+        gt_rows.append(
+            {
+                "pair": i,
+                "epe_gt_ours": float(np.linalg.norm(ours[i] - flow_gt[g], axis=-1)[known].mean()),
+                "epe_gt_opencv": float(np.linalg.norm(flow_cv[i] - flow_gt[g], axis=-1)[known].mean()),
+            }
+        )
+    return {
+        "variant": variant,
+        "epe_vs_opencv_per_pair": epe.tolist(),
+        "epe_worst": float(epe.max()),
+        "epe_mean": float(epe.mean()),
+        "within_one_level_per_pair": within.tolist(),
+        "within_one_level_worst": float(within.min()),
+        "gt": gt_rows,
+        "alone_equals_batch": bool(np.array_equal(alone, ours[0])),
+    }
 
 
 def step_share(prev, nxt, device: str, batch: int) -> dict:
@@ -148,20 +166,31 @@ def step_share(prev, nxt, device: str, batch: int) -> dict:
         kernels.step(*planes, None, 0.045, 0.3, 0.25 / 0.3)
     torch.cuda.synchronize()
     s_per_pixel_step = (time.perf_counter() - t0) / steps / (batch * h * w)
-    return {"batch": batch, "step_ns_per_pixel": s_per_pixel_step * 1e9,
-            "step_gb_s": BYTES_PER_PIXEL_STEP["triton"] / s_per_pixel_step / 1e9}
+    return {
+        "batch": batch,
+        "step_ns_per_pixel": s_per_pixel_step * 1e9,
+        "step_gb_s": BYTES_PER_PIXEL_STEP["triton"] / s_per_pixel_step / 1e9,
+    }
 
 
 def markdown(results: dict) -> str:
     env = results["env"]
-    lines = [f"# Fused Triton TV-L1 vs torch-cuda at {env['size']}x{env['size']}", "",
-             f"`{env['command']}`", "",
-             f"{env['device']}; torch {env['torch']}, triton {env['triton']}; {env['pairs']} prepared pairs "
-             f"(OpenCV {env['opencv']} reference flows, default parameters); {env['when']}."
-             + (f" TV-L1 parameters overridden: {env['param_overrides']} (a smoke run: fidelity is not comparable)."
-                if env["param_overrides"] else ""), "",
-             "| variant | batch | pairs/s | x eager, same batch | warm-up s | MiB per pair | inner-iteration GB/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Fused Triton TV-L1 vs torch-cuda at {env['size']}x{env['size']}",
+        "",
+        f"`{env['command']}`",
+        "",
+        f"{env['device']}; torch {env['torch']}, triton {env['triton']}; {env['pairs']} prepared pairs "
+        f"(OpenCV {env['opencv']} reference flows, default parameters); {env['when']}."
+        + (
+            f" TV-L1 parameters overridden: {env['param_overrides']} (a smoke run: fidelity is not comparable)."
+            if env["param_overrides"]
+            else ""
+        ),
+        "",
+        "| variant | batch | pairs/s | x eager, same batch | warm-up s | MiB per pair | inner-iteration GB/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     eager = {r["batch"]: r["pairs_s"] for r in results["rows"] if r.get("variant") == "eager" and "pairs_s" in r}
     for r in results["rows"]:
         if "skipped" in r:
@@ -170,50 +199,84 @@ def markdown(results: dict) -> str:
         ratio = f"{r['pairs_s'] / eager[r['batch']]:.2f}" if r["batch"] in eager else "-"
         mem = f"{r['mem_mib_per_pair']:.1f}" if "mem_mib_per_pair" in r else "-"
         bw = f"{r['inner_gb_s']:.0f}" if "inner_gb_s" in r else "-"
-        lines.append(f"| {r['variant']} | {r['batch']} | {r['pairs_s']:.1f} | {ratio} | {r['warmup_s']:.1f} | {mem} | {bw} |")
-    lines += ["", "Fidelity (all prepared pairs in one batch) against OpenCV's CPU flow:", "",
-              "| variant | mean EPE, worst pair (px) | mean EPE, all pairs | within one level, worst pair | pair alone == in batch |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['variant']} | {r['batch']} | {r['pairs_s']:.1f} | {ratio} | {r['warmup_s']:.1f} | {mem} | {bw} |"
+        )
+    lines += [
+        "",
+        "Fidelity (all prepared pairs in one batch) against OpenCV's CPU flow:",
+        "",
+        "| variant | mean EPE, worst pair (px) | mean EPE, all pairs | within one level, worst pair | pair alone == in batch |",
+        "|---|---|---|---|---|",
+    ]
     for f in results["fidelity"]:
-        lines.append(f"| {f['variant']} | {f['epe_worst']:.4f} | {f['epe_mean']:.4f} | "
-                     f"{f['within_one_level_worst']:.2%} | {f['alone_equals_batch']} |")
+        lines.append(
+            f"| {f['variant']} | {f['epe_worst']:.4f} | {f['epe_mean']:.4f} | "
+            f"{f['within_one_level_worst']:.2%} | {f['alone_equals_batch']} |"
+        )
     for f in results["fidelity"]:
         for g in f["gt"]:
-            lines.append(f"- {f['variant']}, {results['env']['names'][g['pair']]}: EPE to ground truth "
-                         f"{g['epe_gt_ours']:.4f} px (OpenCV {g['epe_gt_opencv']:.4f})")
+            lines.append(
+                f"- {f['variant']}, {results['env']['names'][g['pair']]}: EPE to ground truth "
+                f"{g['epe_gt_ours']:.4f} px (OpenCV {g['epe_gt_opencv']:.4f})"
+            )
     if results.get("step"):
         s = results["step"]
-        lines += ["", f"Fused inner iteration alone (batch {s['batch']}, finest level): "
-                      f"{s['step_ns_per_pixel']:.3f} ns per pixel-step, {s['step_gb_s']:.0f} GB/s at 88 B per pixel-step."]
-        best = max((r for r in results["rows"] if r.get("variant") == "triton" and "pairs_s" in r),
-                   key=lambda r: r["pairs_s"], default=None)
+        lines += [
+            "",
+            f"Fused inner iteration alone (batch {s['batch']}, finest level): "
+            f"{s['step_ns_per_pixel']:.3f} ns per pixel-step, {s['step_gb_s']:.0f} GB/s at 88 B per pixel-step.",
+        ]
+        best = max(
+            (r for r in results["rows"] if r.get("variant") == "triton" and "pairs_s" in r),
+            key=lambda r: r["pairs_s"],
+            default=None,
+        )
         if best:
             share = best["pairs_s"] * best["pixel_steps_per_pair"] * s["step_ns_per_pixel"] * 1e-9
-            lines.append(f"At batch {best['batch']} the inner iterations are about {share:.0%} of the solve "
-                         "(the rest: cubic warps, medians, pyramid, host loop).")
+            lines.append(
+                f"At batch {best['batch']} the inner iterations are about {share:.0%} of the solve "
+                "(the rest: cubic warps, medians, pyramid, host loop)."
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", default=str(ROOT / "bench_out" / "gpu_inputs"), help="prepare_gpu_inputs.py's folder")
-    parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "bench_out" / "gpu_results"),
-                        help="folder for gpu_fused.md / gpu_fused.json (default $OUT)")
+    parser.add_argument(
+        "--inputs", default=str(ROOT / "bench_out" / "gpu_inputs"), help="prepare_gpu_inputs.py's folder"
+    )
+    parser.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or str(ROOT / "bench_out" / "gpu_results"),
+        help="folder for gpu_fused.md / gpu_fused.json (default $OUT)",
+    )
     parser.add_argument("--batches", default="1,8,32,64,128,256", help="batch sizes of the triton and eager rows")
     parser.add_argument("--compile-batches", default="64,256", help="batch sizes of the compiled rows ('' for none)")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time each row over at least this long")
     parser.add_argument("--max-batches", type=int, default=50)
     parser.add_argument("--budget-s", type=float, default=380.0, help="start no row after this many seconds")
-    parser.add_argument("--compile-reserve-s", type=float, default=150.0,
-                        help="start a compiled row only with this much budget left (its warm-up compiles)")
+    parser.add_argument(
+        "--compile-reserve-s",
+        type=float,
+        default=150.0,
+        help="start a compiled row only with this much budget left (its warm-up compiles)",
+    )
     parser.add_argument("--allow-cpu", action="store_true", help="run on the CPU (triton needs TRITON_INTERPRET=1)")
-    parser.add_argument("--flow-param", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a TV-L1 parameter (smoke runs only: the reference flows use the defaults)")
+    parser.add_argument(
+        "--flow-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a TV-L1 parameter (smoke runs only: the reference flows use the defaults)",
+    )
     args = parser.parse_args(argv)
     from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
 
-    overrides = {k: type(OPENCV_TVL1_DEFAULTS[k])(float(v)) if k in OPENCV_TVL1_DEFAULTS else v
-                 for k, v in (kv.split("=", 1) for kv in args.flow_param)}
+    overrides = {
+        k: type(OPENCV_TVL1_DEFAULTS[k])(float(v)) if k in OPENCV_TVL1_DEFAULTS else v
+        for k, v in (kv.split("=", 1) for kv in args.flow_param)
+    }
     PARAMS.update(merge_params(OPENCV_TVL1_DEFAULTS, overrides))
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -230,16 +293,25 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if on_cuda else "cpu"
     try:
         import triton
+
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
 
     prev, nxt, flow_cv, flow_gt, meta = load_inputs(Path(args.inputs))
     variants = (["triton"] if triton_version else []) + ["eager"]
-    env = {"command": "python benchmarks/bench_gpu_fused.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "device": torch.cuda.get_device_name(0) if on_cuda else f"CPU ({platform.processor() or platform.machine()})",
-           "torch": torch.__version__, "triton": triton_version, "opencv": meta["opencv"], "size": meta["size"],
-           "pairs": len(prev), "names": meta["names"], "param_overrides": overrides, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    env = {
+        "command": "python benchmarks/bench_gpu_fused.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": torch.cuda.get_device_name(0) if on_cuda else f"CPU ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "opencv": meta["opencv"],
+        "size": meta["size"],
+        "pairs": len(prev),
+        "names": meta["names"],
+        "param_overrides": overrides,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     results = {"env": env, "rows": [], "fidelity": [], "step": None}
 
     def save():
@@ -266,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     for variant, batch in plan:
         reserve = args.compile_reserve_s if variant == "compiled" else 0.0
         if variant in failed or left() < reserve:
-            results["rows"].append({"variant": variant, "batch": batch,
-                                    "skipped": failed.get(variant, "time budget")[:120]})
+            results["rows"].append(
+                {"variant": variant, "batch": batch, "skipped": failed.get(variant, "time budget")[:120]}
+            )
             continue
         try:
             row = time_row(variant, batch, prev, nxt, device, args.min_seconds, args.max_batches)

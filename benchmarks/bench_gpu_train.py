@@ -10,6 +10,7 @@ torchvision for GPU decode) are reported as skipped with the reason. "Busy" is a
 synthetic row's (the share of the time the GPU would be computing if the loader were the only stall); the
 last line names the fewest CPU workers that keep it >= 95%.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,8 @@ def step_runner(mode: str, model_name: str, num_classes: int, device, precision:
     import torch
 
     from training.checkpoint import build_model
-    from training.losses import create_loss
     from training.loops import Features, StepContext
+    from training.losses import create_loss
     from training.models.utils import freeze
     from training.recipes import get_recipe
 
@@ -81,8 +82,9 @@ def synthetic(reads: tuple[str, ...], batch: int, frames: int, crop: int, device
 
     clip = {"label": torch.zeros(batch, dtype=torch.long, device=device)}
     for m in reads:
-        clip[m] = torch.randint(0, 256, (batch, 3 if m == "rgb" else 2, frames, crop, crop), dtype=torch.uint8,
-                                device=device)
+        clip[m] = torch.randint(
+            0, 256, (batch, 3 if m == "rgb" else 2, frames, crop, crop), dtype=torch.uint8, device=device
+        )
     while True:
         yield clip
 
@@ -124,14 +126,23 @@ def main(argv: list[str] | None = None) -> dict:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             base = timed(step, synthetic(recipe.reads, batch, frames, crop, device), warmup, steps, device)
-            memory = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else 0.0
-            rows.append({"mode": mode, "input": "synthetic (on device)", "workers": 0, "steps_s": base, "busy": 1.0,
-                         "gib": memory})
+            memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
+            rows.append(
+                {
+                    "mode": mode,
+                    "input": "synthetic (on device)",
+                    "workers": 0,
+                    "steps_s": base,
+                    "busy": 1.0,
+                    "gib": memory,
+                }
+            )
             feeds = [("cpu", w) for w in workers] + [("gpu", workers[0])]
             for decode, n in feeds:
                 spec = ClipSpec(modalities=recipe.reads, frames=frames, crop_size=crop, decode=decode)
-                ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=4, rank=0, world_size=1,
-                                      epoch_samples=10 ** 6)
+                ds = ShardClipDataset(
+                    urls, spec, split_name=None, buffer_size=4, rank=0, world_size=1, epoch_samples=10**6
+                )
                 label = f"loader, {decode} decode"
                 try:
                     loader = make_loader(ds, batch, n, pin_memory=device.type == "cuda", drop_last=True)
@@ -142,27 +153,43 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append({"mode": mode, "input": label, "workers": n, "steps_s": rate, "busy": rate / base})
             del step
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (dry run)"
-    lines = [f"Device: {device_name}; torch {torch.__version__}; {model}, batch {batch}, {frames}x{crop}x{crop}, "
-             f"{precision}; {steps} timed steps per row.", "",
-             "| recipe | input | workers | steps/s | clips/s | busy vs synthetic | peak GiB |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Device: {device_name}; torch {torch.__version__}; {model}, batch {batch}, {frames}x{crop}x{crop}, "
+        f"{precision}; {steps} timed steps per row.",
+        "",
+        "| recipe | input | workers | steps/s | clips/s | busy vs synthetic | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['mode']} | {r['input']} | {r['workers']} | skipped: {r['skipped']} | | | |")
         else:
-            lines.append(f"| {r['mode']} | {r['input']} | {r['workers']} | {r['steps_s']:.2f} | "
-                         f"{r['steps_s'] * batch:.1f} | {r['busy']:.0%} | {r.get('gib', 0) or ''} |")
+            lines.append(
+                f"| {r['mode']} | {r['input']} | {r['workers']} | {r['steps_s']:.2f} | "
+                f"{r['steps_s'] * batch:.1f} | {r['busy']:.0%} | {r.get('gib', 0) or ''} |"
+            )
     for mode in ("teacher", "student"):
-        enough = [r["workers"] for r in rows if r["mode"] == mode and r["input"] == "loader, cpu decode"
-                  and r.get("busy", 0) >= 0.95]
+        enough = [
+            r["workers"]
+            for r in rows
+            if r["mode"] == mode and r["input"] == "loader, cpu decode" and r.get("busy", 0) >= 0.95
+        ]
         lines.append("")
-        lines.append(f"{mode}: " + (f"{min(enough)} CPU-decode workers keep the GPU >= 95% busy" if enough else
-                                    f"no tried CPU-decode worker count ({','.join(map(str, workers))}) keeps the GPU >= 95% busy"))
+        lines.append(
+            f"{mode}: "
+            + (
+                f"{min(enough)} CPU-decode workers keep the GPU >= 95% busy"
+                if enough
+                else f"no tried CPU-decode worker count ({','.join(map(str, workers))}) keeps the GPU >= 95% busy"
+            )
+        )
     table = "\n".join(lines) + "\n"
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("# Training step rate: synthetic vs loader-fed\n\nCommand: `bash benchmarks/run_gpu_train.sh`\n\n"
-                   + table)
+    out.write_text(
+        "# Training step rate: synthetic vs loader-fed\n\nCommand: `bash benchmarks/run_gpu_train.sh`\n\n" + table
+    )
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     return {"rows": rows}
 

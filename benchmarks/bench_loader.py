@@ -13,13 +13,14 @@ the reduced DCT decode on multi-scale crops; then DataLoader workers. The step r
 clips/s one training step of a model consumes on this device: the loader keeps it busy when its
 clips/s (all workers) exceed that.
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-import statistics
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -49,8 +50,16 @@ def write_synthetic_shards(folder: Path, videos: int, frames: int, size: int, pe
         with wds.TarWriter(str(folder / names[-1])) as w:
             for v in range(s, min(s + per_shard, videos)):
                 key = make_key("c", f"v{v}")
-                meta = {"format_version": 1, "key": key, "label": v % 4, "splits": {"1": "train"},
-                        "num_frames": frames, "num_flows": frames - 1, "height": size, "width": size}
+                meta = {
+                    "format_version": 1,
+                    "key": key,
+                    "label": v % 4,
+                    "splits": {"1": "train"},
+                    "num_frames": frames,
+                    "num_flows": frames - 1,
+                    "height": size,
+                    "width": size,
+                }
                 sample = {"__key__": key, "json": __import__("json").dumps(meta).encode(), "cls": b"0"}
                 rgb, fx, fy = texture(3), texture(1), texture(1)
                 for i in range(frames):  # shifted copies: distinct bytes per frame, same statistics
@@ -89,9 +98,10 @@ def full_decode(urls) -> list[dict]:
 def legacy_loader():
     """The loader before issue 23, in this process: webdataset's tarfile-based member reader, and float32
     clips normalised on the CPU (what rgb_clip / flow_clip returned). Decode and crops are unchanged."""
+    from webdataset.tariterators import tar_file_expander
+
     import training.data as data
     from training.normalize import normalize_clip
-    from webdataset.tariterators import tar_file_expander
 
     def tarfile_samples(shards, on_error):
         return tar_file_expander(shards, handler=lambda exn: on_error(exn) or True)
@@ -190,10 +200,12 @@ def main() -> None:
         epoch_samples = args.videos * 4
 
         def in_process(modalities, crop="random", decode="cpu", k=1):
-            spec = ClipSpec(modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode,
-                            clips_per_video=k)
-            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
-                                  epoch_samples=epoch_samples // k)
+            spec = ClipSpec(
+                modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode, clips_per_video=k
+            )
+            ds = ShardClipDataset(
+                urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=epoch_samples // k
+            )
             return clips_per_second(ds.samples(0, 1, 0, 1), clock=time.process_time)[0]
 
         def legacy(modalities, crop="random"):
@@ -206,22 +218,52 @@ def main() -> None:
 
         both = ("rgb", "flow")
         variants = {  # name -> (modalities, label, baseline name, measure)
-            "all": (both, "decode every JPEG of a video (no clip selection)", None,
-                    lambda: clips_per_second(full_decode(urls), warmup=1, clock=time.process_time)[0])}
+            "all": (
+                both,
+                "decode every JPEG of a video (no clip selection)",
+                None,
+                lambda: clips_per_second(full_decode(urls), warmup=1, clock=time.process_time)[0],
+            )
+        }
         for mods in (("rgb",), ("flow",), both):
             m = "+".join(mods)
-            variants[f"legacy {m}"] = (mods, "before: tarfile, whole frames, float32 clips", None,
-                                       lambda mods=mods: legacy(mods))
-            variants[f"whole {m}"] = (mods, "now, but whole frames decoded (no C helper)", f"legacy {m}",
-                                      lambda mods=mods: whole_frames(mods))
-            variants[f"new {m}"] = (mods, "now: tario + uint8 + box-only decode", f"legacy {m}",
-                                    lambda mods=mods: in_process(mods))
+            variants[f"legacy {m}"] = (
+                mods,
+                "before: tarfile, whole frames, float32 clips",
+                None,
+                lambda mods=mods: legacy(mods),
+            )
+            variants[f"whole {m}"] = (
+                mods,
+                "now, but whole frames decoded (no C helper)",
+                f"legacy {m}",
+                lambda mods=mods: whole_frames(mods),
+            )
+            variants[f"new {m}"] = (
+                mods,
+                "now: tario + uint8 + box-only decode",
+                f"legacy {m}",
+                lambda mods=mods: in_process(mods),
+            )
         variants["new k4"] = (both, "now, --clips-per-video 4", "legacy rgb+flow", lambda: in_process(both, k=4))
-        variants["legacy ms"] = (both, "before, multiscale_corner crops", None, lambda: legacy(both, "multiscale_corner"))
-        variants["new ms"] = (both, "now, multiscale_corner crops", "legacy ms",
-                              lambda: in_process(both, "multiscale_corner"))
-        variants["new ms reduced"] = (both, "now, multiscale_corner, --decode cpu_reduced", "legacy ms",
-                                      lambda: in_process(both, "multiscale_corner", "cpu_reduced"))
+        variants["legacy ms"] = (
+            both,
+            "before, multiscale_corner crops",
+            None,
+            lambda: legacy(both, "multiscale_corner"),
+        )
+        variants["new ms"] = (
+            both,
+            "now, multiscale_corner crops",
+            "legacy ms",
+            lambda: in_process(both, "multiscale_corner"),
+        )
+        variants["new ms reduced"] = (
+            both,
+            "now, multiscale_corner, --decode cpu_reduced",
+            "legacy ms",
+            lambda: in_process(both, "multiscale_corner", "cpu_reduced"),
+        )
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.repeats):  # interleaved: every row sees the same spells of load from other jobs
             for name, (_, _, _, measure) in variants.items():
@@ -233,27 +275,42 @@ def main() -> None:
             rows.append((label, "+".join(mods), 1, rate, ratio))
         for workers in sorted({1, args.workers}):
             spec = ClipSpec(modalities=both, frames=16, crop_size=112)
-            ds = ShardClipDataset(urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1,
-                                  epoch_samples=epoch_samples)
+            ds = ShardClipDataset(
+                urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=epoch_samples
+            )
             loader = make_loader(ds, batch_size=4, num_workers=workers)
             for epoch in range(2):  # persistent workers: the second epoch has no worker start
                 ds.set_epoch(epoch)
                 rate, _ = clips_per_second(loader, warmup=1)
-            rows.append((f"now: DataLoader, {workers} persistent worker(s), batch 4, 2nd epoch (total)", "rgb+flow",
-                         workers, rate, ""))
+            rows.append(
+                (
+                    f"now: DataLoader, {workers} persistent worker(s), batch 4, 2nd epoch (total)",
+                    "rgb+flow",
+                    workers,
+                    rate,
+                    "",
+                )
+            )
         steps = []
         for name in args.models.split(","):
             steps.append((name, step_rate(name, batch=8, frames=16, crop=112, in_channels=3, steps=2)))
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the cores
-    lines = [f"Device: {device}; torch threads {torch.get_num_threads()}; load average {load:.1f} at the end; "
-             f"{'shards ' + args.shards if args.shards else f'synthetic {args.size}x{args.size} JPEG shards, {args.videos} videos x {args.frames} frames'}.",
-             f"Medians of {args.repeats} interleaved repeats. In-process rows are clips per CPU-second of the "
-             "process (time.process_time: what one core delivers, not inflated by other jobs); DataLoader rows "
-             "are wall-clock. The machine was shared with other jobs: compare ratios within this table.",
-             "", "| loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Device: {device}; torch threads {torch.get_num_threads()}; load average {load:.1f} at the end; "
+        f"{'shards ' + args.shards if args.shards else f'synthetic {args.size}x{args.size} JPEG shards, {args.videos} videos x {args.frames} frames'}.",
+        f"Medians of {args.repeats} interleaved repeats. In-process rows are clips per CPU-second of the "
+        "process (time.process_time: what one core delivers, not inflated by other jobs); DataLoader rows "
+        "are wall-clock. The machine was shared with other jobs: compare ratios within this table.",
+        "",
+        "| loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
+        "|---|---|---|---|---|---|",
+    ]
     for what, mods, workers, rate, ratio in rows:
         lines.append(f"| {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {ratio} |")
     lines += ["", "| training step (batch 8, 3x16x112x112, fwd+bwd, SGD) | clips/s |", "|---|---|"]
@@ -262,8 +319,10 @@ def main() -> None:
     print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("# Loader and step-rate benchmark\n\nCommand: `python benchmarks/bench_loader.py "
-                                  f"--repeats {args.repeats} --out {args.out}`\n\n" + table)
+        Path(args.out).write_text(
+            "# Loader and step-rate benchmark\n\nCommand: `python benchmarks/bench_loader.py "
+            f"--repeats {args.repeats} --out {args.out}`\n\n" + table
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ only the encoded JPEGs the sample holds until it is written.
 
     python benchmarks/bench_memory.py [--size 256] [--out benchmarks/results/memory_cpu.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "kinetics_arm_wrestling_28fps.mp4"
@@ -65,8 +65,12 @@ def make_input(path: Path, height: int, width: int, repeats: int) -> None:
 
 
 def measure(path: Path, size: int, threads: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(size), str(threads), json.dumps(FAST_FLOW)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(size), str(threads), json.dumps(FAST_FLOW)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -76,24 +80,32 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="Markdown file to write (default: print)")
     args = parser.parse_args()
     inputs = [  # name, height, width, repeats
-        ("real clip", 256, 340, 1), ("4x long", 256, 340, 4), ("16x long", 256, 340, 16),
-        ("1080p", 1080, 1440, 1), ("4K", 2160, 3840, 1),
+        ("real clip", 256, 340, 1),
+        ("4x long", 256, 340, 4),
+        ("16x long", 256, 340, 16),
+        ("1080p", 1080, 1440, 1),
+        ("4K", 2160, 3840, 1),
     ]
-    lines = [f"Peak RSS of one task (`process_video`, `--size {args.size}`, fresh interpreter) by input; "
-             f"`python benchmarks/bench_memory.py`. Inputs: `{CLIP.name}` upscaled / repeated, H.264.", "",
-             "| input | coded size | frames | video s | decoder threads | JPEGs held MiB | "
-             "peak RSS MiB | RSS over the idle process MiB | KiB per frame over idle |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Peak RSS of one task (`process_video`, `--size {args.size}`, fresh interpreter) by input; "
+        f"`python benchmarks/bench_memory.py`. Inputs: `{CLIP.name}` upscaled / repeated, H.264.",
+        "",
+        "| input | coded size | frames | video s | decoder threads | JPEGs held MiB | "
+        "peak RSS MiB | RSS over the idle process MiB | KiB per frame over idle |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for name, height, width, repeats in inputs:
             path = Path(tmp) / f"{name.replace(' ', '_')}.mp4"
             make_input(path, height, width, repeats)
-            for threads in ((1, 0) if name in ("real clip", "4K") else (1,)):
+            for threads in (1, 0) if name in ("real clip", "4K") else (1,):
                 r = measure(path, args.size, threads)
                 over_mib = (r["peak_kib"] - r["baseline_kib"]) / 1024
-                lines.append(f"| {name} | {width}x{height} | {r['frames']} | {r['frames'] / 28:.0f} | "
-                             f"{threads or 'FFmpeg default (all cores)'} | {r['jpeg_bytes'] / 2**20:.1f} | "
-                             f"{r['peak_kib'] / 1024:.0f} | {over_mib:.0f} | {over_mib * 1024 / r['frames']:.0f} |")
+                lines.append(
+                    f"| {name} | {width}x{height} | {r['frames']} | {r['frames'] / 28:.0f} | "
+                    f"{threads or 'FFmpeg default (all cores)'} | {r['jpeg_bytes'] / 2**20:.1f} | "
+                    f"{r['peak_kib'] / 1024:.0f} | {over_mib:.0f} | {over_mib * 1024 / r['frames']:.0f} |"
+                )
                 print(lines[-1], file=sys.stderr, flush=True)
     text = "\n".join(lines) + "\n"
     if args.out:

@@ -11,6 +11,7 @@ of each is kept. The 2-worker run splits the video into pair ranges; every job's
 decode / flow / encode seconds are recorded (the workers are forked from the driver, so a wrapper put
 around `run_job` and `Extractor.video` there is theirs too) and printed per range.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,7 @@ def make_clip(path: Path, frames: int, size_px: int) -> None:
                     rgb = frame.to_ndarray(format="rgb24")
                     h, w = rgb.shape[:2]
                     side = min(h, w)
-                    crop = rgb[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+                    crop = rgb[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
                     images.append(cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_AREA))
                     if len(images) == frames:
                         break
@@ -123,23 +124,37 @@ def main(argv: list[str] | None = None) -> None:
                     best[workers] = (wall, jobs)
 
     command = f"python benchmarks/bench_one_video.py {' '.join(argv if argv is not None else sys.argv[1:])}".strip()
-    lines = ["# One video alone: 1 vs 2 workers (default backend, processes executor)", "",
-             f"`{command}` on {os.cpu_count()} cores ({platform.machine()}), shared with other work (the load "
-             f"average is printed per run); a {args.frames}-frame {args.size}x{args.size} H.264 clip, best of "
-             f"{args.rounds} fresh driver processes each, wall time from the process start.", "",
-             "| workers | wall (s) | speed-up | first job starts (s) | last job ends (s) |", "|---|---|---|---|---|"]
+    lines = [
+        "# One video alone: 1 vs 2 workers (default backend, processes executor)",
+        "",
+        f"`{command}` on {os.cpu_count()} cores ({platform.machine()}), shared with other work (the load "
+        f"average is printed per run); a {args.frames}-frame {args.size}x{args.size} H.264 clip, best of "
+        f"{args.rounds} fresh driver processes each, wall time from the process start.",
+        "",
+        "| workers | wall (s) | speed-up | first job starts (s) | last job ends (s) |",
+        "|---|---|---|---|---|",
+    ]
     for w in sorted(best):
         wall, jobs = best[w]
-        lines.append(f"| {w} | {wall:.1f} | {best[1][0] / wall:.2f}x | {min(j['start'] for j in jobs):.2f} | "
-                     f"{max(j['end'] for j in jobs):.2f} |")
-    lines += ["", "Jobs of the best 2-worker run (seconds from the driver's start):", "",
-              "| job | worker | start | end | decode | flow | encode |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {w} | {wall:.1f} | {best[1][0] / wall:.2f}x | {min(j['start'] for j in jobs):.2f} | "
+            f"{max(j['end'] for j in jobs):.2f} |"
+        )
+    lines += [
+        "",
+        "Jobs of the best 2-worker run (seconds from the driver's start):",
+        "",
+        "| job | worker | start | end | decode | flow | encode |",
+        "|---|---|---|---|---|---|---|",
+    ]
     workers = {}
     for job in sorted(best[2][1], key=lambda j: j["start"]):
         worker = workers.setdefault(job["worker"], f"w{len(workers)}")
         s = job["seconds"]
-        lines.append(f"| {job['job']} | {worker} | {job['start']:.2f} | {job['end']:.2f} | "
-                     f"{s.get('decode', 0):.2f} | {s.get('flow', 0):.2f} | {s.get('encode', 0):.2f} |")
+        lines.append(
+            f"| {job['job']} | {worker} | {job['start']:.2f} | {job['end']:.2f} | "
+            f"{s.get('decode', 0):.2f} | {s.get('flow', 0):.2f} | {s.get('encode', 0):.2f} |"
+        )
     print("\n".join(lines))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

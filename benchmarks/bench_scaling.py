@@ -12,6 +12,7 @@ memory: a job of N tiny videos (16x16 px, 3 frames, one-scale TV-L1) per size; t
   its peak RSS (ru_maxrss) and the peak of Python allocations during the job (tracemalloc).
 Results go to stdout as a Markdown table (and to --out-md when given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,15 +46,21 @@ def driver(spec: dict) -> dict:
     report = run_extract(cfg, show_progress=False)
     wall_s = time.perf_counter() - started
     traced_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20 if spec.get("trace") else None
-    return {"wall_s": wall_s, "videos": report["ok"], "frames": report["frames"], "rss_before_mb": rss_before_mb,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "traced_peak_mb": traced_peak_mb}
+    return {
+        "wall_s": wall_s,
+        "videos": report["ok"],
+        "frames": report["frames"],
+        "rss_before_mb": rss_before_mb,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "traced_peak_mb": traced_peak_mb,
+    }
 
 
 def run_driver(spec: dict) -> dict:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    done = subprocess.run([sys.executable, __file__, "--driver", json.dumps(spec)], capture_output=True, text=True,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, __file__, "--driver", json.dumps(spec)], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         raise RuntimeError(f"driver failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,33 +80,65 @@ def scaling(work: Path, rounds: int, size_px: int, frames: int) -> list[str]:
         for workers in (1, 2):
             out = work / f"scaling-{workers}-{round_index}"
             load = os.getloadavg()[0]  # the machine may be shared: a busy one flattens the speed-up
-            result = run_driver({"cfg": {"root": str(root), "out": str(out), "workers": workers, "size_px": size_px,
-                                         "max_frames": frames, "videos_per_task": 2}})
+            result = run_driver(
+                {
+                    "cfg": {
+                        "root": str(root),
+                        "out": str(out),
+                        "workers": workers,
+                        "size_px": size_px,
+                        "max_frames": frames,
+                        "videos_per_task": 2,
+                    }
+                }
+            )
             result["load_before"] = load
-            print(f"  workers={workers} round={round_index}: {result['wall_s']:.1f} s (load {load:.1f})", file=sys.stderr)
+            print(
+                f"  workers={workers} round={round_index}: {result['wall_s']:.1f} s (load {load:.1f})", file=sys.stderr
+            )
             if workers not in best or result["wall_s"] < best[workers]["wall_s"]:
                 best[workers] = result
-    lines = ["| workers | wall (s) | videos/s | frames/s | speed-up | 1-min load average before the run |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| workers | wall (s) | videos/s | frames/s | speed-up | 1-min load average before the run |",
+        "|---|---|---|---|---|---|",
+    ]
     for workers, result in sorted(best.items()):
-        lines.append(f"| {workers} | {result['wall_s']:.1f} | {result['videos'] / result['wall_s']:.2f} | "
-                     f"{result['frames'] / result['wall_s']:.1f} | {best[1]['wall_s'] / result['wall_s']:.2f}x | "
-                     f"{result['load_before']:.1f} |")
+        lines.append(
+            f"| {workers} | {result['wall_s']:.1f} | {result['videos'] / result['wall_s']:.2f} | "
+            f"{result['frames'] / result['wall_s']:.1f} | {best[1]['wall_s'] / result['wall_s']:.2f}x | "
+            f"{result['load_before']:.1f} |"
+        )
     return lines
 
 
 def memory(work: Path, sizes: list[int]) -> list[str]:
-    lines = ["| videos | tasks | wall (s) | driver RSS before job (MiB) | driver peak RSS (MiB) | "
-             "peak Python allocations during job (MiB) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| videos | tasks | wall (s) | driver RSS before job (MiB) | driver peak RSS (MiB) | "
+        "peak Python allocations during job (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for size in sizes:
         root = work / f"tiny-{size}"
         generate(root, videos=size, frames=3, size_px=16)
-        result = run_driver({"trace": True, "cfg": {
-            "root": str(root), "out": str(work / f"memory-{size}"), "workers": 2, "size_px": 16, "max_frames": 3,
-            "videos_per_task": 100, "flow_params": CHEAP_FLOW}})
+        result = run_driver(
+            {
+                "trace": True,
+                "cfg": {
+                    "root": str(root),
+                    "out": str(work / f"memory-{size}"),
+                    "workers": 2,
+                    "size_px": 16,
+                    "max_frames": 3,
+                    "videos_per_task": 100,
+                    "flow_params": CHEAP_FLOW,
+                },
+            }
+        )
         print(f"  {size} videos: {json.dumps(result)}", file=sys.stderr)
-        lines.append(f"| {result['videos']} | {size // 100} | {result['wall_s']:.1f} | {result['rss_before_mb']:.0f} | "
-                     f"{result['peak_rss_mb']:.0f} | {result['traced_peak_mb']:.1f} |")
+        lines.append(
+            f"| {result['videos']} | {size // 100} | {result['wall_s']:.1f} | {result['rss_before_mb']:.0f} | "
+            f"{result['peak_rss_mb']:.0f} | {result['traced_peak_mb']:.1f} |"
+        )
     return lines
 
 
@@ -122,18 +161,29 @@ def main() -> None:
         print(json.dumps(driver(spec)))
         return
     with tempfile.TemporaryDirectory(prefix="flowprep-bench-", dir=args.work) as work:
-        lines = [f"`python benchmarks/bench_scaling.py --part {args.part} --rounds {args.rounds} --sizes {args.sizes} "
-                 f"--scaling-size {args.scaling_size} --scaling-frames {args.scaling_frames}` "
-                 f"on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", ""]
+        lines = [
+            f"`python benchmarks/bench_scaling.py --part {args.part} --rounds {args.rounds} --sizes {args.sizes} "
+            f"--scaling-size {args.scaling_size} --scaling-frames {args.scaling_frames}` "
+            f"on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}",
+            "",
+        ]
         if args.part in ("scaling", "all"):
-            lines += [f"Throughput, same 24-video job ({args.scaling_size}x{args.scaling_size} px, {args.scaling_frames} "
-                      "frames, default TV-L1), 1 OpenCV thread per worker, timed around the whole job (worker "
-                      "start-up included):", "", *scaling(Path(work), args.rounds, args.scaling_size,
-                                                          args.scaling_frames), ""]
+            lines += [
+                f"Throughput, same 24-video job ({args.scaling_size}x{args.scaling_size} px, {args.scaling_frames} "
+                "frames, default TV-L1), 1 OpenCV thread per worker, timed around the whole job (worker "
+                "start-up included):",
+                "",
+                *scaling(Path(work), args.rounds, args.scaling_size, args.scaling_frames),
+                "",
+            ]
         if args.part in ("memory", "all"):
             sizes = [int(s) for s in args.sizes.split(",")]
-            lines += ["Driver memory, tiny videos (16x16 px, 3 frames, one-scale TV-L1), 100 videos per task, 2 workers:",
-                      "", *memory(Path(work), sizes), ""]
+            lines += [
+                "Driver memory, tiny videos (16x16 px, 3 frames, one-scale TV-L1), 100 videos per task, 2 workers:",
+                "",
+                *memory(Path(work), sizes),
+                "",
+            ]
     print("\n".join(lines))
     if args.out_md:
         Path(args.out_md).write_text("\n".join(lines) + "\n")

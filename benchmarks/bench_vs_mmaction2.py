@@ -14,6 +14,7 @@ Sets: `two`: the issue's Kinetics cleaning-pool and arm-wrestling clips, 32 fram
 clip of ../shared/data/videos, each cut to --max-frames (0: whole; the 795-frame pedestrians clip
 is the long video that a video-per-worker tool leaves to one core).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,7 @@ def private_network(cmd: list[str]) -> list[str]:
     """Ray binds the machine's address; in a private network namespace it stays on loopback (as in tests).
     Only the Ray row needs it: the default executor opens no socket."""
     if shutil.which("unshare") and os.geteuid() == 0:
-        return ["unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh", *cmd]
+        return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
     return cmd
 
 
@@ -82,17 +83,62 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
     frames = prepare(clips, root, max_frames)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     commands = {
-        "mmaction2 (OpenCV TV-L1)": lambda out: [sys.executable, str(PEER), "--input", str(root / "list.txt"),
-                                                 "--prefix", str(root / "dataset" / "clips"), "--dest", str(out), "--save-rgb"],
+        "mmaction2 (OpenCV TV-L1)": lambda out: [
+            sys.executable,
+            str(PEER),
+            "--input",
+            str(root / "list.txt"),
+            "--prefix",
+            str(root / "dataset" / "clips"),
+            "--dest",
+            str(out),
+            "--save-rgb",
+        ],
         "flowprep --flow-backend opencv": lambda out: [
-            str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
-            "--workers", str(workers), "--flow-backend", "opencv", "--no-progress"],
+            str(BIN / "flowprep"),
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(root / "dataset"),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--flow-backend",
+            "opencv",
+            "--no-progress",
+        ],
         "flowprep (default backend)": lambda out: [
-            str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
-            "--workers", str(workers), "--no-progress"],
+            str(BIN / "flowprep"),
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(root / "dataset"),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--no-progress",
+        ],
         "flowprep (default backend) --executor ray": lambda out: private_network(
-            [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out),
-             "--workers", str(workers), "--no-progress", "--executor", "ray"]),
+            [
+                str(BIN / "flowprep"),
+                "extract",
+                "--dataset",
+                "folder",
+                "--root",
+                str(root / "dataset"),
+                "--out",
+                str(out),
+                "--workers",
+                str(workers),
+                "--no-progress",
+                "--executor",
+                "ray",
+            ]
+        ),
     }
     walls: dict[str, list[float]] = {tool: [] for tool in commands}
     for _ in range(repeats):
@@ -101,7 +147,12 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
             shutil.rmtree(out, ignore_errors=True)
             walls[tool].append(timed(command(out), env))
             print(f"{name}: {tool}: {walls[tool][-1]:.1f} s", flush=True)
-    return {"set": name, "clips": len(clips), "frames": frames, "wall_s": {t: statistics.median(w) for t, w in walls.items()}}
+    return {
+        "set": name,
+        "clips": len(clips),
+        "frames": frames,
+        "wall_s": {t: statistics.median(w) for t, w in walls.items()},
+    }
 
 
 def main() -> None:
@@ -116,12 +167,17 @@ def main() -> None:
     results = []
     for name in args.sets:
         clips = list(TWO) if name == "two" else sorted(p.name for p in VIDEOS.iterdir() if p.is_file())
-        results.append(run_set(name, clips, Path(args.work), 32 if name == "two" else args.max_frames,
-                               args.repeats, args.workers))
-    lines = [f"Command: `python benchmarks/bench_vs_mmaction2.py --sets {' '.join(args.sets)} --max-frames "
-             f"{args.max_frames} --repeats {args.repeats}` on {os.cpu_count()} cores; wall time of the whole process "
-             f"(start-up included), median of {args.repeats}.", "",
-             "| set | clips | frames | tool | wall (s) | vs mmaction2 |", "|---|---|---|---|---|---|"]
+        results.append(
+            run_set(name, clips, Path(args.work), 32 if name == "two" else args.max_frames, args.repeats, args.workers)
+        )
+    lines = [
+        f"Command: `python benchmarks/bench_vs_mmaction2.py --sets {' '.join(args.sets)} --max-frames "
+        f"{args.max_frames} --repeats {args.repeats}` on {os.cpu_count()} cores; wall time of the whole process "
+        f"(start-up included), median of {args.repeats}.",
+        "",
+        "| set | clips | frames | tool | wall (s) | vs mmaction2 |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         peer = r["wall_s"]["mmaction2 (OpenCV TV-L1)"]
         for tool, wall in r["wall_s"].items():

@@ -7,6 +7,7 @@ Per pair: mean end-point error (EPE) torch vs OpenCV, its 99th percentile, both 
 ground truth where there is one, and the share of pixels whose quantized flow (+-20 px in 255 levels,
 flowprep.format.quantize_flow) agrees within one level in both components.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,23 @@ def main(argv: list[str] | None = None) -> None:
 
     rw, sintel = DATA / "flow_gt" / "middlebury_rubberwhale", DATA / "flow_gt" / "sintel_alley_1"
     pairs = {
-        "Middlebury RubberWhale": (_gray_256(rw / "rubberwhale1.png"), _gray_256(rw / "rubberwhale2.png"),
-                                   _gt_256(rw / "flow_gt.flo")),
-        "Sintel alley_1": (_gray_256(sintel / "frame_0001.png"), _gray_256(sintel / "frame_0002.png"),
-                           _gt_256(sintel / "frame_0001.flo")),
+        "Middlebury RubberWhale": (
+            _gray_256(rw / "rubberwhale1.png"),
+            _gray_256(rw / "rubberwhale2.png"),
+            _gt_256(rw / "flow_gt.flo"),
+        ),
+        "Sintel alley_1": (
+            _gray_256(sintel / "frame_0001.png"),
+            _gray_256(sintel / "frame_0002.png"),
+            _gt_256(sintel / "frame_0001.flo"),
+        ),
     }
-    for clip, first in (("kinetics_arm_wrestling_28fps.mp4", 60), ("kinetics_flipping_pancake_noframecount.mkv", 100),
-                        ("ucf101_ApplyEyeMakeup_xvid.avi", 40), ("pedestrians_msmpeg4v3_10fps.avi", 200)):
+    for clip, first in (
+        ("kinetics_arm_wrestling_28fps.mp4", 60),
+        ("kinetics_flipping_pancake_noframecount.mkv", 100),
+        ("ucf101_ApplyEyeMakeup_xvid.avi", 40),
+        ("pedestrians_msmpeg4v3_10fps.avi", 200),
+    ):
         pairs[f"{clip} frames {first},{first + 1}"] = _clip_pair_256(DATA / "videos" / clip, first) + (None,)
     names = list(pairs)
     prev = np.stack([pairs[n][0] for n in names])
@@ -49,10 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     ours = create_backend("torch", device=args.device).compute(prev, nxt)
     ref = create_backend("opencv").compute(prev, nxt)
 
-    lines = [f"# torch TV-L1 vs OpenCV CPU TV-L1 at 256x256 (OpenCV {cv2.__version__}, torch {torch.__version__}, "
-             f"{args.device})", "",
-             "| pair | max flow (px) | EPE torch vs OpenCV (mean / p99) | EPE to GT: OpenCV / torch | quantized within +-1 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# torch TV-L1 vs OpenCV CPU TV-L1 at 256x256 (OpenCV {cv2.__version__}, torch {torch.__version__}, "
+        f"{args.device})",
+        "",
+        "| pair | max flow (px) | EPE torch vs OpenCV (mean / p99) | EPE to GT: OpenCV / torch | quantized within +-1 |",
+        "|---|---|---|---|---|",
+    ]
     for i, name in enumerate(names):
         epe = np.linalg.norm(ours[i] - ref[i], axis=-1)
         gt = pairs[name][2]
@@ -65,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         q_ours = fmt.quantize_flow(ours[i]).astype(np.int16)
         q_ref = fmt.quantize_flow(ref[i]).astype(np.int16)
         within = (np.abs(q_ours - q_ref) <= 1).all(axis=-1).mean()
-        lines.append(f"| {name} | {np.linalg.norm(ref[i], axis=-1).max():.1f} | {epe.mean():.4f} / "
-                     f"{np.percentile(epe, 99):.3f} | {gt_cell} | {within:.2%} |")
+        lines.append(
+            f"| {name} | {np.linalg.norm(ref[i], axis=-1).max():.1f} | {epe.mean():.4f} / "
+            f"{np.percentile(epe, 99):.3f} | {gt_cell} | {within:.2%} |"
+        )
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

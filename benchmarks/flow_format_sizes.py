@@ -9,6 +9,7 @@ consecutive pairs (the default backend), and each flow plane is stored as the ex
 (RGB JPEGs q95 + flow + json), and the error against the float flow before storage (clipped to the
 bound for jpeg and png16, whose range is [-bound, +bound]). Sizes are deterministic (no timing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,11 @@ from flowprep.decode import Resize, StreamInfo, decode_frames
 from flowprep.flow import create_backend
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared/data/videos"
-CLIPS = ("kinetics_arm_wrestling_28fps.mp4", "kinetics_flipping_pancake_noframecount.mkv",
-         "ucf101_ApplyEyeMakeup_xvid.avi")
+CLIPS = (
+    "kinetics_arm_wrestling_28fps.mp4",
+    "kinetics_flipping_pancake_noframecount.mkv",
+    "ucf101_ApplyEyeMakeup_xvid.avi",
+)
 JSON_BYTES = 1500  # a sample's json and cls, about (flow params included)
 
 
@@ -45,8 +49,13 @@ def main() -> None:
         pairs += flow_xy.shape[0]
         for form in fmt.FLOW_FORMATS:
             settings = VideoSettings(flow=fmt.FlowLayout(format=form))
-            meta = {"flow": {"bound_px": settings.bound_px, "format": form,
-                             "png16": dict(zip(("scale", "offset"), fmt.png16_scale_offset(settings.bound_px)))}}
+            meta = {
+                "flow": {
+                    "bound_px": settings.bound_px,
+                    "format": form,
+                    "png16": dict(zip(("scale", "offset"), fmt.png16_scale_offset(settings.bound_px))),
+                }
+            }
             for b in range(flow_xy.shape[0]):
                 for c in range(2):
                     plane = flow_xy[b, :, :, c]
@@ -59,17 +68,23 @@ def main() -> None:
                     totals[form][2] = max(totals[form][2], float(err.max()))
                     totals[form][3] += err.size
     frames = pairs + len(CLIPS)
-    print(f"{len(CLIPS)} real clips x {args.frames} frames at {args.size}x{args.size}, {pairs} flow pairs, "
-          f"backend {args.backend}; a sample of {args.frames} frames: RGB q95 "
-          f"{rgb_bytes / frames * args.frames / 1024:.0f} KiB\n")
-    print("| --flow-format | KiB / flow pair | KiB / sample (40 frames, RGB included) | flow / RGB bytes | "
-          "mean abs err (px) | max abs err (px) |")
+    print(
+        f"{len(CLIPS)} real clips x {args.frames} frames at {args.size}x{args.size}, {pairs} flow pairs, "
+        f"backend {args.backend}; a sample of {args.frames} frames: RGB q95 "
+        f"{rgb_bytes / frames * args.frames / 1024:.0f} KiB\n"
+    )
+    print(
+        "| --flow-format | KiB / flow pair | KiB / sample (40 frames, RGB included) | flow / RGB bytes | "
+        "mean abs err (px) | max abs err (px) |"
+    )
     print("|---|---|---|---|---|---|")
     for form, (nbytes, err_sum, err_max, n) in totals.items():
         per_pair = nbytes / pairs
         per_sample = (rgb_bytes / frames * args.frames + per_pair * (args.frames - 1) + JSON_BYTES) / 1024
-        print(f"| {form} | {per_pair / 1024:.1f} | {per_sample:.0f} | {per_pair * pairs / rgb_bytes:.2f} | "
-              f"{err_sum / n:.5f} | {err_max:.5f} |")
+        print(
+            f"| {form} | {per_pair / 1024:.1f} | {per_sample:.0f} | {per_pair * pairs / rgb_bytes:.2f} | "
+            f"{err_sum / n:.5f} | {err_max:.5f} |"
+        )
 
 
 if __name__ == "__main__":

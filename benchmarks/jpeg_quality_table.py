@@ -6,6 +6,7 @@ Flow is computed with OpenCV TV-L1 at its defaults on consecutive 256x256 frames
 quantized to uint8 levels (bound 20 px), JPEG-encoded at each quality, decoded, and compared with the
 levels before JPEG. One level is 40/255 = 0.157 px.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,13 @@ def main() -> None:
     levels = fmt.quantize_flow(flows)  # uint8 (B,H,W,2)
     planes = [levels[b, :, :, c] for b in range(levels.shape[0]) for c in range(2)]
     quant_err_px = np.abs(fmt.dequantize_flow(levels.astype(np.float32)) - np.clip(flows, -20, 20))
-    print(f"video: {Path(args.video).name}, {len(planes)} flow planes of 256x256; "
-          f"quantization alone: mean {quant_err_px.mean():.4f} px, max {quant_err_px.max():.4f} px")
-    print("| JPEG quality | KiB / plane | PNG KiB / plane (lossless) | mean abs err (levels) | p99 abs err (levels) | max abs err (levels) | mean abs err (px) |")
+    print(
+        f"video: {Path(args.video).name}, {len(planes)} flow planes of 256x256; "
+        f"quantization alone: mean {quant_err_px.mean():.4f} px, max {quant_err_px.max():.4f} px"
+    )
+    print(
+        "| JPEG quality | KiB / plane | PNG KiB / plane (lossless) | mean abs err (levels) | p99 abs err (levels) | max abs err (levels) | mean abs err (px) |"
+    )
     print("|---|---|---|---|---|---|---|")
     png_kib = np.mean([len(cv2.imencode(".png", p)[1]) for p in planes]) / 1024
     for quality in (75, 85, 90, 95, 98, 100):
@@ -49,8 +54,10 @@ def main() -> None:
             sizes.append(len(data))
             errors.append(np.abs(decoded.astype(np.int16) - plane.astype(np.int16)).ravel())
         err = np.concatenate(errors)
-        print(f"| {quality} | {np.mean(sizes) / 1024:.1f} | {png_kib:.1f} | {err.mean():.3f} | {np.percentile(err, 99):.0f} | "
-              f"{err.max()} | {err.mean() * fmt.quant_step_px():.4f} |")
+        print(
+            f"| {quality} | {np.mean(sizes) / 1024:.1f} | {png_kib:.1f} | {err.mean():.3f} | {np.percentile(err, 99):.0f} | "
+            f"{err.max()} | {err.mean() * fmt.quant_step_px():.4f} |"
+        )
 
 
 if __name__ == "__main__":

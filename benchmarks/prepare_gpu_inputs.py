@@ -15,6 +15,7 @@ Pairs: Middlebury RubberWhale and Sintel alley_1 (with ground truth), then conse
 real clips (Kinetics, UCF101, pedestrians), gray, resized with INTER_AREA as tests/test_flow_backends.py
 and the extractor do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 # (clip, first frame of each pair): spread over the clip, after any fade-in
-CLIP_PAIRS = (("kinetics_arm_wrestling_28fps.mp4", (60, 90, 120, 150)),
-              ("kinetics_flipping_pancake_noframecount.mkv", (40, 100, 160)),
-              ("ucf101_ApplyEyeMakeup_xvid.avi", (40, 80, 120)),
-              ("pedestrians_msmpeg4v3_10fps.avi", (50, 120, 200, 260)))
+CLIP_PAIRS = (
+    ("kinetics_arm_wrestling_28fps.mp4", (60, 90, 120, 150)),
+    ("kinetics_flipping_pancake_noframecount.mkv", (40, 100, 160)),
+    ("ucf101_ApplyEyeMakeup_xvid.avi", (40, 80, 120)),
+    ("pedestrians_msmpeg4v3_10fps.avi", (50, 120, 200, 260)),
+)
 
 
 def _read_flo(path: Path) -> np.ndarray:
     """Middlebury .flo -> float32 (H,W,2), NaN where the ground truth is unknown."""
     raw = np.fromfile(path, dtype=np.uint8)
     w, h = np.frombuffer(raw[4:12].tobytes(), np.int32)
-    flow = np.frombuffer(raw[12:12 + 8 * w * h].tobytes(), np.float32).reshape(h, w, 2).copy()
+    flow = np.frombuffer(raw[12 : 12 + 8 * w * h].tobytes(), np.float32).reshape(h, w, 2).copy()
     flow[np.abs(flow) >= 1e9] = np.nan
     return flow
 
@@ -52,12 +55,18 @@ def image_pairs(size: int):
     def gt(path):
         flow = _read_flo(path)
         h, w = flow.shape[:2]
-        return cv2.resize(flow, (size, size), interpolation=cv2.INTER_NEAREST) * np.array([size / w, size / h], np.float32)
+        return cv2.resize(flow, (size, size), interpolation=cv2.INTER_NEAREST) * np.array(
+            [size / w, size / h], np.float32
+        )
 
     rw, sintel = DATA / "flow_gt" / "middlebury_rubberwhale", DATA / "flow_gt" / "sintel_alley_1"
     yield "rubberwhale", gray(rw / "rubberwhale1.png"), gray(rw / "rubberwhale2.png"), gt(rw / "flow_gt.flo")
-    yield ("sintel_alley_1", gray(sintel / "frame_0001.png"), gray(sintel / "frame_0002.png"),
-           gt(sintel / "frame_0001.flo"))
+    yield (
+        "sintel_alley_1",
+        gray(sintel / "frame_0001.png"),
+        gray(sintel / "frame_0002.png"),
+        gt(sintel / "frame_0001.flo"),
+    )
 
 
 def clip_pairs(size: int):
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
 
     backend = OpenCVTVL1()
     t0 = time.perf_counter()
-    flow = np.stack([backend.compute(prev[i:i + 1], nxt[i:i + 1])[0] for i in range(len(pairs))])
+    flow = np.stack([backend.compute(prev[i : i + 1], nxt[i : i + 1])[0] for i in range(len(pairs))])
     seconds_per_pair = (time.perf_counter() - t0) / len(pairs)
 
     out = Path(args.out)
@@ -117,13 +126,21 @@ def main(argv: list[str] | None = None) -> None:
     np.save(out / "next_u8.npy", nxt)
     np.save(out / "flow_opencv.npy", flow.astype(np.float32))
     np.save(out / "flow_gt.npy", gt)
-    meta = {"names": names, "gt_pairs": gt_pairs, "size": args.size, "opencv": cv2.__version__, "params": OPENCV_TVL1_DEFAULTS,
-            "opencv_seconds_per_pair_1_thread": seconds_per_pair,
-            "max_flow_px": [float(np.abs(f).max()) for f in flow]}
+    meta = {
+        "names": names,
+        "gt_pairs": gt_pairs,
+        "size": args.size,
+        "opencv": cv2.__version__,
+        "params": OPENCV_TVL1_DEFAULTS,
+        "opencv_seconds_per_pair_1_thread": seconds_per_pair,
+        "max_flow_px": [float(np.abs(f).max()) for f in flow],
+    }
     (out / "pairs.json").write_text(json.dumps(meta, indent=1))
     total_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
-    print(f"{len(pairs)} pairs at {args.size}x{args.size} -> {out} ({total_mb:.1f} MB); "
-          f"OpenCV {cv2.__version__}: {seconds_per_pair:.2f} s per pair on one thread")
+    print(
+        f"{len(pairs)} pairs at {args.size}x{args.size} -> {out} ({total_mb:.1f} MB); "
+        f"OpenCV {cv2.__version__}: {seconds_per_pair:.2f} s per pair on one thread"
+    )
     for name, mx in zip(names, meta["max_flow_px"]):
         print(f"  {name:48s} max |flow| {mx:5.1f} px")
 

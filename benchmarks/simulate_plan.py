@@ -8,6 +8,7 @@ cost. Jobs are list-scheduled as the executors run them (`plan.simulate`).
 
     python benchmarks/simulate_plan.py --out docs/scale-out-simulation.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,27 +53,39 @@ def run(videos: int, workers: int, videos_per_task: int, seed: int = 0) -> dict:
         if name == "work":
             tasks = cut_tasks(list(range(videos)), partitions, pairs, [1.0] * videos, workers, videos_per_task)
         else:  # the older plan: groups of videos_per_task in order, run in order
-            tasks = [Task(n, "all", tuple(range(s, min(s + videos_per_task, videos))), 0.0)
-                     for n, s in enumerate(range(0, videos, videos_per_task))]
+            tasks = [
+                Task(n, "all", tuple(range(s, min(s + videos_per_task, videos))), 0.0)
+                for n, s in enumerate(range(0, videos, videos_per_task))
+            ]
         plan_s = time.perf_counter() - t0
         makespan = simulate(tasks, workers, seconds_of)
-        result[name] = {"tasks": len(tasks), "split_videos": sum(t.is_ranged for t in tasks),
-                        "jobs": sum(len(t.ranges) + 1 if t.ranges else 1 for t in tasks),
-                        "smallest_task_videos": min(len(t.items) for t in tasks),
-                        "median_task_videos": int(np.median([len(t.items) for t in tasks])),
-                        "makespan_s": makespan, "ratio": makespan / result["ideal_s"], "plan_s": plan_s}
+        result[name] = {
+            "tasks": len(tasks),
+            "split_videos": sum(t.is_ranged for t in tasks),
+            "jobs": sum(len(t.ranges) + 1 if t.ranges else 1 for t in tasks),
+            "smallest_task_videos": min(len(t.items) for t in tasks),
+            "median_task_videos": int(np.median([len(t.items) for t in tasks])),
+            "makespan_s": makespan,
+            "ratio": makespan / result["ideal_s"],
+            "plan_s": plan_s,
+        }
     return result
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| videos | workers | plan | tasks | split videos | jobs | videos per task (median / min) | "
-             "makespan (h) | total work / workers (h) | makespan / ideal |", "|" + "---|" * 10]
+    lines = [
+        "| videos | workers | plan | tasks | split videos | jobs | videos per task (median / min) | "
+        "makespan (h) | total work / workers (h) | makespan / ideal |",
+        "|" + "---|" * 10,
+    ]
     for r in results:
         for name in ("work", "count"):
             p = r[name]
-            lines.append(f"| {r['videos']:,} | {r['workers']} | {name} | {p['tasks']:,} | {p['split_videos']} | "
-                         f"{p['jobs']:,} | {p['median_task_videos']} / {p['smallest_task_videos']} | "
-                         f"{p['makespan_s'] / 3600:.2f} | {r['ideal_s'] / 3600:.2f} | {p['ratio']:.3f} |")
+            lines.append(
+                f"| {r['videos']:,} | {r['workers']} | {name} | {p['tasks']:,} | {p['split_videos']} | "
+                f"{p['jobs']:,} | {p['median_task_videos']} / {p['smallest_task_videos']} | "
+                f"{p['makespan_s'] / 3600:.2f} | {r['ideal_s'] / 3600:.2f} | {p['ratio']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -84,8 +97,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     results = [run(args.videos, w, args.videos_per_task) for w in args.workers]
-    text = (f"Command: `python benchmarks/simulate_plan.py {' '.join(f'--workers {w}' for w in args.workers)}`"
-            f" (stand-in cost {PAIR_S} s per pair, +-10% per video)\n\n{table(results)}\n")
+    text = (
+        f"Command: `python benchmarks/simulate_plan.py {' '.join(f'--workers {w}' for w in args.workers)}`"
+        f" (stand-in cost {PAIR_S} s per pair, +-10% per video)\n\n{table(results)}\n"
+    )
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -3,6 +3,7 @@
 The numbers behind TRUNCATION_FRAMES in flowprep/decode.py:
     python benchmarks/truncation_margins.py > benchmarks/results/truncation_margins.md
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,14 +28,18 @@ def measure(path: Path) -> str:
         return f"| - | - | - | - | - | - | {verdict} |"
     declared_s = expected_duration_s(info)
     short_s = declared_s - info.decoded_duration_s()
-    return (f"| {info.declared_duration_s:.3f} | {declared_s:.3f} | {info.decoded_duration_s():.3f} | "
-            f"{short_s:+.3f} ({100 * short_s / declared_s:+.2f}%, {short_s / info.frame_duration_s():+.1f} frames) | "
-            f"{info.decoded_frames} | {info.container_frames or '-'} | {verdict} |")
+    return (
+        f"| {info.declared_duration_s:.3f} | {declared_s:.3f} | {info.decoded_duration_s():.3f} | "
+        f"{short_s:+.3f} ({100 * short_s / declared_s:+.2f}%, {short_s / info.frame_duration_s():+.1f} frames) | "
+        f"{info.decoded_frames} | {info.container_frames or '-'} | {verdict} |"
+    )
 
 
 def main() -> None:
-    print("| clip | kept | header duration s | declared s (max of header, frames/fps, last packet) | decoded s | "
-          "short by | frames decoded | frames declared | verdict |")
+    print(
+        "| clip | kept | header duration s | declared s (max of header, frames/fps, last packet) | decoded s | "
+        "short by | frames decoded | frames declared | verdict |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for clip in sorted(VIDEOS.iterdir()):

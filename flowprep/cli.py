@@ -1,4 +1,5 @@
 """`flowprep` command line: a thin layer mapping flags one to one onto ExtractConfig and friends."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ class _Commands(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Video datasets -> RGB + TV-L1 optical-flow WebDataset shards."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()
@@ -56,40 +58,54 @@ def extract(no_progress: bool, **flags) -> None:
     try:
         cfg = ExtractConfig(**flags)
         fitted = fit_local_workers(cfg)
-        workers = f"{fitted.workers}" + (" (the default)" if not cfg.workers else
-                                         f" (asked {cfg.workers}; a local run uses at most one per core)"
-                                         if fitted.workers != cfg.workers else "")
-        click.echo(f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "
-                   f"workers {workers}", err=True)
+        workers = f"{fitted.workers}" + (
+            " (the default)"
+            if not cfg.workers
+            else f" (asked {cfg.workers}; a local run uses at most one per core)"
+            if fitted.workers != cfg.workers
+            else ""
+        )
+        click.echo(
+            f"dataset {cfg.dataset}: root {paths.root} ({paths.root_from}), out {paths.out} ({paths.out_from}), "
+            f"workers {workers}",
+            err=True,
+        )
         summary = run_extract(fitted, show_progress=not no_progress)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # the output's storage failed (disk full, object store down): the job, not a video
-        raise click.ClickException(f"writing the output failed: {exc}; nothing half-written was published: "
-                                   "re-run the same command to resume") from exc
+        raise click.ClickException(
+            f"writing the output failed: {exc}; nothing half-written was published: re-run the same command to resume"
+        ) from exc
     click.echo(format_summary(summary))
     sys.exit(EXIT_PARTIAL if summary["failed"] else EXIT_OK)
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"videos: {summary['videos']}  ok: {summary['ok']}  failed: {summary['failed']}  "
-             f"skipped: {summary['skipped']}  (tasks resumed from a previous run: {summary['resumed_tasks']})",
-             f"frames: {summary['frames']}  bytes: {summary['bytes'] / 2**20:.1f} MiB  "
-             f"wall: {summary['wall_seconds']:.1f} s  videos/hour: {summary['videos_per_hour']:.0f}",
-             "stage seconds (summed over workers): "
-             + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items())]
+    lines = [
+        f"videos: {summary['videos']}  ok: {summary['ok']}  failed: {summary['failed']}  "
+        f"skipped: {summary['skipped']}  (tasks resumed from a previous run: {summary['resumed_tasks']})",
+        f"frames: {summary['frames']}  bytes: {summary['bytes'] / 2**20:.1f} MiB  "
+        f"wall: {summary['wall_seconds']:.1f} s  videos/hour: {summary['videos_per_hour']:.0f}",
+        "stage seconds (summed over workers): "
+        + "  ".join(f"{k} {v:.1f}" for k, v in summary["stage_seconds"].items()),
+    ]
     lines += [f"  failed ({cause}): {n}" for cause, n in sorted(summary["failures_by_cause"].items())]
     used = summary.get("utilization")
     if used and used.get("jobs"):
-        lines.append(f"workers busy: {used['busy_fraction']:.0%} of {used['slots']} CPU(s) "
-                     f"over {used['span_s']:.1f} s of {used['jobs']} job(s); "
-                     f"tail (fewer jobs than CPUs): {used['tail_s']:.1f} s; "
-                     f"split videos: {summary.get('split_videos', 0)}")
+        lines.append(
+            f"workers busy: {used['busy_fraction']:.0%} of {used['slots']} CPU(s) "
+            f"over {used['span_s']:.1f} s of {used['jobs']} job(s); "
+            f"tail (fewer jobs than CPUs): {used['tail_s']:.1f} s; "
+            f"split videos: {summary.get('split_videos', 0)}"
+        )
     rates = summary.get("frames_per_busy_second_per_worker")
     if rates:
-        lines.append(f"worker processes: {summary['workers']}  frames per busy second per process: "
-                     f"min {rates['min']:.1f}  median {rates['median']:.1f}  max {rates['max']:.1f}  "
-                     f"(tasks retried: {summary.get('retried_tasks', 0)})")
+        lines.append(
+            f"worker processes: {summary['workers']}  frames per busy second per process: "
+            f"min {rates['min']:.1f}  median {rates['median']:.1f}  max {rates['max']:.1f}  "
+            f"(tasks retried: {summary.get('retried_tasks', 0)})"
+        )
     return "\n".join(lines)
 
 
@@ -113,11 +129,12 @@ def inspect(shard: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(line))
         else:
-            click.echo(f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} "
-                       f"flows={line['flows']:<5} "
-                       f"{line['size']} fps={line['fps']} backend={line['backend']} flow={line['flow']} "
-                       f"{line['bytes'] / 2**20:.2f} MiB"
-                       + (f"  PROBLEMS: {line['problems']}" if line["problems"] else ""))
+            click.echo(
+                f"{line['key']:60s} label={line['label']:<4} frames={line['frames']:<5} "
+                f"flows={line['flows']:<5} "
+                f"{line['size']} fps={line['fps']} backend={line['backend']} flow={line['flow']} "
+                f"{line['bytes'] / 2**20:.2f} MiB" + (f"  PROBLEMS: {line['problems']}" if line["problems"] else "")
+            )
 
 
 @main.command()
@@ -139,8 +156,9 @@ def verify(out: str, decode: bool, quick: bool) -> None:
 @click.argument("out")
 @click.option("--key", required=True, help="Sample key (class/video), see `flowprep inspect`.")
 @click.option("-o", "--output", "output_png", required=True, help="PNG file to write.")
-@click.option("--frames", default=4, show_default=True,
-              help="How many flows (evenly spaced), each beside its first frame.")
+@click.option(
+    "--frames", default=4, show_default=True, help="How many flows (evenly spaced), each beside its first frame."
+)
 def preview(out: str, key: str, output_png: str, frames: int) -> None:
     """RGB frames beside their flow (x, y as stored, and colour-wheel) as one PNG."""
     import cv2

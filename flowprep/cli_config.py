@@ -18,6 +18,7 @@ Strings that spell a tuple, a dict or an enum value are parsed by the config its
 in its `__post_init__`), so a config built from flags, from a saved `config.json` or from Python holds
 the same typed values, and a bad value raises `ValueError` naming its flag before any work starts.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,14 +48,26 @@ class StrEnum(str, enum.Enum):
 Choices = tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None
 
 
-def option(default: Any, help: str, choices: Choices = None, *, content: bool | None = None,
-           cli: dict[str, Any] | None = None, fingerprint_default: bool = True) -> Any:
+def option(
+    default: Any,
+    help: str,
+    choices: Choices = None,
+    *,
+    content: bool | None = None,
+    cli: dict[str, Any] | None = None,
+    fingerprint_default: bool = True,
+) -> Any:
     """A config field: its default, its help text, for a str field its valid values, whether it is content
     (fingerprinted) and what its flag says instead of the defaults. `fingerprint_default=False` is for a
     content field added after jobs were written: at its default it stays out of the fingerprint, so those
     jobs (whose output the default reproduces) still resume."""
-    metadata = {"help": help, "choices": choices, "content": content, "cli": cli or {},
-                "fingerprint_default": fingerprint_default}
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "content": content,
+        "cli": cli or {},
+        "fingerprint_default": fingerprint_default,
+    }
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=functools.partial(type(default), default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -67,9 +80,12 @@ def unclassified_fields(cls: type) -> list[str]:
 
 def fingerprint(cfg: Any) -> str:
     """16 hex digits of the content fields' values: two configs that write the same data agree on it."""
-    content = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-               if f.metadata.get("content") and (f.metadata.get("fingerprint_default", True)
-                                                 or getattr(cfg, f.name) != f.default)}
+    content = {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if f.metadata.get("content")
+        and (f.metadata.get("fingerprint_default", True) or getattr(cfg, f.name) != f.default)
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -195,8 +211,16 @@ def _option(f: dataclasses.Field[Any], tp: Any, spec: dict[str, Any], show_defau
         kind = click.Choice(list(choices))
     else:  # tuples and dicts travel as their string spelling; the config parses them
         kind = tp if tp in (int, float) else str
-    return click.option(name, f.name, type=kind, default=default, multiple=spec.get("multiple", False),
-                        required=spec.get("required", False), callback=callback, **shown)
+    return click.option(
+        name,
+        f.name,
+        type=kind,
+        default=default,
+        multiple=spec.get("multiple", False),
+        required=spec.get("required", False),
+        callback=callback,
+        **shown,
+    )
 
 
 def _usage_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -212,8 +236,9 @@ def _usage_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
-def config_options(cls: Any, exclude: tuple[str, ...] = (), flags: dict[str, dict[str, Any]] | None = None,
-                   show_default: bool = True) -> Callable[[F], F]:
+def config_options(
+    cls: Any, exclude: tuple[str, ...] = (), flags: dict[str, dict[str, Any]] | None = None, show_default: bool = True
+) -> Callable[[F], F]:
     """Decorator adding one click option per field of the dataclass `cls`: its flag, default and help.
 
     `flags` maps a field to what its option says instead of what the field does (its `option(cli=...)`,

@@ -1,14 +1,17 @@
 """The per-video core: source bytes in, one WebDataset sample out. Knows nothing of Ray, click or paths."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
 
-from . import __version__, format as fmt
+from . import __version__
+from . import format as fmt
 from .deadline import VideoTimeout, iterate_until
 from .decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps
 from .frames import FrameFolder, decode_frame_folder
@@ -85,9 +88,15 @@ def encode_flow(plane: np.ndarray, settings: VideoSettings) -> bytes:
 def flow_record(backend: FlowBackend, settings: VideoSettings) -> dict[str, Any]:
     """The json's `flow`: how flow was computed and stored (docs/FORMAT.md, `format.flow_layout`)."""
     layout = settings.flow
-    record = {"backend": backend.name, "params": backend.params(), "bound_px": settings.bound_px,
-              "jpeg_quality": settings.flow_jpeg_quality if layout.format == "jpeg" else None,
-              "stride": layout.stride, "every": layout.every, "format": layout.format}
+    record = {
+        "backend": backend.name,
+        "params": backend.params(),
+        "bound_px": settings.bound_px,
+        "jpeg_quality": settings.flow_jpeg_quality if layout.format == "jpeg" else None,
+        "stride": layout.stride,
+        "every": layout.every,
+        "format": layout.format,
+    }
     if layout.format == "png16":
         scale, offset = fmt.png16_scale_offset(settings.bound_px)
         record["png16"] = {"scale": scale, "offset": offset}
@@ -101,9 +110,14 @@ def library_versions() -> dict[str, str]:
     return {"flowprep": __version__, "opencv": cv2.__version__, "av": av.__version__, "numpy": np.__version__}
 
 
-def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], settings: VideoSettings,
-                  backend: FlowBackend, pairs: PairRange | None = None,
-                  time_range: tuple[float, float] | None = None) -> VideoResult:
+def process_video(
+    source: str | BinaryIO | FrameFolder,
+    meta: dict[str, Any],
+    settings: VideoSettings,
+    backend: FlowBackend,
+    pairs: PairRange | None = None,
+    time_range: tuple[float, float] | None = None,
+) -> VideoResult:
     """Decode, resize, compute TV-L1 over the frame pairs of `settings.flow`, quantize and encode one video.
 
     `meta` holds the catalog fields (id, label, class, splits, source, dataset) copied into the json.
@@ -124,8 +138,15 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
     if isinstance(source, FrameFolder):  # numbered images (Jester, SSv1, rawframes): same frames, same info
         frames = decode_frame_folder(source, settings.resize, info, settings.max_frames, skip_before=skip)
     else:
-        frames = decode_frames(source, settings.resize, info, settings.max_frames, threads=settings.decode_threads,
-                               skip_before=skip, time_range=time_range)
+        frames = decode_frames(
+            source,
+            settings.resize,
+            info,
+            settings.max_frames,
+            threads=settings.decode_threads,
+            skip_before=skip,
+            time_range=time_range,
+        )
     if settings.fps:
         frames = resample_fps(cast(Iterator[np.ndarray], frames), info, settings.fps)  # skip is 0: no None
     if settings.timeout_s:  # decoded on a thread that can be abandoned if the decoder hangs
@@ -189,7 +210,7 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
             if len(gray_window) > batch:
                 flush_flows(keep_last=True)
         else:
-            gray_recent = gray_recent[-layout.stride:] + [gray]
+            gray_recent = gray_recent[-layout.stride :] + [gray]
             from_frame = index - layout.stride  # (from_frame, index) is a flow when every | from_frame
             if from_frame >= 0 and from_frame % layout.every == 0:
                 pending.append((gray_recent[0], gray))
@@ -205,11 +226,14 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
     if settings.timeout_s and time.monotonic() > started + settings.timeout_s:
         raise VideoTimeout(settings.timeout_s, f"all {num_frames} frames decoded, flow not finished in time")
     if end_pair is not None:  # a range before the last: frames and flows only; the last one checks the whole
-        return VideoResult(key=key, members=members, num_frames=max(0, min(num_frames, end_pair) - first_pair),
-                           seconds=seconds)
+        return VideoResult(
+            key=key, members=members, num_frames=max(0, min(num_frames, end_pair) - first_pair), seconds=seconds
+        )
     if num_flows < 1:
-        raise VideoError("too few frames", f"{num_frames} frame(s) decoded; flow with stride {layout.stride} "
-                                           f"needs at least {layout.stride + 1}")
+        raise VideoError(
+            "too few frames",
+            f"{num_frames} frame(s) decoded; flow with stride {layout.stride} needs at least {layout.stride + 1}",
+        )
 
     height, width = settings.resize.target_hw(*_display_hw(info))
     record = {
@@ -243,8 +267,11 @@ def process_video(source: str | BinaryIO | FrameFolder, meta: dict[str, Any], se
         "versions": library_versions(),
     }
     if time_range is not None:  # `source` is the untrimmed video; the clip's first frame is at first_frame_s
-        record["clip"] = {"start_s": time_range[0], "end_s": time_range[1],
-                          "first_frame_s": round(info.pts_s[0] - (info.start_s or 0.0), 6)}
+        record["clip"] = {
+            "start_s": time_range[0],
+            "end_s": time_range[1],
+            "first_frame_s": round(info.pts_s[0] - (info.start_s or 0.0), 6),
+        }
     members["json"] = json.dumps(record, sort_keys=True).encode()
     members["cls"] = str(int(meta["label"])).encode()
     return VideoResult(key=key, members=members, num_frames=num_frames, seconds=seconds)

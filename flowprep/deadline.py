@@ -7,13 +7,15 @@ only until the deadline. PyAV releases the GIL while it demuxes and decodes, so 
 runs. A producer stuck for good is abandoned: it keeps its one container and its core until the
 process exits (`abandoned_threads()` counts them), and the task goes on with its next video.
 """
+
 from __future__ import annotations
 
 import logging
 import queue
 import threading
 import time
-from typing import Iterator, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 from .decode import VideoError
 
@@ -89,5 +91,9 @@ def iterate_until(items: Iterator[T], deadline: float, limit_s: float, depth: in
         producer.join(timeout=1.0)
         if producer.is_alive():
             _abandoned.append(producer)
-            log.warning("a decoder thread did not stop after the %g s limit and was left behind (%d stuck in this "
-                        "process; each holds a core until it exits)", limit_s, abandoned_threads())
+            log.warning(
+                "a decoder thread did not stop after the %g s limit and was left behind (%d stuck in this "
+                "process; each holds a core until it exits)",
+                limit_s,
+                abandoned_threads(),
+            )

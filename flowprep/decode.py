@@ -1,8 +1,10 @@
 """Decode a video with PyAV into display-oriented, resized RGB frames, streaming (O(1) frames held)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -139,19 +141,29 @@ def incomplete(info: StreamInfo) -> VideoError | None:
     # 1e-6: a clip exactly TRUNCATION_FRAMES short must not fail on float rounding of its timestamps
     if declared_s - decoded_s > TRUNCATION_FRAMES * frame_s + 1e-6 or short_frames > TRUNCATION_FRAMES:
         of_frames = f" of {info.container_frames}" if info.container_frames else ""
-        return VideoError("truncated", f"decoded {decoded_s:.1f} s of {declared_s:.1f} s "
-                                       f"({info.decoded_frames}{of_frames} frames)")
+        return VideoError(
+            "truncated", f"decoded {decoded_s:.1f} s of {declared_s:.1f} s ({info.decoded_frames}{of_frames} frames)"
+        )
     gaps_s = np.diff(np.asarray(info.pts_s))
     if gaps_s.size and gaps_s.max() > max(GAP_FRAMES * frame_s, GAP_MIN_S):
         at = int(gaps_s.argmax())
-        return VideoError("frames missing", f"no frame from {info.pts_s[at]:.1f} s to {info.pts_s[at + 1]:.1f} s "
-                                            f"({info.decoded_frames} frames decoded over {decoded_s:.1f} s)")
+        return VideoError(
+            "frames missing",
+            f"no frame from {info.pts_s[at]:.1f} s to {info.pts_s[at + 1]:.1f} s "
+            f"({info.decoded_frames} frames decoded over {decoded_s:.1f} s)",
+        )
     return None
 
 
-def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
-                  max_frames: int | None = None, threads: int = 0, skip_before: int = 0,
-                  time_range: tuple[float, float] | None = None) -> Iterator[np.ndarray | None]:
+def decode_frames(
+    source: str | BinaryIO,
+    resize: Resize,
+    info: StreamInfo,
+    max_frames: int | None = None,
+    threads: int = 0,
+    skip_before: int = 0,
+    time_range: tuple[float, float] | None = None,
+) -> Iterator[np.ndarray | None]:
     """Yield uint8 (H,W,3) RGB frames in presentation order, upright and resized; fill `info`.
 
     `threads`: the decoder's threads (0: FFmpeg's default, one per core of the machine, which
@@ -200,7 +212,9 @@ def decode_frames(source: str | BinaryIO, resize: Resize, info: StreamInfo,
             for frame in decoded:
                 if info.decoded_frames == 0:
                     info.rotation_deg = int(round(frame.rotation or 0))
-                pts = frame.pts if frame.pts is not None else info.decoded_frames / max(info.container_fps, 1) / time_base
+                pts = (
+                    frame.pts if frame.pts is not None else info.decoded_frames / max(info.container_fps, 1) / time_base
+                )
                 if info.decoded_frames < skip_before:
                     info.pts_s.append(pts * time_base)
                     info.decoded_frames += 1
@@ -276,8 +290,10 @@ def _check_range(info: StreamInfo, start_s: float, end_s: float) -> None:
         raise VideoError("no frames", f"no frame in [{start_s:.3f}, {end_s:.3f}) s")
     last_end_s = info.pts_s[-1] - origin_s + info.frame_duration_s()
     if not info.range_ended and end_s - last_end_s > TRUNCATION_FRAMES * info.frame_duration_s() + 1e-6:
-        raise VideoError("clip past the end", f"clip [{start_s:.3f}, {end_s:.3f}) s, but the video's frames end "
-                                              f"at {last_end_s:.3f} s")
+        raise VideoError(
+            "clip past the end",
+            f"clip [{start_s:.3f}, {end_s:.3f}) s, but the video's frames end at {last_end_s:.3f} s",
+        )
 
 
 def _demux_decode(container, stream, info: StreamInfo, time_base: float):

@@ -1,11 +1,12 @@
 """Where `flowprep extract` looks when --root / --out are not given, so `flowprep extract --dataset hmdb51`
 works as written: the dataset under `$FLOWPREP_DATA/<dataset>` (else `./data/<dataset>`), the shards to
 `./shards/<dataset>`. Pure functions over strings and an environment mapping; the CLI prints the result."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 DATA_ENV = "FLOWPREP_DATA"
 

@@ -1,4 +1,5 @@
 """One-line error text for manifests and logs."""
+
 from __future__ import annotations
 
 

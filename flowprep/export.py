@@ -19,6 +19,7 @@ Lossless flow (png16, npz) is not exported: MMAction2 reads 8-bit flow JPEGs.
 Lists are written for every official split a sample's json names, holding the samples that were
 extracted (another split's lists miss the videos the extracted split left out, e.g. HMDB51's unused).
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,10 @@ def export_mmaction2(cfg: ExportConfig, log=print) -> dict:
                 meta = json.loads(members["json"])
                 layout = fmt.flow_layout(meta)
                 if layout.format != "jpeg":
-                    raise RuntimeError(f"{shard}: {key}: flow is stored as {layout.format}; MMAction2 rawframes are "
-                                       "8-bit JPEGs copied byte for byte: extract with --flow-format jpeg to export")
+                    raise RuntimeError(
+                        f"{shard}: {key}: flow is stored as {layout.format}; MMAction2 rawframes are "
+                        "8-bit JPEGs copied byte for byte: extract with --flow-format jpeg to export"
+                    )
                 for name, data in rawframe_files(members).items():
                     write_bytes_atomic(fs_dest, join(dest, RAWFRAMES_DIR, key, name), data)
                 seen.add(key)
@@ -98,8 +101,10 @@ def export_mmaction2(cfg: ExportConfig, log=print) -> dict:
                         no_video_line.append(key)
     missing = sorted(set(expected) - seen)
     if missing:
-        raise RuntimeError(f"{len(missing)} sample(s) of the manifest not found in their shards, e.g. {missing[0]}; "
-                           f"run `flowprep verify {cfg.out}`")
+        raise RuntimeError(
+            f"{len(missing)} sample(s) of the manifest not found in their shards, e.g. {missing[0]}; "
+            f"run `flowprep verify {cfg.out}`"
+        )
     written = {}
     for (kind, partition, split), entries in sorted(lines.items()):
         name = list_names(dataset, partition, split)[kind]
@@ -107,8 +112,14 @@ def export_mmaction2(cfg: ExportConfig, log=print) -> dict:
         written[name] = len(entries)
     label_map = f"{dataset}_label_map.txt"
     write_bytes_atomic(fs_dest, join(dest, label_map), "".join(f"{c}\n" for c in classes).encode())
-    report = {"config": asdict(cfg), "samples": len(seen), "lists": written, "label_map": label_map,
-              "rawframes": RAWFRAMES_DIR, "frame_sources_without_a_video_line": len(set(no_video_line))}
+    report = {
+        "config": asdict(cfg),
+        "samples": len(seen),
+        "lists": written,
+        "label_map": label_map,
+        "rawframes": RAWFRAMES_DIR,
+        "frame_sources_without_a_video_line": len(set(no_video_line)),
+    }
     write_bytes_atomic(fs_dest, join(dest, "export.json"), json.dumps(report, indent=2).encode())
     log(f"exported {len(seen)} samples to {cfg.dest}/{RAWFRAMES_DIR} and {len(written)} lists")
     if no_video_line:

@@ -20,6 +20,7 @@ Flow j runs from frame j * every to frame j * every + stride (`FlowLayout`, reco
 class with each video's files side by side, and WebDataset groups every member of a video into one
 sample (its key is the name up to the first dot of the last path component).
 """
+
 from __future__ import annotations
 
 import io
@@ -52,6 +53,7 @@ _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-+,()&!@=]")
 
 # ---- quantization: the writer's map and its exact inverse --------------------------------------
 
+
 def quant_step_px(bound_px: float = DEFAULT_BOUND_PX) -> float:
     """Flow change (px) between two neighbouring uint8 levels: 40/255 px at the default bound."""
     return 2.0 * bound_px / QUANT_LEVELS
@@ -82,6 +84,7 @@ def flip_flow_x_levels(levels_x: Any) -> Any:
 
 
 # ---- lossless flow: png16 (16-bit levels, recorded scale and offset) and npz (float32) ----------
+
 
 def png16_scale_offset(bound_px: float = DEFAULT_BOUND_PX) -> tuple[float, float]:
     """(scale, offset) of png16 levels: f = q * scale + offset; 40/65535 px and -20 px at bound 20."""
@@ -158,8 +161,10 @@ class FlowLayout:
 
     def __post_init__(self) -> None:
         if self.stride < 1 or self.every < 1 or self.format not in FLOW_FORMATS:
-            raise ValueError(f"bad flow layout stride={self.stride} every={self.every} format={self.format!r}; "
-                             f"expected stride, every >= 1 and format one of {FLOW_FORMATS}")
+            raise ValueError(
+                f"bad flow layout stride={self.stride} every={self.every} format={self.format!r}; "
+                f"expected stride, every >= 1 and format one of {FLOW_FORMATS}"
+            )
 
     @property
     def ext(self) -> str:
@@ -191,8 +196,9 @@ def flow_plane_px(data: bytes, meta: dict[str, Any]) -> np.ndarray:
     if kind == "npz":
         return decode_npz(data)
     if kind == "png16":
-        return dequantize_flow16(decode_png16(data).astype(np.float64), flow["png16"]["scale"],
-                                 flow["png16"]["offset"]).astype(np.float32)
+        return dequantize_flow16(
+            decode_png16(data).astype(np.float64), flow["png16"]["scale"], flow["png16"]["offset"]
+        ).astype(np.float32)
     import cv2
 
     levels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -221,8 +227,10 @@ def clip_member(meta: dict[str, Any], kind: str, position: int, with_flow: bool)
 
 # ---- names ------------------------------------------------------------------------------------
 
+
 def make_key(class_name: str, video_id: str) -> str:
     """`<class>/<video>` made safe for WebDataset (no dots) and for tar on any filesystem."""
+
     def clean(part: str) -> str:
         return _UNSAFE_KEY_CHARS.sub("_", part) or "_"
 

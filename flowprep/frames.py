@@ -10,11 +10,12 @@ The numbering must be complete: a gap, a duplicate number or an image that does 
 video (a VideoError naming the file), never a silently shorter sample. Files that are not numbered
 frames (flow images `flow_x_00001.jpg` / `x_00001.jpg` beside the RGB, a thumbnail) are not frames.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def order_frames(names: list[str]) -> list[str]:
     if last - first + 1 != len(numbered):
         gap = next(i for i in range(first, last + 1) if i not in numbered)
         after = numbered[gap - 1]
-        raise VideoError("missing frames", f"frame {gap} missing after {after} "
-                                           f"({len(numbered)} files numbered {first}..{last})")
+        raise VideoError(
+            "missing frames", f"frame {gap} missing after {after} ({len(numbered)} files numbered {first}..{last})"
+        )
     return [numbered[i] for i in range(first, last + 1)]
 
 
@@ -80,8 +82,9 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
-def decode_frame_folder(folder: FrameFolder, resize: Resize, info: StreamInfo,
-                        max_frames: int | None = None, skip_before: int = 0) -> Iterator[np.ndarray | None]:
+def decode_frame_folder(
+    folder: FrameFolder, resize: Resize, info: StreamInfo, max_frames: int | None = None, skip_before: int = 0
+) -> Iterator[np.ndarray | None]:
     """Yield uint8 (H,W,3) RGB frames of `folder` in order, resized as `decode_frames` does; fill `info`.
     Frames before `skip_before` are not read (yielded as None), except the first, which sets the size."""
     import cv2

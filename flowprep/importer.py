@@ -12,6 +12,7 @@ Either way the sample holds N frames and N-1 flows. A missing folder, a gap, an 
 file or a flow count other than N-1 makes that video a failed row naming the file, as in `extract`.
 Shards, manifest, plan and resume are the extractor's own (a re-run resumes; every video once).
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, format as fmt
+from . import __version__
+from . import format as fmt
 from .cli_config import REQUIRED, coerce_fields, fingerprint, option, to_dict
 from .core import VideoResult
 from .datasets import KIND_FRAMES, VideoItem, partition_of_list
@@ -36,25 +38,38 @@ class ImportConfig:
     """The one config of `flowprep import rawframes`; written to OUT/config.json. Every field is content: a
     re-run resumes only with the same settings (and, unlike `extract`, the same --out and task sizes)."""
 
-    root: str = option(REQUIRED, "The rawframes tree; the lists' frame_dir are relative to it.", content=True,
-                       cli={"required": True, "show_default": False})
+    root: str = option(
+        REQUIRED,
+        "The rawframes tree; the lists' frame_dir are relative to it.",
+        content=True,
+        cli={"required": True, "show_default": False},
+    )
     # each list's partition comes from its file name
-    lists: tuple[str, ...] = option(REQUIRED, "MMAction2 rawframe list (frame_dir total_frames label), repeatable; "
-                                              "partition from its name.", content=True,
-                                    cli={"flag": "--list", "multiple": True, "required": True, "show_default": False})
+    lists: tuple[str, ...] = option(
+        REQUIRED,
+        "MMAction2 rawframe list (frame_dir total_frames label), repeatable; partition from its name.",
+        content=True,
+        cli={"flag": "--list", "multiple": True, "required": True, "show_default": False},
+    )
     out: str = option(REQUIRED, "Output folder or URL.", content=True, cli={"required": True, "show_default": False})
     dataset: str = option("rawframes", "Dataset name recorded in every sample.", content=True)
-    label_map: str | None = option(None, "Class names, one a line, in label order.", content=True,
-                                   cli={"show_default": False})  # MMAction2's label_map files
-    with_offset: bool = option(False, "List lines are `frame_dir offset total_frames label`.", content=True,
-                               cli={"show_default": False})
+    label_map: str | None = option(
+        None, "Class names, one a line, in label order.", content=True, cli={"show_default": False}
+    )  # MMAction2's label_map files
+    with_offset: bool = option(
+        False, "List lines are `frame_dir offset total_frames label`.", content=True, cli={"show_default": False}
+    )
     # TSN / denseflow quantized with 20
-    bound_px: float = option(fmt.DEFAULT_BOUND_PX, "Bound (px) the flow JPEGs were quantized with.", content=True,
-                             cli={"flag": "--bound"})
+    bound_px: float = option(
+        fmt.DEFAULT_BOUND_PX, "Bound (px) the flow JPEGs were quantized with.", content=True, cli={"flag": "--bound"}
+    )
     videos_per_task: int = option(32, "The most videos a task (and its shard) holds.", content=True)
-    shard_max_bytes: int = option(512 * 2**20, "Roll over to a new shard past this size.", content=True,
-                                  cli={"flag": "--shard-max-mb", "type": int, "default": 512,
-                                       "callback": lambda ctx, param, mb: mb * 2**20})
+    shard_max_bytes: int = option(
+        512 * 2**20,
+        "Roll over to a new shard past this size.",
+        content=True,
+        cli={"flag": "--shard-max-mb", "type": int, "default": 512, "callback": lambda ctx, param, mb: mb * 2**20},
+    )
     # imported lists make one split (packing is I/O: done in this process, no Ray); no flag
     split: str = option("1", "The split id the lists' partitions are recorded under.", content=True)
 
@@ -81,10 +96,16 @@ def parse_list(text: str, source: str, with_offset: bool, classes: list[str]) ->
         if not fields:
             continue
         if len(fields) != fields_expected:
-            more = " (multi-label lists are not supported: a sample has one label)" if len(fields) > fields_expected else ""
-            raise ValueError(f"{source}:{number}: expected {fields_expected} fields "
-                             f"({'frame_dir offset total_frames label' if with_offset else 'frame_dir total_frames label'}), "
-                             f"got {line!r}{more}")
+            more = (
+                " (multi-label lists are not supported: a sample has one label)"
+                if len(fields) > fields_expected
+                else ""
+            )
+            raise ValueError(
+                f"{source}:{number}: expected {fields_expected} fields "
+                f"({'frame_dir offset total_frames label' if with_offset else 'frame_dir total_frames label'}), "
+                f"got {line!r}{more}"
+            )
         try:
             total, label = int(fields[-2]), int(fields[-1])
         except ValueError:
@@ -102,8 +123,10 @@ def in_order(by_index: dict[int, str], what: str) -> list[str]:
     first, last = min(by_index), max(by_index)
     if last - first + 1 != len(by_index):
         gap = next(i for i in range(first, last + 1) if i not in by_index)
-        raise VideoError("missing frames", f"{what} {gap} missing after {by_index[gap - 1]} "
-                                           f"({len(by_index)} files numbered {first}..{last})")
+        raise VideoError(
+            "missing frames",
+            f"{what} {gap} missing after {by_index[gap - 1]} ({len(by_index)} files numbered {first}..{last})",
+        )
     return [by_index[i] for i in range(first, last + 1)]
 
 
@@ -124,8 +147,10 @@ def numbered(names: list[str]) -> tuple[list[str], dict[str, list[str]], str]:
         raise VideoError("mixed frame names", "flow files named both flow_x_... and x_...")
     ordered = {axis: in_order(by_index, f"flow {axis}") for axis, by_index in flows.items()}
     if sorted(flows["x"]) != sorted(flows["y"]):
-        raise VideoError("missing frames", f"flow x and flow y are numbered differently "
-                                           f"({len(flows['x'])} x files, {len(flows['y'])} y files)")
+        raise VideoError(
+            "missing frames",
+            f"flow x and flow y are numbered differently ({len(flows['x'])} x files, {len(flows['y'])} y files)",
+        )
     return rgb, ordered, styles.pop() if styles else ""
 
 
@@ -146,18 +171,24 @@ def jpeg_checked(data: bytes, name: str, color: bool):
     return image
 
 
-def pack_rawframes(names: list[str], read, meta: dict, listed_frames: int, bound_px: float) -> tuple[dict[str, bytes], int]:
+def pack_rawframes(
+    names: list[str], read, meta: dict, listed_frames: int, bound_px: float
+) -> tuple[dict[str, bytes], int]:
     """One video's files -> sample members (bytes unchanged) and its frame count. `read(name) -> bytes`."""
     rgb, flows, flow_style = numbered(names)
     n = len(rgb)
     if n < 2:
         raise VideoError("too few frames", f"{n} frame(s); flow needs at least 2")
     if len(flows["x"]) != n - 1:
-        raise VideoError("flow count", f"{n} RGB frames ({rgb[0]}..{rgb[-1]}) but {len(flows['x'])} flow pairs; "
-                                       f"a sample holds N-1 flows for N frames")
+        raise VideoError(
+            "flow count",
+            f"{n} RGB frames ({rgb[0]}..{rgb[-1]}) but {len(flows['x'])} flow pairs; "
+            f"a sample holds N-1 flows for N frames",
+        )
     if listed_frames not in (n, n - 1):
-        raise VideoError("list mismatch", f"the list says {listed_frames} frames, the folder holds {n} RGB "
-                                          f"and {n - 1} flows")
+        raise VideoError(
+            "list mismatch", f"the list says {listed_frames} frames, the folder holds {n} RGB and {n - 1} flows"
+        )
     rgb_first = first_index(rgb[0])
     flow_first = first_index(flows["x"][0])
     if flow_first == rgb_first:
@@ -165,8 +196,11 @@ def pack_rawframes(names: list[str], read, meta: dict, listed_frames: int, bound
     elif flow_first == rgb_first - 1:
         numbering = "denseflow"
     else:
-        raise VideoError("frame numbering", f"RGB starts at {rgb[0]}, flow at {flows['x'][0]}: neither the same "
-                                            f"index (MMAction2) nor one less (denseflow)")
+        raise VideoError(
+            "frame numbering",
+            f"RGB starts at {rgb[0]}, flow at {flows['x'][0]}: neither the same "
+            f"index (MMAction2) nor one less (denseflow)",
+        )
     members: dict[str, bytes] = {}
     height = width = 0
     for index, name in enumerate(rgb):
@@ -182,17 +216,36 @@ def pack_rawframes(names: list[str], read, meta: dict, listed_frames: int, bound
             data = read(name)
             image = jpeg_checked(data, name, color=False)
             if image.shape[:2] != (height, width):
-                raise VideoError("frame size", f"{name}: {image.shape[1]}x{image.shape[0]}, the RGB frames are {width}x{height}")
+                raise VideoError(
+                    "frame size", f"{name}: {image.shape[1]}x{image.shape[0]}, the RGB frames are {width}x{height}"
+                )
             members[fmt.frame_member(kind, index)] = data
     record = {
-        "format_version": fmt.FORMAT_VERSION, "key": fmt.make_key(meta["class"] or "unlabeled", meta["id"]),
-        "id": meta["id"], "dataset": meta["dataset"], "label": int(meta["label"]), "class": meta["class"],
-        "splits": meta["splits"], "source": meta["source"], "input": "rawframes",
-        "num_frames": n, "num_flows": n - 1, "height": height, "width": width, "fps": None,
-        "imported": {"numbering": numbering, "rgb_first": rgb[0], "flow_first": flows["x"][0],
-                     "flow_names": f"{flow_style}x_", "list": meta["list"], "list_total_frames": listed_frames},
+        "format_version": fmt.FORMAT_VERSION,
+        "key": fmt.make_key(meta["class"] or "unlabeled", meta["id"]),
+        "id": meta["id"],
+        "dataset": meta["dataset"],
+        "label": int(meta["label"]),
+        "class": meta["class"],
+        "splits": meta["splits"],
+        "source": meta["source"],
+        "input": "rawframes",
+        "num_frames": n,
+        "num_flows": n - 1,
+        "height": height,
+        "width": width,
+        "fps": None,
+        "imported": {
+            "numbering": numbering,
+            "rgb_first": rgb[0],
+            "flow_first": flows["x"][0],
+            "flow_names": f"{flow_style}x_",
+            "list": meta["list"],
+            "list_total_frames": listed_frames,
+        },
         "flow": {"backend": "imported", "params": {}, "bound_px": bound_px, "jpeg_quality": None},
-        "rgb_jpeg_quality": None, "versions": {"flowprep": __version__},
+        "rgb_jpeg_quality": None,
+        "versions": {"flowprep": __version__},
     }
     members["json"] = json.dumps(record, sort_keys=True).encode()
     members["cls"] = str(int(meta["label"])).encode()
@@ -213,8 +266,20 @@ def catalog_items(cfg: ImportConfig, fs, classes: list[str]) -> list[tuple[Video
             seen[frame_dir] = list_path
             parent, _, video = frame_dir.rpartition("/")
             class_name = (classes[label] if label >= 0 else "") if classes else parent.rsplit("/", 1)[-1]
-            items.append((VideoItem(video_id=video, class_name=class_name, label=label, rel_path=frame_dir,
-                                    splits={cfg.split: partition}, kind=KIND_FRAMES), list_path, total))
+            items.append(
+                (
+                    VideoItem(
+                        video_id=video,
+                        class_name=class_name,
+                        label=label,
+                        rel_path=frame_dir,
+                        splits={cfg.split: partition},
+                        kind=KIND_FRAMES,
+                    ),
+                    list_path,
+                    total,
+                )
+            )
     return items
 
 
@@ -250,14 +315,22 @@ def run_import(cfg: ImportConfig, log=print) -> dict:
         """One listed folder -> its sample; VideoError (or OSError: an unreadable file) for its problems."""
         folder = join(root, item.rel_path)
         list_path, total = info[item.rel_path]
-        meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
-                "source": item.rel_path, "dataset": cfg.dataset, "list": list_path.rsplit("/", 1)[-1]}
+        meta = {
+            "id": item.video_id,
+            "label": item.label,
+            "class": item.class_name,
+            "splits": item.splits,
+            "source": item.rel_path,
+            "dataset": cfg.dataset,
+            "list": list_path.rsplit("/", 1)[-1],
+        }
         t0 = time.perf_counter()
         if not fs_in.isdir(folder):
             raise VideoError("missing", f"listed in {meta['list']} but no such folder under the root")
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs_in.ls(folder, detail=False)]
-        members, frames = pack_rawframes(names, lambda name: fs_in.cat_file(join(folder, name)), meta, total,
-                                         cfg.bound_px)
+        members, frames = pack_rawframes(
+            names, lambda name: fs_in.cat_file(join(folder, name)), meta, total, cfg.bound_px
+        )
         key = fmt.make_key(item.class_name or "unlabeled", item.video_id)
         return VideoResult(key, members, frames, {"decode": time.perf_counter() - t0})
 

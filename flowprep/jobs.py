@@ -4,11 +4,12 @@
 assembly once none is missing); `JobQueue` hands them out in run order and puts an assembly at the
 front as soon as its last range is done; `run_job` runs one on a worker and says where and when.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .config import ExtractConfig
 from .plan import Task
@@ -27,8 +28,13 @@ class Job:
     @property
     def name(self) -> str:
         base = self.task.part_name
-        return base if self.range_index is None and not self.assemble else \
-            f"{base}#assemble" if self.assemble else f"{base}#range{self.range_index}"
+        return (
+            base
+            if self.range_index is None and not self.assemble
+            else f"{base}#assemble"
+            if self.assemble
+            else f"{base}#range{self.range_index}"
+        )
 
 
 def jobs_to_run(tasks: list[Task], fs, out: str) -> list[Job]:
@@ -52,7 +58,8 @@ class JobQueue:
 
         self.queue = collections.deque(jobs)
         self.ranges_left: dict[tuple[str, int], int] = collections.Counter(
-            (j.task.partition, j.task.index) for j in jobs if j.range_index is not None)
+            (j.task.partition, j.task.index) for j in jobs if j.range_index is not None
+        )
 
     def __bool__(self) -> bool:
         return bool(self.queue)
@@ -72,8 +79,13 @@ class JobQueue:
             self.queue.appendleft(Job(job.task, assemble=True))
 
 
-def run_job(job: Job, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
-            known_bad: dict[str, str] | None = None, flow=None) -> dict:
+def run_job(
+    job: Job,
+    cfg: ExtractConfig,
+    on_video: Callable[[dict], None] | None = None,
+    known_bad: dict[str, str] | None = None,
+    flow=None,
+) -> dict:
     """Runs `job`; returns its summary, with where and when it ran (the report's utilization)."""
     started_at = time.time()
     if job.assemble:
@@ -82,8 +94,14 @@ def run_job(job: Job, cfg: ExtractConfig, on_video: Callable[[dict], None] | Non
         summary = run_range(job.task, job.range_index, cfg, known_bad, flow)
     else:
         summary = run_task(job.task, cfg, on_video, known_bad, flow)
-    return {**summary, "job": job.name, "worker": worker_name(), "started_at": started_at, "ended_at": time.time(),
-            "cpus": worker_threads(cfg)}
+    return {
+        **summary,
+        "job": job.name,
+        "worker": worker_name(),
+        "started_at": started_at,
+        "ended_at": time.time(),
+        "cpus": worker_threads(cfg),
+    }
 
 
 CRASHES_TO_BLAME_A_VIDEO = 2  # one death mid-video may be the node's fault; two on the same video are its own
@@ -95,12 +113,16 @@ def known_bad_videos(job: Job, died_at: list[int]) -> dict[str, str]:
     import collections
 
     items = job.task.items
-    return {items[index].plan_id: f"killed its worker {count} times (a crash in decoding or flow?)"
-            for index, count in collections.Counter(died_at).items()
-            if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(items)}
+    return {
+        items[index].plan_id: f"killed its worker {count} times (a crash in decoding or flow?)"
+        for index, count in collections.Counter(died_at).items()
+        if count >= CRASHES_TO_BLAME_A_VIDEO and index < len(items)
+    }
 
 
 def jobs_failed(failed: list[tuple[str, str]], total: int, retries: int) -> RuntimeError:
     """The job's error when some jobs failed for good: how many, the first and its cause, what to do."""
-    return RuntimeError(f"{len(failed)} of {total} task(s) failed after {retries} retries, e.g. {failed[0][0]}: "
-                        f"{failed[0][1]}; the finished tasks are published: re-run the same command to retry the rest")
+    return RuntimeError(
+        f"{len(failed)} of {total} task(s) failed after {retries} retries, e.g. {failed[0][0]}: "
+        f"{failed[0][1]}; the finished tasks are published: re-run the same command to retry the rest"
+    )

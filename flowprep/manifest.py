@@ -4,6 +4,7 @@ Each task writes its rows as `_parts/<partition>-<task>.parquet` AFTER its shard
 the presence of a part marks the task done (resume skips it). The final `manifest.parquet` is the
 concatenation of the parts plus rows for the videos no task handled (missing, unsplit, unused).
 """
+
 from __future__ import annotations
 
 import io
@@ -14,17 +15,33 @@ from .storage import join, write_bytes_atomic
 STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = "ok", "failed", "skipped"
 
 COLUMNS = {  # name -> pyarrow type name
-    "key": "string", "video_id": "string", "class_name": "string", "label": "int32", "source": "string",
-    "partition": "string", "status": "string", "cause": "string", "error": "string", "shard": "string",
-    "task": "int32", "frames": "int32", "flows": "int32", "bytes": "int64", "seconds_decode": "float32",
-    "seconds_flow": "float32", "seconds_encode": "float32", "seconds_write": "float32", "worker": "string",
+    "key": "string",
+    "video_id": "string",
+    "class_name": "string",
+    "label": "int32",
+    "source": "string",
+    "partition": "string",
+    "status": "string",
+    "cause": "string",
+    "error": "string",
+    "shard": "string",
+    "task": "int32",
+    "frames": "int32",
+    "flows": "int32",
+    "bytes": "int64",
+    "seconds_decode": "float32",
+    "seconds_flow": "float32",
+    "seconds_encode": "float32",
+    "seconds_write": "float32",
+    "worker": "string",
     # the row's shard as published, repeated on each of its rows: `verify` proves a copy with them
-    "shard_bytes": "int64", "shard_sha256": "string",
+    "shard_bytes": "int64",
+    "shard_sha256": "string",
 }
 
 
 def empty_row() -> dict:
-    row = {name: None for name in COLUMNS}
+    row = dict.fromkeys(COLUMNS)
     row.update(frames=0, flows=0, bytes=0, task=-1, cause="", error="", shard="", shard_bytes=0, shard_sha256="")
     for name in COLUMNS:
         if name.startswith("seconds_"):

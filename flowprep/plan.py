@@ -14,13 +14,15 @@ every worker stays busy to the end of the job (issue 17):
 The plan is written once (`plan.json`) and reused on every re-run, so a job killed at any point and
 started again with the same command redoes exactly the tasks that did not publish.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from . import format as fmt
 from .config import ExtractConfig
@@ -63,9 +65,14 @@ class Task:
 
 def base_row(item: VideoItem, cfg: PlanConfig) -> dict:
     row = empty_row()
-    row.update(key=fmt.make_key(item.class_name or "unlabeled", item.video_id), video_id=item.video_id,
-               class_name=item.class_name, label=item.label, source=item.rel_path,
-               partition=item.splits.get(cfg.split, ""))
+    row.update(
+        key=fmt.make_key(item.class_name or "unlabeled", item.video_id),
+        video_id=item.video_id,
+        class_name=item.class_name,
+        label=item.label,
+        source=item.rel_path,
+        partition=item.splits.get(cfg.split, ""),
+    )
     return row
 
 
@@ -75,14 +82,33 @@ def select(catalog: Catalog, cfg: ExtractConfig) -> tuple[list[VideoItem], list[
     for item in sorted(catalog.items, key=lambda i: i.rel_path):
         partition = item.splits.get(cfg.split)
         if item.problem:
-            rows.append({**base_row(item, cfg), "status": STATUS_FAILED, "cause": item.problem.split(":")[0],
-                         "error": item.problem})
+            rows.append(
+                {
+                    **base_row(item, cfg),
+                    "status": STATUS_FAILED,
+                    "cause": item.problem.split(":")[0],
+                    "error": item.problem,
+                }
+            )
         elif partition is None:
             note = UNSPLIT_NOTE if not item.splits else f"not in split {cfg.split}"
-            rows.append({**base_row(item, cfg), "status": STATUS_SKIPPED, "cause": "unsplit", "error": f"{item.rel_path}: {note}"})
+            rows.append(
+                {
+                    **base_row(item, cfg),
+                    "status": STATUS_SKIPPED,
+                    "cause": "unsplit",
+                    "error": f"{item.rel_path}: {note}",
+                }
+            )
         elif (cfg.partitions and partition not in cfg.partitions) or (not cfg.partitions and partition == "unused"):
-            rows.append({**base_row(item, cfg), "status": STATUS_SKIPPED, "cause": "partition not selected",
-                         "error": f"{item.rel_path}: partition {partition!r} of split {cfg.split} not selected"})
+            rows.append(
+                {
+                    **base_row(item, cfg),
+                    "status": STATUS_SKIPPED,
+                    "cause": "partition not selected",
+                    "error": f"{item.rel_path}: partition {partition!r} of split {cfg.split} not selected",
+                }
+            )
         else:
             chosen.append(item)
     # Shuffled by video: the clips of one untrimmed video stay adjacent (a task reads the video once).
@@ -94,15 +120,22 @@ def select(catalog: Catalog, cfg: ExtractConfig) -> tuple[list[VideoItem], list[
     random.Random(cfg.seed).shuffle(order)
     chosen = [item for group in order for item in group]
     if cfg.limit is not None:
-        for item in chosen[cfg.limit:]:
-            rows.append({**base_row(item, cfg), "status": STATUS_SKIPPED, "cause": "limit",
-                         "error": f"{item.rel_path}: beyond --limit {cfg.limit}"})
+        for item in chosen[cfg.limit :]:
+            rows.append(
+                {
+                    **base_row(item, cfg),
+                    "status": STATUS_SKIPPED,
+                    "cause": "limit",
+                    "error": f"{item.rel_path}: beyond --limit {cfg.limit}",
+                }
+            )
         chosen = chosen[: cfg.limit]
     return chosen, rows
 
 
-def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | None = None,
-               megapixels: list[float] | None = None) -> list[Task]:
+def make_tasks(
+    chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | None = None, megapixels: list[float] | None = None
+) -> list[Task]:
     """Tasks over `chosen` (in its order), by estimated work (`pairs[i]` frame pairs of `megapixels[i]`
     each, from `estimate_work`) or, with cfg.plan == 'count' or no estimate, by video count."""
     if cfg.plan == "count" or pairs is None:
@@ -110,9 +143,16 @@ def make_tasks(chosen: list[VideoItem], cfg: ExtractConfig, pairs: list[int] | N
     partition_of = [item.splits[cfg.split] for item in chosen]
     # Ranges pair frame i with i+1 (core.PairRange): a strided or lossless layout keeps its videos whole.
     same_video_next = [a.time_range is not None and a.rel_path == b.rel_path for a, b in zip(chosen, chosen[1:])]
-    return cut_tasks(chosen, partition_of, pairs, megapixels or [1.0] * len(chosen), cfg.workers,
-                     cfg.videos_per_task, split_videos=cfg.flow_layout() == fmt.FlowLayout()
-                     and not any(item.time_range for item in chosen), keep_with_next=same_video_next + [False])
+    return cut_tasks(
+        chosen,
+        partition_of,
+        pairs,
+        megapixels or [1.0] * len(chosen),
+        cfg.workers,
+        cfg.videos_per_task,
+        split_videos=cfg.flow_layout() == fmt.FlowLayout() and not any(item.time_range for item in chosen),
+        keep_with_next=same_video_next + [False],
+    )
 
 
 def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> list[Task]:
@@ -120,14 +160,24 @@ def count_tasks(items: list[VideoItem], split: str, videos_per_task: int) -> lis
     by_partition: dict[str, list[VideoItem]] = {}
     for item in items:
         by_partition.setdefault(item.splits[split], []).append(item)
-    return [Task(index, partition, tuple(group[start:start + videos_per_task]))
-            for partition, group in sorted(by_partition.items())
-            for index, start in enumerate(range(0, len(group), videos_per_task))]
+    return [
+        Task(index, partition, tuple(group[start : start + videos_per_task]))
+        for partition, group in sorted(by_partition.items())
+        for index, start in enumerate(range(0, len(group), videos_per_task))
+    ]
 
 
-def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: list[float], workers: int,
-              max_videos: int, tasks_per_worker: int = TASKS_PER_WORKER, split_videos: bool = True,
-              keep_with_next: list[bool] | None = None) -> list[Task]:
+def cut_tasks(
+    items: list,
+    partitions: list[str],
+    pairs: list[int],
+    megapixels: list[float],
+    workers: int,
+    max_videos: int,
+    tasks_per_worker: int = TASKS_PER_WORKER,
+    split_videos: bool = True,
+    keep_with_next: list[bool] | None = None,
+) -> list[Task]:
     """The work-based cut (see the module's docstring). Pure: `items` may be anything (the simulation
     passes ints). Tasks are numbered per partition in the order of `items`. `keep_with_next[i]`: item i
     and the next share a task when the work allows (clips of one video: one read of it)."""
@@ -145,8 +195,11 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
 
     whole = []
     for i, item in enumerate(items):
-        n_ranges = min(math.ceil(work[i] * RANGES_PER_SHARE / share), pairs[i] // MIN_RANGE_PAIRS) \
-            if work[i] > largest and split_videos else 1
+        n_ranges = (
+            min(math.ceil(work[i] * RANGES_PER_SHARE / share), pairs[i] // MIN_RANGE_PAIRS)
+            if work[i] > largest and split_videos
+            else 1
+        )
         if n_ranges > 1:
             bounds = [round(k * pairs[i] / n_ranges) for k in range(n_ranges)]
             ranges = tuple(PairRange(a, b) for a, b in zip(bounds, bounds[1:])) + (PairRange(bounds[-1]),)
@@ -163,7 +216,7 @@ def cut_tasks(items: list, partitions: list[str], pairs: list[int], megapixels: 
             group_work += work[i]
             # Guided: the next task's size is a fixed fraction of the work not yet in a task.
             target = min(largest, max(smallest, (uncut - group_work) / (workers * tasks_per_worker)))
-            kept = bool(keep_with_next and keep_with_next[i]) and members[position + 1:position + 2] == [i + 1]
+            kept = bool(keep_with_next and keep_with_next[i]) and members[position + 1 : position + 2] == [i + 1]
             if (group_work >= target and not kept) or len(group) >= max_videos or position == len(members) - 1:
                 add(partition, tuple(items[j] for j in group), group_work)
                 uncut -= group_work
@@ -176,8 +229,9 @@ def run_order(tasks: list[Task]) -> list[Task]:
     return sorted(tasks, key=lambda t: (-(t.work / len(t.ranges) if t.ranges else t.work), t.partition, t.index))
 
 
-def estimate_work(fs, root: str, items: list[VideoItem], cfg: ExtractConfig, show_progress: bool = False,
-                  threads: int = 16) -> tuple[list[int], list[float]]:
+def estimate_work(
+    fs, root: str, items: list[VideoItem], cfg: ExtractConfig, show_progress: bool = False, threads: int = 16
+) -> tuple[list[int], list[float]]:
     """(frame pairs, output megapixels) of each item from container metadata, probed on `threads` threads
     (headers only: a few KB read per video, local or object store)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -204,8 +258,16 @@ def estimate_work(fs, root: str, items: list[VideoItem], cfg: ExtractConfig, sho
 
     videos = list({item.rel_path: item for item in items}.values())  # the clips of a video: one probe
     with ThreadPoolExecutor(threads) as pool:
-        probed = list(tqdm(pool.map(facts_of, videos), total=len(videos), desc="estimating work", unit="video",
-                           disable=not show_progress or len(videos) < 1000, leave=False))
+        probed = list(
+            tqdm(
+                pool.map(facts_of, videos),
+                total=len(videos),
+                desc="estimating work",
+                unit="video",
+                disable=not show_progress or len(videos) < 1000,
+                leave=False,
+            )
+        )
     facts_by_path = {item.rel_path: f for item, f in zip(videos, fill_from_size(probed))}
     resize = Resize(cfg.resize_mode, cfg.size_px)
     pairs, megapixels = [], []
@@ -237,19 +299,38 @@ def read_plan(fs, out: str, cfg: PlanConfig, chosen: list[VideoItem]) -> list[Ta
     if plan["fingerprint"] != fingerprint:
         raise RuntimeError(
             f"{path} was written by a run with different settings (fingerprint {plan['fingerprint']} != "
-            f"{fingerprint}); resume with the same flags, or extract into a new --out")
+            f"{fingerprint}); resume with the same flags, or extract into a new --out"
+        )
     item_of = {item.plan_id: item for item in chosen}
     missing = [rel for task in plan["tasks"] for rel in task["sources"] if rel not in item_of]
     if missing:
         raise RuntimeError(f"{len(missing)} planned video(s) are no longer in the catalog, e.g. {missing[0]}")
-    return [Task(t["index"], t["partition"], tuple(item_of[rel] for rel in t["sources"]), t.get("work", 0.0),
-                 tuple(PairRange(a, b) for a, b in t.get("ranges", ()))) for t in plan["tasks"]]
+    return [
+        Task(
+            t["index"],
+            t["partition"],
+            tuple(item_of[rel] for rel in t["sources"]),
+            t.get("work", 0.0),
+            tuple(PairRange(a, b) for a, b in t.get("ranges", ())),
+        )
+        for t in plan["tasks"]
+    ]
 
 
 def write_plan(fs, out: str, cfg: PlanConfig, tasks: list[Task]) -> None:
-    plan = {"fingerprint": cfg.content_fingerprint(), "tasks": [
-        {"index": t.index, "partition": t.partition, "sources": [i.plan_id for i in t.items], "work": round(t.work, 3),
-         **({"ranges": [[r.first, r.end] for r in t.ranges]} if t.ranges else {})} for t in tasks]}
+    plan = {
+        "fingerprint": cfg.content_fingerprint(),
+        "tasks": [
+            {
+                "index": t.index,
+                "partition": t.partition,
+                "sources": [i.plan_id for i in t.items],
+                "work": round(t.work, 3),
+                **({"ranges": [[r.first, r.end] for r in t.ranges]} if t.ranges else {}),
+            }
+            for t in tasks
+        ],
+    }
     write_bytes_atomic(fs, join(out, fmt.PLAN_FILE), json.dumps(plan).encode())
 
 

@@ -6,6 +6,7 @@ decoding: the stream's frame count (MP4, AVI), else its duration x frame rate (M
 video whose header says neither, or cannot be opened here, gets its file size scaled by the median
 frames per byte of the others (`fill_from_size`); its own problem is reported when a worker decodes it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ def fill_from_size(facts: list[VideoFacts]) -> list[VideoFacts]:
     frames_per_byte = known[len(known) // 2] if known else 1 / 20_000
     geometry = sorted((f.height * f.width, f.height, f.width) for f in facts if f.height and f.width)
     _, height, width = geometry[len(geometry) // 2] if geometry else (0, 0, 0)
-    return [f if f.frames and f.height else
-            VideoFacts(f.frames or max(2, round(f.bytes * frames_per_byte)), f.height or height, f.width or width,
-                       f.fps, f.bytes) for f in facts]
+    return [
+        f
+        if f.frames and f.height
+        else VideoFacts(
+            f.frames or max(2, round(f.bytes * frames_per_byte)), f.height or height, f.width or width, f.fps, f.bytes
+        )
+        for f in facts
+    ]

@@ -1,4 +1,5 @@
 """Live progress of a job: a tqdm bar over videos, with frames/s, failures and retries."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,13 @@ class Progress:
         from tqdm import tqdm
 
         # Not a terminal (a Ray Job's log, a Slurm file): a line every 30 s instead of a redraw per video.
-        self.bar = tqdm(total=total_videos, unit="video", disable=disable, dynamic_ncols=True,
-                        mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        self.bar = tqdm(
+            total=total_videos,
+            unit="video",
+            disable=disable,
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        )
         self.poll_s, self.polled_at = 1.0, 0.0
         self.done = {"videos": 0, "frames": 0, "failed": 0}
         self.retries = 0
@@ -31,7 +37,9 @@ class Progress:
 
     def _show(self, videos: int, frames: int, failed: int) -> None:
         frames_per_s = frames / max(time.time() - self.started, 1e-9)
-        self.bar.set_postfix(frames=frames, fps=f"{frames_per_s:.0f}", failed=failed, retries=self.retries, refresh=False)
+        self.bar.set_postfix(
+            frames=frames, fps=f"{frames_per_s:.0f}", failed=failed, retries=self.retries, refresh=False
+        )
         self.bar.update(videos - self.bar.n)  # may step back when a dead attempt's videos are redone
 
     def video_done(self, row: dict) -> None:
@@ -56,7 +64,7 @@ class Progress:
             log.warning("progress board unreachable: %s", exc)
             return
         self.retries = snapshot["retries"]
-        live = {name: 0 for name in self.done}
+        live = dict.fromkeys(self.done, 0)
         for task in running:
             for name in live:
                 live[name] += snapshot["running"].get(task, {}).get(name, 0)

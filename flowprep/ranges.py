@@ -6,21 +6,22 @@ together into the sample (byte-identical to the unsplit one), writes it like any
 part; then the pieces go. A range killed mid-way is redone; an assembly killed mid-way leaves no part,
 so it is redone from the pieces.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import tarfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import format as fmt
 from .config import ExtractConfig
 from .datasets import VideoItem
 from .manifest import STATUS_FAILED, STATUS_OK
 from .plan import Task, base_row
-from .storage import join, write_bytes_atomic
 from .shard_job import failure, ok_fields, publish
+from .storage import join, write_bytes_atomic
 from .task import Extractor, worker_name
 
 PIECES_DIR = "_pieces"
@@ -47,8 +48,9 @@ def pieces_done(fs, out: str, task: Task) -> set[int]:
     return {k for k in range(len(task.ranges)) if piece_path(out, task, k).rsplit("/", 1)[-1] in names}
 
 
-def run_range(task: Task, range_index: int, cfg: ExtractConfig, known_bad: dict[str, str] | None = None,
-              flow=None) -> dict:
+def run_range(
+    task: Task, range_index: int, cfg: ExtractConfig, known_bad: dict[str, str] | None = None, flow=None
+) -> dict:
     """One range of a ranged video into its piece file: the members, and the outcome (ok or the failure)."""
     (item,) = task.items
     extractor = Extractor(cfg, flow)
@@ -101,8 +103,16 @@ def assemble(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | 
             seconds = {stage: sum(o["seconds"][stage] for o in outcomes) for stage in outcomes[-1]["seconds"]}
             t0 = time.perf_counter()
             shard = writer.write(record["key"], members)
-            row.update(ok_fields(shard, record["num_frames"], sum(len(d) for d in members.values()), seconds,
-                                 time.perf_counter() - t0, cfg.flow_layout().num_flows(record["num_frames"])))
+            row.update(
+                ok_fields(
+                    shard,
+                    record["num_frames"],
+                    sum(len(d) for d in members.values()),
+                    seconds,
+                    time.perf_counter() - t0,
+                    cfg.flow_layout().num_flows(record["num_frames"]),
+                )
+            )
         if on_video:
             on_video(row)
         return [row]
@@ -117,10 +127,16 @@ def missing_members(item: VideoItem, members: dict[str, bytes]) -> dict | None:
     if "json" not in members:
         return {"cause": "internal error", "error": f"{item.rel_path}: no json in the last range's piece"}
     num_frames = json.loads(members["json"])["num_frames"]
-    expected = {fmt.frame_member(fmt.RGB, i) for i in range(num_frames)} | {
-        fmt.frame_member(kind, i) for kind in (fmt.FLOW_X, fmt.FLOW_Y) for i in range(num_frames - 1)} | {"json", "cls"}
+    expected = (
+        {fmt.frame_member(fmt.RGB, i) for i in range(num_frames)}
+        | {fmt.frame_member(kind, i) for kind in (fmt.FLOW_X, fmt.FLOW_Y) for i in range(num_frames - 1)}
+        | {"json", "cls"}
+    )
     if set(members) != expected:
         odd = sorted(set(members) ^ expected)
-        return {"cause": "internal error", "error": f"{item.rel_path}: pieces do not add up to the video "
-                                                    f"({len(odd)} members missing or extra, e.g. {odd[0]})"}
+        return {
+            "cause": "internal error",
+            "error": f"{item.rel_path}: pieces do not add up to the video "
+            f"({len(odd)} members missing or extra, e.g. {odd[0]})",
+        }
     return None

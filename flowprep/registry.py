@@ -4,6 +4,7 @@ Datasets, flow backends, models, losses and training recipes are each one `Regis
 module plus one line in its table. Lazy imports keep heavy dependencies (torch, CUDA, numba) out of
 processes that never choose them, and tests parametrize over `names()`.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """The job's outputs after the run: the merged manifest and report.json (totals, stages, workers, utilization)."""
+
 from __future__ import annotations
 
 from . import format as fmt
@@ -9,8 +10,9 @@ REPORT_FILE = "report.json"
 STAGES = ("decode", "flow", "encode", "write")
 
 
-def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], parts_per_fetch: int = 256,
-                   rows_per_group: int = 65536) -> "JobReport":
+def merge_manifest(
+    fs, out: str, other_rows: list[dict], part_paths: list[str], parts_per_fetch: int = 256, rows_per_group: int = 65536
+) -> JobReport:
     """Concatenate the task parts (and `other_rows`) into manifest.parquet, streaming: the driver holds
     `parts_per_fetch` parts at a time, never the whole manifest. Returns the report of every row."""
     import pyarrow as pa
@@ -20,14 +22,21 @@ def merge_manifest(fs, out: str, other_rows: list[dict], part_paths: list[str], 
     from .storage import TMP_MARK, atomic_open
 
     # Temporaries of attempts killed between writing and renaming (no writer is left running now).
-    remove_quietly(fs, [p for pattern in ("*", f"{fmt.PARTS_DIR}/*") for p in fs.glob(join(out, pattern))
-                        if TMP_MARK in p.rsplit("/", 1)[-1]])
+    remove_quietly(
+        fs,
+        [
+            p
+            for pattern in ("*", f"{fmt.PARTS_DIR}/*")
+            for p in fs.glob(join(out, pattern))
+            if TMP_MARK in p.rsplit("/", 1)[-1]
+        ],
+    )
     report = JobReport()
     report.add(other_rows)
     tables = [pa.Table.from_pylist(other_rows, schema=schema())]
     with atomic_open(fs, join(out, fmt.MANIFEST_FILE)) as f, pq.ParquetWriter(f, schema()) as writer:
         for start in range(0, len(part_paths), parts_per_fetch):
-            batch = part_paths[start:start + parts_per_fetch]
+            batch = part_paths[start : start + parts_per_fetch]
             # One call for many small files: object stores fetch them concurrently.
             blobs = {path.rsplit("/", 1)[-1]: data for path, data in fs.cat(batch).items()}
             for path in batch:
@@ -84,14 +93,24 @@ class JobReport:
 
     def to_dict(self, wall_s: float, **extra) -> dict:
         ok = self.totals[STATUS_OK]
-        per_worker = {name: {"videos": c["videos"], "frames": c["frames"], "busy_seconds": round(c["busy_seconds"], 3),
-                             "frames_per_busy_second": round(c["frames"] / max(c["busy_seconds"], 1e-9), 2)}
-                      for name, c in sorted(self.by_worker.items())}
+        per_worker = {
+            name: {
+                "videos": c["videos"],
+                "frames": c["frames"],
+                "busy_seconds": round(c["busy_seconds"], 3),
+                "frames_per_busy_second": round(c["frames"] / max(c["busy_seconds"], 1e-9), 2),
+            }
+            for name, c in sorted(self.by_worker.items())
+        }
         rates = sorted(w["frames_per_busy_second"] for w in per_worker.values())
         return {
-            "videos": self.totals["videos"], "ok": ok, "failed": self.totals[STATUS_FAILED],
-            "skipped": self.totals[STATUS_SKIPPED], "failures_by_cause": dict(sorted(self.failures_by_cause.items())),
-            "frames": self.totals["frames"], "bytes": self.totals["bytes"],
+            "videos": self.totals["videos"],
+            "ok": ok,
+            "failed": self.totals[STATUS_FAILED],
+            "skipped": self.totals[STATUS_SKIPPED],
+            "failures_by_cause": dict(sorted(self.failures_by_cause.items())),
+            "frames": self.totals["frames"],
+            "bytes": self.totals["bytes"],
             "stage_seconds": {stage: round(self.stage_seconds[stage], 3) for stage in STAGES},
             "wall_seconds": round(wall_s, 3),
             "videos_per_hour": round(ok / wall_s * 3600, 1) if wall_s > 0 else 0.0,
@@ -100,7 +119,8 @@ class JobReport:
             # Rows of tasks resumed from an earlier run count here too: their workers are long gone.
             "workers": len(per_worker),
             "frames_per_busy_second_per_worker": {"min": rates[0], "median": rates[len(rates) // 2], "max": rates[-1]}
-            if rates else {},
+            if rates
+            else {},
             "per_worker": per_worker,
         }
 
@@ -117,8 +137,10 @@ def utilization(jobs: list[dict], slots: int) -> dict:
     end = max(j["ended_at"] for j in jobs)
     span_s = max(end - start, 1e-9)
     busy_cpu_s = sum((j["ended_at"] - j["started_at"]) * j["cpus"] for j in jobs)
-    events = sorted([(j["started_at"], j["cpus"]) for j in jobs] + [(j["ended_at"], -j["cpus"]) for j in jobs],
-                    key=lambda e: (e[0], e[1]))  # at a tie the ending job frees its slot first
+    events = sorted(
+        [(j["started_at"], j["cpus"]) for j in jobs] + [(j["ended_at"], -j["cpus"]) for j in jobs],
+        key=lambda e: (e[0], e[1]),
+    )  # at a tie the ending job frees its slot first
     running, last_full = 0, None  # index of the last event after which every slot was busy
     for position, (_, delta) in enumerate(events):
         running += delta
@@ -126,5 +148,10 @@ def utilization(jobs: list[dict], slots: int) -> dict:
             last_full = position
     # the first slot to free up after that moment starts the tail
     tail_from = start if last_full is None else next(t for t, delta in events[last_full:] if delta < 0)
-    return {"busy_fraction": round(min(busy_cpu_s / (slots * span_s), 1.0), 4), "tail_s": round(end - tail_from, 3),
-            "span_s": round(span_s, 3), "jobs": len(jobs), "slots": slots}
+    return {
+        "busy_fraction": round(min(busy_cpu_s / (slots * span_s), 1.0), 4),
+        "tail_s": round(end - tail_from, 3),
+        "span_s": round(span_s, 3),
+        "jobs": len(jobs),
+        "slots": slots,
+    }

@@ -8,6 +8,7 @@ processes, ray) run the jobs; `progress` draws the bar; `report` merges the mani
 any point and started again with the same command ends with every video exactly once: the plan is
 reused, a task whose manifest part exists is done, and a ranged video's finished ranges are kept.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,8 +86,14 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
         job = open_job(cfg, chosen, cut, {"flow_params_resolved": backend.params, "classes": list(catalog.classes)})
         jobs = jobs_to_run(run_order(job.todo), job.fs, job.out)
         ranged = sum(t.is_ranged for t in job.tasks)
-        log.info("%d tasks planned (%d ranged videos), %d already done, %d to run as %d jobs", len(job.tasks),
-                 ranged, len(job.tasks) - len(job.todo), len(job.todo), len(jobs))
+        log.info(
+            "%d tasks planned (%d ranged videos), %d already done, %d to run as %d jobs",
+            len(job.tasks),
+            ranged,
+            len(job.tasks) - len(job.todo),
+            len(job.todo),
+            len(jobs),
+        )
         progress = Progress(sum(len(t.items) for t in job.todo), disable=not show_progress)
         run_started = time.time()
         try:
@@ -96,9 +103,17 @@ def run_extract(cfg: ExtractConfig, show_progress: bool = True) -> dict:
     remove_stale_pieces(job.fs, job.out, job.tasks)
     slots = cfg.workers * (1 if cfg.executor == "inline" else worker_threads(cfg))
     # summary.json: the name earlier versions wrote
-    return finish(job, other_rows, started, (REPORT_FILE, "summary.json"), retried_tasks=progress.retries,
-                  split_videos=ranged, jobs=len(summaries), startup_seconds=round(run_started - started, 3),
-                  utilization=utilization(summaries, slots))
+    return finish(
+        job,
+        other_rows,
+        started,
+        (REPORT_FILE, "summary.json"),
+        retried_tasks=progress.retries,
+        split_videos=ranged,
+        jobs=len(summaries),
+        startup_seconds=round(run_started - started, 3),
+        utilization=utilization(summaries, slots),
+    )
 
 
 def remove_stale_pieces(fs, out: str, tasks) -> None:
@@ -119,7 +134,8 @@ def resolve_frame_fps(cfg: ExtractConfig, catalog: Catalog) -> ExtractConfig:
         return dataclasses.replace(cfg, frame_fps=catalog.frame_fps)
     frames = next((item for item in catalog.items if item.kind == KIND_FRAMES and not item.problem), None)
     if frames is not None:
-        raise ValueError(f"{frames.rel_path} is a folder of frames, which have no timestamps: pass --frame-fps "
-                         f"(the rate they were extracted at)")
+        raise ValueError(
+            f"{frames.rel_path} is a folder of frames, which have no timestamps: pass --frame-fps "
+            f"(the rate they were extracted at)"
+        )
     return cfg
-

@@ -118,8 +118,11 @@ def write_items(
             t0 = time.perf_counter()
             shard = writer.write(result.key, result.members)
             write_s = time.perf_counter() - t0
-            row.update(ok_fields(shard, result.num_frames, result.nbytes(), result.seconds, write_s,
-                                 flows_of(result.num_frames)))
+            row.update(
+                ok_fields(
+                    shard, result.num_frames, result.nbytes(), result.seconds, write_s, flows_of(result.num_frames)
+                )
+            )
         rows.append(row)
         if on_video:
             on_video(row)

@@ -1,4 +1,5 @@
 """ShardWriter: samples -> tar shards published atomically, rolling over past a target size."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,13 @@ class ShardWriter:
     until it is complete. `close()` publishes the open shard; `abort()` discards it."""
 
     def __init__(self, fs, out_dir: str, partition: str, task_index: int, max_bytes: int):
-        self.fs, self.out_dir, self.partition, self.task_index, self.max_bytes = fs, out_dir, partition, task_index, max_bytes
+        self.fs, self.out_dir, self.partition, self.task_index, self.max_bytes = (
+            fs,
+            out_dir,
+            partition,
+            task_index,
+            max_bytes,
+        )
         self.published: list[str] = []  # shard names, in order
         self.digests: dict[str, tuple[int, str]] = {}  # published shard name -> (size in bytes, sha256 hex)
         self._part = 0

@@ -4,6 +4,7 @@ Credentials and endpoints come from the environment as boto3 / s3fs read them (A
 AWS_ENDPOINT_URL, ...). Publication is atomic: data goes to a temporary name in the same folder and
 is then renamed (an object store's copy is atomic per object), so a reader never sees a partial file.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ A task writes its shards straight to the destination and, last, its part (`shard
 task whose part exists is done, and a re-run of an unfinished one starts from a clean slate. A long
 video's ranges (`ranges.py`) reuse `Extractor` (one video, or a range of it).
 """
+
 from __future__ import annotations
 
 import io
@@ -43,8 +44,13 @@ class Extractor:
         self.fs_out, self.out = filesystem(cfg.out)
         self.fs_in, self.root = filesystem(cast(str, cfg.root))  # the CLI resolves --root
         self.settings = cfg.video_settings(decode_threads=threads)  # FFmpeg would start a thread per core
-        self.backend = None if not compute else flow if flow is not None else \
-            create_backend(cfg.flow_backend, **dict(cfg.flow_params))
+        self.backend = (
+            None
+            if not compute
+            else flow
+            if flow is not None
+            else create_backend(cfg.flow_backend, **dict(cfg.flow_params))
+        )
         self._clip_source: tuple[str, bytes] = ("", b"")  # (path, bytes) of the last remote video clips came from
 
     def video(self, item: VideoItem, known_bad: dict[str, str] | None, pairs=None):
@@ -54,14 +60,21 @@ class Extractor:
 
         cfg, fs_in = self.cfg, self.fs_in
         path = join(self.root, item.rel_path)
-        meta = {"id": item.video_id, "label": item.label, "class": item.class_name, "splits": item.splits,
-                "source": item.rel_path, "dataset": cfg.dataset}
+        meta = {
+            "id": item.video_id,
+            "label": item.label,
+            "class": item.class_name,
+            "splits": item.splits,
+            "source": item.rel_path,
+            "dataset": cfg.dataset,
+        }
         if self.backend is None:
             raise RuntimeError("an Extractor built with compute=False extracts no video")
         if item.plan_id in (known_bad or {}):
             raise VideoError("worker crashed", cast(dict[str, str], known_bad)[item.plan_id])
         if item.kind == KIND_FRAMES:  # a folder of numbered images, read through fs_in frame by frame
             from .frames import open_frame_folder
+
             folder = open_frame_folder(fs_in, path, cfg.frame_fps)
             return process_video(folder, meta, self.settings, self.backend, pairs)
         if fs_in.size(path) == 0:
@@ -71,21 +84,34 @@ class Extractor:
         if item.time_range is not None:  # clips of one remote video (adjacent in a task) share one read of it
             if self._clip_source[0] != path:
                 self._clip_source = (path, fs_in.cat_file(path))
-            return process_video(io.BytesIO(self._clip_source[1]), meta, self.settings, self.backend, pairs,
-                                 item.time_range)
+            return process_video(
+                io.BytesIO(self._clip_source[1]), meta, self.settings, self.backend, pairs, item.time_range
+            )
         with fs_in.open(path, "rb") as f:
             return process_video(f, meta, self.settings, self.backend, pairs)
 
 
-def run_task(task: Task, cfg: ExtractConfig, on_video: Callable[[dict], None] | None = None,
-             known_bad: dict[str, str] | None = None, flow=None) -> dict:
+def run_task(
+    task: Task,
+    cfg: ExtractConfig,
+    on_video: Callable[[dict], None] | None = None,
+    known_bad: dict[str, str] | None = None,
+    flow=None,
+) -> dict:
     """Extract every video of `task` into its shards, then publish its manifest part. Returns a summary.
     `known_bad` (plan_id -> why) become failed rows untried: videos that killed earlier attempts.
     `flow`: a backend to use instead of building one (a `RemoteFlow` computing on a flow actor)."""
     extractor = Extractor(cfg, flow)
 
     def fill(writer) -> list[dict]:
-        return write_items(writer, task, cfg, worker_name(), lambda item: extractor.video(item, known_bad), on_video,
-                           flows_of=cfg.flow_layout().num_flows)
+        return write_items(
+            writer,
+            task,
+            cfg,
+            worker_name(),
+            lambda item: extractor.video(item, known_bad),
+            on_video,
+            flows_of=cfg.flow_layout().num_flows,
+        )
 
     return publish(extractor.fs_out, extractor.out, task, cfg.shard_max_bytes, fill)

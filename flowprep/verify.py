@@ -1,4 +1,5 @@
 """`verify` and `inspect`: read shards back and check them against the manifest (no extraction code)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,11 +44,15 @@ def check_sample(key: str, members: dict[str, bytes]) -> tuple[dict, list[str]]:
     expected = set(fmt.expected_members(meta["num_frames"], layout))
     if set(members) != expected:
         missing, extra = sorted(expected - set(members)), sorted(set(members) - expected)
-        problems.append(f"{key}: members differ from num_frames={meta['num_frames']}: "
-                        f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, extra {extra[:3]}")
+        problems.append(
+            f"{key}: members differ from num_frames={meta['num_frames']}: "
+            f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, extra {extra[:3]}"
+        )
     if meta["num_flows"] != layout.num_flows(meta["num_frames"]):
-        problems.append(f"{key}: num_flows {meta['num_flows']} != {layout.num_flows(meta['num_frames'])} "
-                        f"(num_frames {meta['num_frames']}, stride {layout.stride}, every {layout.every})")
+        problems.append(
+            f"{key}: num_flows {meta['num_flows']} != {layout.num_flows(meta['num_frames'])} "
+            f"(num_frames {meta['num_frames']}, stride {layout.stride}, every {layout.every})"
+        )
     if members.get("cls", b"").decode() != str(meta["label"]):
         problems.append(f"{key}: cls {members.get('cls')!r} != label {meta['label']}")
     return meta, problems
@@ -76,8 +81,10 @@ def digest_problem(shard: str, expected: tuple[int, str], actual: tuple[int, str
     """One line naming the shard whose bytes are not the ones published, or None."""
     if actual == expected:
         return None
-    return (f"{shard}: not the shard that was published: {actual[0]} bytes, sha256 {actual[1][:16]}..., "
-            f"the manifest says {expected[0]} bytes, sha256 {expected[1][:16]}...")
+    return (
+        f"{shard}: not the shard that was published: {actual[0]} bytes, sha256 {actual[1][:16]}..., "
+        f"the manifest says {expected[0]} bytes, sha256 {expected[1][:16]}..."
+    )
 
 
 def verify(out: str, decode_images: bool = False, quick: bool = False) -> list[str]:
@@ -174,10 +181,19 @@ def inspect_shard(url: str) -> list[dict]:
     with fs.open(path, "rb") as f:
         for key, members in iter_samples(f):
             meta, problems = check_sample(key, members)
-            lines.append({"key": key, "label": meta.get("label"), "class": meta.get("class"),
-                          "frames": meta.get("num_frames"), "flows": meta.get("num_flows"),
-                          "size": f"{meta.get('height')}x{meta.get('width')}", "fps": meta.get("fps"),
-                          "backend": meta.get("flow", {}).get("backend"),
-                          "flow": flow_summary(meta),
-                          "bytes": sum(len(v) for v in members.values()), "problems": problems})
+            lines.append(
+                {
+                    "key": key,
+                    "label": meta.get("label"),
+                    "class": meta.get("class"),
+                    "frames": meta.get("num_frames"),
+                    "flows": meta.get("num_flows"),
+                    "size": f"{meta.get('height')}x{meta.get('width')}",
+                    "fps": meta.get("fps"),
+                    "backend": meta.get("flow", {}).get("backend"),
+                    "flow": flow_summary(meta),
+                    "bytes": sum(len(v) for v in members.values()),
+                    "problems": problems,
+                }
+            )
     return lines

@@ -1,4 +1,5 @@
 """Shared fixtures: where the real test material is, and tiny synthetic videos made on the spot."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def moving_square_video(frames: int = 6, size_px: int = 48, step_px: int = 2, se
     for t in range(frames):
         frame = background.copy()
         x = 4 + step_px * t
-        frame[8:8 + patch.shape[0], x:x + patch.shape[1]] = patch
+        frame[8 : 8 + patch.shape[0], x : x + patch.shape[1]] = patch
         video.append(frame)
     return np.stack(video)
 

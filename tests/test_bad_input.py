@@ -3,6 +3,7 @@
 Every video either becomes a good sample that agrees with what its container declares, or a failed
 manifest row naming the file and the cause; the good videos around it are untouched.
 """
+
 from __future__ import annotations
 
 import io
@@ -11,7 +12,6 @@ import random
 import threading
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from flowprep.cli import EXIT_PARTIAL, main
@@ -108,8 +108,18 @@ def test_a_hung_video_times_out_and_its_task_goes_on(tmp_path, write_video, monk
     monkeypatch.setattr(core, "decode_frames", decode)
     out = tmp_path / "out"
     try:
-        output = extract("--dataset", "folder", "--root", str(root), "--out", str(out), *TINY,
-                         "--video-timeout-s", "1", expect=EXIT_PARTIAL)
+        output = extract(
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            *TINY,
+            "--video-timeout-s",
+            "1",
+            expect=EXIT_PARTIAL,
+        )
         assert abandoned_threads() >= 1  # the stalled reader was left behind, not waited for
     finally:
         release.set()  # lets the abandoned reader return, so no thread outlives the test
@@ -125,8 +135,16 @@ def test_a_hung_video_times_out_and_its_task_goes_on(tmp_path, write_video, monk
 
 RENAMED = {".mp4": ".avi", ".avi": ".mkv", ".mkv": ".mp4", ".mov": ".webm", ".webm": ".mov"}
 SHORT_PACKETS = 48  # long real clips are cut (stream copy, no re-encode) to this many frames: CI time
-CAUSES = {"truncated", "frames missing", "unreadable container", "no video stream", "no decoder", "decode error",
-          "no frames", "too few frames"}
+CAUSES = {
+    "truncated",
+    "frames missing",
+    "unreadable container",
+    "no video stream",
+    "no decoder",
+    "decode error",
+    "no frames",
+    "too few frames",
+}
 
 
 def short_copy(clip: Path, dst: Path) -> Path:
@@ -166,7 +184,7 @@ def variants(data: bytes, ext: str, seed: str) -> dict[str, bytes]:
 
     zeroed = bytearray(data)
     start, width = int(size * 0.6), max(1024, size // 50)
-    zeroed[start:start + width] = bytes(min(width, size - start))
+    zeroed[start : start + width] = bytes(min(width, size - start))
     return {
         **{f"cut{int(keep * 100)}{ext}": data[: int(size * keep)] for keep in (0.3, 0.7, 0.95)},
         f"flip_header{ext}": flipped(0, min(512, size)),
@@ -191,8 +209,22 @@ def test_fuzzed_inputs_are_good_samples_or_failed_rows_and_leave_the_good_ones_a
             (fuzzed / clip.stem / name).write_bytes(data)
             bad[f"{clip.stem}/{name}"] = frames
 
-    result = CliRunner().invoke(main, ["extract", "--no-progress", "--dataset", "folder", "--root", str(fuzzed),
-                                       "--out", str(tmp_path / "out_fuzzed"), *TINY, "--videos-per-task", "16"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "extract",
+            "--no-progress",
+            "--dataset",
+            "folder",
+            "--root",
+            str(fuzzed),
+            "--out",
+            str(tmp_path / "out_fuzzed"),
+            *TINY,
+            "--videos-per-task",
+            "16",
+        ],
+    )
     assert result.exit_code == EXIT_PARTIAL, result.output
     rows = {r["source"]: r for r in manifest(tmp_path / "out_fuzzed")}
     assert set(rows) == set(bad) | set(expected_frames), "every file is in the manifest exactly once"

@@ -1,6 +1,7 @@
 """Clips of untrimmed videos: seek-based range decode on real clips, the clip catalogs (folder CSV,
 Kinetics against full-length downloads), a clip sample equal to the same frames of the whole video,
 and clips of one remote video sharing one read."""
+
 from __future__ import annotations
 
 import json
@@ -27,12 +28,15 @@ def whole_and_range(name: str, start_s: float, end_s: float):
     return whole, in_range, clip, clip_info
 
 
-@pytest.mark.parametrize("name,start_s,end_s,sought", [
-    ("kinetics_arm_wrestling_28fps.mp4", 7.0, 8.0, True),  # h264, keyframes at 0, 6.68, 8.21 s
-    ("kinetics_flipping_pancake_noframecount.mkv", 5.5, 6.5, True),  # Matroska, keyframes every 5 s
-    ("pedestrians_msmpeg4v3_10fps.avi", 30.0, 31.0, True),  # AVI index, keyframes every 25 s
-    ("ucf101_ApplyEyeMakeup_xvid.avi", 2.0, 3.0, False),  # one keyframe: decoding starts at 0, still exact
-])
+@pytest.mark.parametrize(
+    "name,start_s,end_s,sought",
+    [
+        ("kinetics_arm_wrestling_28fps.mp4", 7.0, 8.0, True),  # h264, keyframes at 0, 6.68, 8.21 s
+        ("kinetics_flipping_pancake_noframecount.mkv", 5.5, 6.5, True),  # Matroska, keyframes every 5 s
+        ("pedestrians_msmpeg4v3_10fps.avi", 30.0, 31.0, True),  # AVI index, keyframes every 25 s
+        ("ucf101_ApplyEyeMakeup_xvid.avi", 2.0, 3.0, False),  # one keyframe: decoding starts at 0, still exact
+    ],
+)
 def test_a_range_equals_the_same_frames_of_the_whole_decode(name, start_s, end_s, sought):
     whole, in_range, clip, info = whole_and_range(name, start_s, end_s)
     assert len(in_range) >= 10 and len(clip) == len(in_range) == info.decoded_frames
@@ -91,6 +95,7 @@ def sample_members(out: Path) -> dict[str, dict[str, bytes]]:
 
 # ---- catalogs ------------------------------------------------------------------------------------
 
+
 def test_folder_clips_csv(tmp_path):
     from flowprep.datasets import load_catalog
 
@@ -122,14 +127,19 @@ def test_kinetics_rows_against_full_length_downloads(tmp_path):
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / "kinetics-400_val.csv").write_text(
         "label,youtube_id,time_start,time_end,split\nabseiling,AAAAAAAAAAA,5,15,val\n"
-        "abseiling,AAAAAAAAAAA,40,50,val\nbowling,BBBBBBBBBBB,0,10,val\nbowling,CCCCCCCCCCC,1,11,val\n")
+        "abseiling,AAAAAAAAAAA,40,50,val\nbowling,BBBBBBBBBBB,0,10,val\nbowling,CCCCCCCCCCC,1,11,val\n"
+    )
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "AAAAAAAAAAA.mp4").write_bytes(b"x")  # a full-length download
     (tmp_path / "v" / "BBBBBBBBBBB_000000_000010.mp4").write_bytes(b"x")  # a trimmed clip: used whole
     catalog = load_catalog("kinetics400", str(tmp_path / "v"), str(tmp_path / "ann"))
     by_id = {item.video_id: item for item in catalog.items}
-    assert set(by_id) == {"AAAAAAAAAAA_000005_000015", "AAAAAAAAAAA_000040_000050", "BBBBBBBBBBB_000000_000010",
-                          "CCCCCCCCCCC_000001_000011"}  # the full-length file is no unlisted video of its own
+    assert set(by_id) == {
+        "AAAAAAAAAAA_000005_000015",
+        "AAAAAAAAAAA_000040_000050",
+        "BBBBBBBBBBB_000000_000010",
+        "CCCCCCCCCCC_000001_000011",
+    }  # the full-length file is no unlisted video of its own
     assert by_id["AAAAAAAAAAA_000040_000050"].rel_path == "AAAAAAAAAAA.mp4"
     assert by_id["AAAAAAAAAAA_000040_000050"].time_range == (40.0, 50.0)
     assert by_id["BBBBBBBBBBB_000000_000010"].time_range is None
@@ -150,12 +160,22 @@ def test_clips_of_a_remote_video_share_one_read(monkeypatch, tmp_path):
     memory.pipe("/untrimmed/arm/wrestle.mp4", shared_path("videos", "kinetics_arm_wrestling_28fps.mp4").read_bytes())
     reads = []
     original = MemoryFileSystem.cat_file
-    monkeypatch.setattr(MemoryFileSystem, "cat_file", lambda self, path, *a, **k: reads.append(path) or
-                        original(self, path, *a, **k))
-    items = tuple(VideoItem(f"wrestle_{a}", "arm", 0, "arm/wrestle.mp4", {"1": "all"}, start_s=a, end_s=a + 0.5)
-                  for a in (1.0, 4.0, 7.5))
-    cfg = ExtractConfig(dataset="folder", root="memory://untrimmed", out=str(tmp_path / "out"), size_px=32,
-                        flow_backend="opencv", flow_params=(("nscales", 1), ("warps", 1)), workers=1)
+    monkeypatch.setattr(
+        MemoryFileSystem, "cat_file", lambda self, path, *a, **k: reads.append(path) or original(self, path, *a, **k)
+    )
+    items = tuple(
+        VideoItem(f"wrestle_{a}", "arm", 0, "arm/wrestle.mp4", {"1": "all"}, start_s=a, end_s=a + 0.5)
+        for a in (1.0, 4.0, 7.5)
+    )
+    cfg = ExtractConfig(
+        dataset="folder",
+        root="memory://untrimmed",
+        out=str(tmp_path / "out"),
+        size_px=32,
+        flow_backend="opencv",
+        flow_params=(("nscales", 1), ("warps", 1)),
+        workers=1,
+    )
     (tmp_path / "out").mkdir()
     summary = run_task(Task(0, "all", items), cfg)
     assert summary["ok"] == 3 and summary["frames"] == 3 * 14

@@ -8,6 +8,7 @@ runs only inside a private network namespace (scripts/run_tests.sh sets FLOWPREP
 
     unshare -n sh -c 'ip link set lo up && FLOWPREP_NETNS=1 .venv/bin/python -m pytest tests/test_cluster.py'
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,29 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 IN_NETNS = os.environ.get("FLOWPREP_NETNS") == "1"
-needs_netns = pytest.mark.skipif(not IN_NETNS, reason="starts a Ray cluster: run inside `unshare -n` with "
-                                                     "FLOWPREP_NETNS=1 (scripts/run_tests.sh does)")
+needs_netns = pytest.mark.skipif(
+    not IN_NETNS,
+    reason="starts a Ray cluster: run inside `unshare -n` with FLOWPREP_NETNS=1 (scripts/run_tests.sh does)",
+)
 BIN = Path(sys.executable).parent
 # Videos slow enough (about 0.5 s each on one core) that a kill lands while a task runs.
 # OpenCV's TV-L1, not the faster default: the kill tests need tasks that last a few seconds.
 # --plan count: the tests count tasks of 2 videos (the work plan's cut is tested in test_plan.py).
-JOB = ["--size", "64", "--max-frames", "8", "--workers", "2", "--videos-per-task", "2", "--plan", "count",
-       "--no-progress", "--flow-backend", "opencv"]
+JOB = [
+    "--size",
+    "64",
+    "--max-frames",
+    "8",
+    "--workers",
+    "2",
+    "--videos-per-task",
+    "2",
+    "--plan",
+    "count",
+    "--no-progress",
+    "--flow-backend",
+    "opencv",
+]
 VIDEOS = 16  # 4 classes x 4
 
 
@@ -96,9 +112,14 @@ class Cluster:
         self.groups: list[int] = []
 
     def start_node(self, *args: str) -> int:
-        proc = subprocess.Popen([str(BIN / "ray"), "start", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                                 "--disable-usage-stats", *args], env=self.env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *args],
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.groups.append(proc.pid)  # start_new_session: the group id is this pid, and Ray's daemons stay in it
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"ray start {' '.join(args)} failed:\n{output[-3000:]}"
@@ -128,8 +149,12 @@ def s3_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    yield {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     server.stop()
 
 
@@ -140,19 +165,31 @@ def cluster(s3_endpoint):
     # The venv's bin first: a Ray Job's entrypoint is a shell command (`flowprep extract ...`) and the
     # test may run from an interpreter whose venv is not activated.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, **s3_endpoint, "PATH": path, "RAY_USAGE_STATS_ENABLED": "0",
-           # Explicit, so that a token left in ~/.ray by some local ray.init() does not split the cluster
-           # into nodes that use it and nodes that do not (the namespace is private: nothing else can connect).
-           "RAY_AUTH_MODE": "disabled",
-           # A dead node is declared dead after ~1.5 s instead of ~15 s, so its tasks move sooner.
-           "RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
-           "RAY_health_check_failure_threshold": "3"}
+    env = {
+        **os.environ,
+        **s3_endpoint,
+        "PATH": path,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Explicit, so that a token left in ~/.ray by some local ray.init() does not split the cluster
+        # into nodes that use it and nodes that do not (the namespace is private: nothing else can connect).
+        "RAY_AUTH_MODE": "disabled",
+        # A dead node is declared dead after ~1.5 s instead of ~15 s, so its tasks move sooner.
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_timeout_ms": "500",
+        "RAY_health_check_failure_threshold": "3",
+    }
     env.pop("RAY_ADDRESS", None)
     cluster = Cluster(env)
     try:
         cluster.dashboard = f"http://127.0.0.1:{free_port()}"  # the Ray Jobs API is served by the dashboard
-        cluster.start_node("--head", f"--port={cluster.port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                           f"--dashboard-port={cluster.dashboard.rsplit(':', 1)[1]}", f"--temp-dir={cluster.temp_dir}")
+        cluster.start_node(
+            "--head",
+            f"--port={cluster.port}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={cluster.dashboard.rsplit(':', 1)[1]}",
+            f"--temp-dir={cluster.temp_dir}",
+        )
         cluster.worker_group = cluster.start_node(f"--address={cluster.address}")
         yield cluster
     finally:
@@ -169,8 +206,20 @@ def videos(tmp_path_factory):
 
 
 def extract_cmd(cluster, root: Path, out: str, *extra: str) -> list[str]:
-    return [str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root), "--out", out,
-            "--ray-address", cluster.address, *JOB, *extra]
+    return [
+        str(BIN / "flowprep"),
+        "extract",
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        out,
+        "--ray-address",
+        cluster.address,
+        *JOB,
+        *extra,
+    ]
 
 
 def run(cmd: list[str], env: dict, timeout_s: float = 180) -> subprocess.CompletedProcess:
@@ -181,13 +230,15 @@ def check_output(out: str, env: dict, expected_ok: int) -> dict:
     """Every video exactly once in the manifest and in the shards, and `flowprep verify` passes."""
     verified = run([str(BIN / "flowprep"), "verify", out], env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    code = ("import json,sys; from flowprep.storage import filesystem; from flowprep.manifest import read_manifest;"
-            "from flowprep.verify import iter_samples; fs,o=filesystem(sys.argv[1]); rows=read_manifest(fs,o);"
-            "keys=[k for r in rows if r['status']=='ok' for k,_ in [(r['key'],0)]];"
-            "shard_keys=[k for s in sorted({r['shard'] for r in rows if r['shard']}) "
-            "for k,_ in iter_samples(fs.open(o+'/'+s,'rb'))];"
-            "print(json.dumps({'rows':[[r['key'],r['status'],r['cause']] for r in rows],'shard_keys':shard_keys,"
-            "'report':json.loads(fs.cat(o+'/report.json'))}))")
+    code = (
+        "import json,sys; from flowprep.storage import filesystem; from flowprep.manifest import read_manifest;"
+        "from flowprep.verify import iter_samples; fs,o=filesystem(sys.argv[1]); rows=read_manifest(fs,o);"
+        "keys=[k for r in rows if r['status']=='ok' for k,_ in [(r['key'],0)]];"
+        "shard_keys=[k for s in sorted({r['shard'] for r in rows if r['shard']}) "
+        "for k,_ in iter_samples(fs.open(o+'/'+s,'rb'))];"
+        "print(json.dumps({'rows':[[r['key'],r['status'],r['cause']] for r in rows],'shard_keys':shard_keys,"
+        "'report':json.loads(fs.cat(o+'/report.json'))}))"
+    )
     facts = json.loads(run([sys.executable, "-c", code, out], env).stdout)
     ok_keys = [key for key, status, _ in facts["rows"] if status == "ok"]
     assert len(ok_keys) == expected_ok and len(set(ok_keys)) == expected_ok
@@ -218,9 +269,32 @@ def test_runs_as_a_ray_job(cluster, videos, tmp_path):
     """`ray job submit -- flowprep extract ...` with no --ray-address: the driver runs on the head and
     joins the cluster through the RAY_ADDRESS the job runner sets."""
     out = tmp_path / "out"
-    submitted = run([str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard, "--",
-                     "flowprep", "extract", "--dataset", "folder", "--root", str(videos), "--out", str(out),
-                     *JOB, "--size", "32", "--max-frames", "2", "--videos-per-task", "4"], cluster.env)
+    submitted = run(
+        [
+            str(BIN / "ray"),
+            "job",
+            "submit",
+            "--address",
+            cluster.dashboard,
+            "--",
+            "flowprep",
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(videos),
+            "--out",
+            str(out),
+            *JOB,
+            "--size",
+            "32",
+            "--max-frames",
+            "2",
+            "--videos-per-task",
+            "4",
+        ],
+        cluster.env,
+    )
     logs = submitted.stdout + submitted.stderr
     assert submitted.returncode == 0 and "succeeded" in logs, logs[-3000:]
     assert "Connecting to existing Ray cluster" in logs  # not a private local Ray on the head
@@ -230,11 +304,18 @@ def test_runs_as_a_ray_job(cluster, videos, tmp_path):
 @needs_netns
 def test_driver_killed_with_sigkill_resumes_from_what_is_published(cluster, videos, tmp_path):
     out = tmp_path / "out"
-    driver = subprocess.Popen(extract_cmd(cluster, videos, str(out)), env=cluster.env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        extract_cmd(cluster, videos, str(out)),
+        env=cluster.env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: len(list((out / "_parts").glob("*.parquet"))) >= 2 or driver.poll() is not None,
-                 "two tasks to publish their parts")
+        wait_for(
+            lambda: len(list((out / "_parts").glob("*.parquet"))) >= 2 or driver.poll() is not None,
+            "two tasks to publish their parts",
+        )
         assert driver.poll() is None, "the job finished before it could be killed: make it longer"
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
@@ -302,9 +383,24 @@ def test_worker_killed_in_the_middle_of_a_split_video(cluster, tmp_path, write_v
     # 192 px: a range (>= 4 pairs) takes a few seconds of OpenCV's TV-L1, so the kill lands inside one
     common = ["--dataset", "folder", "--root", str(root), "--size", "192", "--no-progress", "--flow-backend", "opencv"]
     out = tmp_path / "split"
-    driver = subprocess.Popen([str(BIN / "flowprep"), "extract", *common, "--out", str(out), "--workers", "2",
-                               "--ray-address", cluster.address], env=cluster.env, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            str(BIN / "flowprep"),
+            "extract",
+            *common,
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--ray-address",
+            cluster.address,
+        ],
+        env=cluster.env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid = wait_for(lambda: running_task_pid(cluster.worker_group), "a range running on the second node")
         time.sleep(0.5)  # let the range report its start, so the retry is counted
@@ -318,8 +414,10 @@ def test_worker_killed_in_the_middle_of_a_split_video(cluster, tmp_path, write_v
     assert report["split_videos"] == 1 and report["retried_tasks"] >= 1 and report["jobs"] >= 3
     assert not (out / "_pieces").exists(), "the pieces go once the sample is published"
     whole = tmp_path / "whole"
-    done = run([str(BIN / "flowprep"), "extract", *common, "--out", str(whole), "--executor", "inline",
-                "--plan", "count"], cluster.env)
+    done = run(
+        [str(BIN / "flowprep"), "extract", *common, "--out", str(whole), "--executor", "inline", "--plan", "count"],
+        cluster.env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     (split_tar,), (whole_tar,) = sorted(out.glob("*.tar")), sorted(whole.glob("*.tar"))
     assert split_tar.read_bytes() == whole_tar.read_bytes()
@@ -331,20 +429,32 @@ def test_worker_and_node_killed_mid_job_to_s3(cluster, videos, s3_endpoint):
     """Runs last: it kills the second node for good. Output goes to S3, written by both nodes."""
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="cluster")
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="cluster")
     out = "s3://cluster/out"
     # 128 px: a task takes a few seconds, so the kill lands inside one, never between two
-    driver = subprocess.Popen(extract_cmd(cluster, videos, out, "--size", "128"), env=cluster.env,
-                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        extract_cmd(cluster, videos, out, "--size", "128"),
+        env=cluster.env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # 1. A worker process dies mid-task: Ray retries its task.
         pid = wait_for(lambda: running_task_pid(cluster.worker_group), "a task running on the second node")
         time.sleep(0.5)  # let the task report its start, so the retry is counted
         os.kill(pid, signal.SIGKILL)
         # 2. Then the whole node dies (raylet, object store, workers): its tasks move to the head.
-        second = wait_for(lambda: (p := running_task_pid(cluster.worker_group)) != pid and p,
-                          "a second task on the second node")
+        second = wait_for(
+            lambda: (p := running_task_pid(cluster.worker_group)) != pid and p, "a second task on the second node"
+        )
         assert second != pid
         stop_node(cluster.worker_group)
         assert not node_processes(cluster.worker_group)

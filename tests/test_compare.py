@@ -1,5 +1,6 @@
 """`flowprep-train compare`: several registry models trained and evaluated on the same shards of the embedded
 `sample` dataset; the FLOP counter against the papers."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,27 @@ NO_VALIDATION = ["--val-fraction", "0", "--lr-schedule", "constant"]  # no held-
 
 # The embedded `sample` dataset (4 drift directions), cut to 16 videos of 10 frames at 32 px: a few
 # seconds of extraction. Flip off: it would turn drift_left into drift_right.
-EXTRACT = ["--dataset", "sample", "--executor", "inline", "--size", "32", "--workers", "1", "--videos-per-task", "4",
-           "--limit", "16", "--max-frames", "10", "--no-progress",
-           "--flow-param", "nscales=2", "--flow-param", "warps=1"]
-
+EXTRACT = [
+    "--dataset",
+    "sample",
+    "--executor",
+    "inline",
+    "--size",
+    "32",
+    "--workers",
+    "1",
+    "--videos-per-task",
+    "4",
+    "--limit",
+    "16",
+    "--max-frames",
+    "10",
+    "--no-progress",
+    "--flow-param",
+    "nscales=2",
+    "--flow-param",
+    "warps=1",
+]
 
 
 def test_compare_command_end_to_end_on_sample(tmp_path):
@@ -28,17 +46,49 @@ def test_compare_command_end_to_end_on_sample(tmp_path):
 
     data, out = tmp_path / "shards", tmp_path / "cmp"
     try:
-        flowprep_main(["extract", *EXTRACT, "--root", str(tmp_path / "videos"), "--out", str(data)],
-                      standalone_mode=False)
+        flowprep_main(
+            ["extract", *EXTRACT, "--root", str(tmp_path / "videos"), "--out", str(data)], standalone_mode=False
+        )
     except SystemExit as stop:  # `flowprep extract` exits with its status even outside standalone mode
         assert stop.code == 0, f"extract of the sample dataset exited with {stop.code}"
     manifest = table_from_parquet_bytes((data / "manifest.parquet").read_bytes(), "manifest.parquet").to_pylist()
     num_test = sum(r["status"] == "ok" and r["partition"] == "test" for r in manifest)
     num_classes = len({r["label"] for r in manifest})
-    rows = train_main(["compare", "--data", str(data), "--out", str(out), "--models", "tsn_tiny,action_tiny:twins",
-                       "--frames", "4", "--crop-size", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu",
-                       "--no-flip", "--epochs", "1", "--lr", "0.01", *NO_VALIDATION, "--log-every", "0",
-                       "--test-clips", "2", "--test-crops", "3", "--speed-batches", "1"])
+    rows = train_main(
+        [
+            "compare",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--models",
+            "tsn_tiny,action_tiny:twins",
+            "--frames",
+            "4",
+            "--crop-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-flip",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            *NO_VALIDATION,
+            "--log-every",
+            "0",
+            "--test-clips",
+            "2",
+            "--test-crops",
+            "3",
+            "--speed-batches",
+            "1",
+        ]
+    )
     assert [r["model"] for r in rows] == ["tsn_tiny", "action_tiny:twins"]
     assert [r["mode"] for r in rows] == ["baseline", "twins"]
     for row, name in zip(rows, ("tsn_tiny", "action_tiny")):

@@ -1,4 +1,5 @@
 """Dataset catalogs: every registry entry on a tiny tree of its own layout, and the real split files."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,13 +21,21 @@ def tree_ucf101(root: Path) -> tuple[str, str | None]:
     ann = root / "ucfTrainTestlist"
     touch(ann / "classInd.txt", b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
     for s in "123":
-        touch(ann / f"trainlist0{s}.txt", b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\n"
-                                          b"HandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n")
-        touch(ann / f"testlist0{s}.txt", b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n"
-                                         b"HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n")
-    for rel in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-                # the archive's folder case differs from the lists' (a real UCF101 quirk)
-                "HandstandPushups/v_HandStandPushups_g08_c01.avi", "ApplyEyeMakeup/v_extra_not_in_lists.avi"):
+        touch(
+            ann / f"trainlist0{s}.txt",
+            b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\nHandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n",
+        )
+        touch(
+            ann / f"testlist0{s}.txt",
+            b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\nHandstandPushups/v_HandStandPushups_g01_c01.avi\r\n",
+        )
+    for rel in (
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+        # the archive's folder case differs from the lists' (a real UCF101 quirk)
+        "HandstandPushups/v_HandStandPushups_g08_c01.avi",
+        "ApplyEyeMakeup/v_extra_not_in_lists.avi",
+    ):
         touch(root / "UCF-101" / rel)
     return str(root), None  # v_HandStandPushups_g01_c01 is listed but missing
 
@@ -44,9 +53,11 @@ def tree_hmdb51(root: Path) -> tuple[str, str | None]:
 
 
 def tree_kinetics400(root: Path) -> tuple[str, str | None]:
-    touch(root / "ann" / "kinetics-400_val.csv",
-          b'label,youtube_id,time_start,time_end,split,is_cc\n"arm wrestling",AAAAAAAAAAA,5,15,val,0\n'
-          b"abseiling,BBBBBBBBBBB,0,10,val,0\nabseiling,CCCCCCCCCCC,1,11,val,0\n")
+    touch(
+        root / "ann" / "kinetics-400_val.csv",
+        b'label,youtube_id,time_start,time_end,split,is_cc\n"arm wrestling",AAAAAAAAAAA,5,15,val,0\n'
+        b"abseiling,BBBBBBBBBBB,0,10,val,0\nabseiling,CCCCCCCCCCC,1,11,val,0\n",
+    )
     touch(root / "ann" / "train.csv", b"label,youtube_id,time_start,time_end,split\nabseiling,DDDDDDDDDDD,3,13,train\n")
     touch(root / "videos" / "arm wrestling" / "AAAAAAAAAAA_000005_000015.mp4")
     touch(root / "videos" / "BBBBBBBBBBB_000000_000010.mp4")  # flat layout works too
@@ -55,8 +66,11 @@ def tree_kinetics400(root: Path) -> tuple[str, str | None]:
 
 
 def tree_kinetics600(root: Path) -> tuple[str, str | None]:
-    touch(root / "kinetics-600_val.csv", b"label,youtube_id,time_start,time_end,split\nabseiling,AAAAAAAAAAA,5,15,val\n"
-                                         b"acting in play,BBBBBBBBBBB,0,10,val\n")
+    touch(
+        root / "kinetics-600_val.csv",
+        b"label,youtube_id,time_start,time_end,split\nabseiling,AAAAAAAAAAA,5,15,val\n"
+        b"acting in play,BBBBBBBBBBB,0,10,val\n",
+    )
     touch(root / "kinetics-600_test.csv", b"youtube_id,time_start,time_end,split\nCCCCCCCCCCC,1,11,test\n")
     touch(root / "abseiling" / "AAAAAAAAAAA_000005_000015.mp4")
     touch(root / "CCCCCCCCCCC_000001_000011.mp4")
@@ -64,8 +78,10 @@ def tree_kinetics600(root: Path) -> tuple[str, str | None]:
 
 
 def tree_kinetics700(root: Path) -> tuple[str, str | None]:
-    touch(root / "ann" / "kinetics-700_validate.csv",
-          b"label,youtube_id,time_start,time_end,split\ntestifying,---QUuC4vJs,84,94,validate\n")
+    touch(
+        root / "ann" / "kinetics-700_validate.csv",
+        b"label,youtube_id,time_start,time_end,split\ntestifying,---QUuC4vJs,84,94,validate\n",
+    )
     touch(root / "ann" / "label_map_k700.txt", b"abseiling\ntestifying\n")
     touch(root / "v" / "testifying" / "---QUuC4vJs_000084_000094.mp4")
     touch(root / "v" / "unlisted_000000_000010.mp4")
@@ -73,13 +89,19 @@ def tree_kinetics700(root: Path) -> tuple[str, str | None]:
 
 
 def tree_sthv2(root: Path) -> tuple[str, str | None]:
-    touch(root / "something-something-v2-labels.json",
-          b'{"Closing something": "1", "Putting something onto something": "0"}')
-    touch(root / "something-something-v2-train.json",
-          b'[{"id": "11", "label": "closing a box", "template": "Closing [something]", "placeholders": ["a box"]}]')
-    touch(root / "something-something-v2-validation.json",
-          b'[{"id": "22", "template": "Putting [something] onto [something]"},'
-          b' {"id": "33", "template": "Closing [something]"}]')
+    touch(
+        root / "something-something-v2-labels.json",
+        b'{"Closing something": "1", "Putting something onto something": "0"}',
+    )
+    touch(
+        root / "something-something-v2-train.json",
+        b'[{"id": "11", "label": "closing a box", "template": "Closing [something]", "placeholders": ["a box"]}]',
+    )
+    touch(
+        root / "something-something-v2-validation.json",
+        b'[{"id": "22", "template": "Putting [something] onto [something]"},'
+        b' {"id": "33", "template": "Closing [something]"}]',
+    )
     touch(root / "something-something-v2-test.json", b'[{"id": "44"}]')
     for video_id in ("11", "22", "44", "55"):
         touch(root / f"{video_id}.webm")
@@ -186,10 +208,15 @@ def test_folder_with_mmaction2_video_lists(tmp_path):
     assert catalog.classes == ("run", "jump")  # the lists' labels, not the sorted folder names
     assert by_rel["jump/j1.mp4"].splits == {"1": "train"} and by_rel["jump/j1.mp4"].label == 1
     assert by_rel["jump/j2.mp4"].splits == {"1": "val"}
-    assert by_rel["jump/gone.mp4"].problem.startswith("missing") and "mine_val_list_videos.txt" in by_rel["jump/gone.mp4"].problem
+    assert (
+        by_rel["jump/gone.mp4"].problem.startswith("missing")
+        and "mine_val_list_videos.txt" in by_rel["jump/gone.mp4"].problem
+    )
     assert [i.rel_path for i in catalog.unsplit()] == ["run/r_unlisted.mp4"]
     real = shared_path("annotations", "mmaction2_lists", "video_test_list.txt")
-    with pytest.raises(ValueError, match="video_test_list.txt:2: test.mp4 is listed twice"):  # MMAction2's fixture repeats it
+    with pytest.raises(
+        ValueError, match="video_test_list.txt:2: test.mp4 is listed twice"
+    ):  # MMAction2's fixture repeats it
         load_catalog("folder", str(tmp_path / "videos"), str(real))
     with pytest.raises(ValueError, match="video_test_list_multi_label.txt:1: expected `path label`"):
         load_catalog("folder", str(tmp_path / "videos"), str(real.parent / "video_test_list_multi_label.txt"))
@@ -197,7 +224,7 @@ def test_folder_with_mmaction2_video_lists(tmp_path):
 
 def test_readme_dataset_table_lists_every_catalog():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme[readme.index("| dataset | layout"):].split("\n\n")[0]
+    table = readme[readme.index("| dataset | layout") :].split("\n\n")[0]
     for name in DATASETS:
         assert f"`{name}`" in table, f"README's dataset table has no row for {name}"
 
@@ -208,6 +235,7 @@ def test_unknown_dataset_lists_the_valid_ones():
 
 
 # ---- the official split files (../shared/data/annotations), counts from its README -------------
+
 
 def test_real_ucf101_splits_parse_to_the_official_counts(tmp_path):
     ann = shared_path("annotations", "ucf101", "ucfTrainTestlist")
@@ -232,9 +260,11 @@ def test_real_hmdb51_splits_parse_to_the_official_counts(tmp_path):
 
 def test_real_kinetics_csvs_both_schemas(tmp_path):
     base = shared_path("annotations", "kinetics400")
-    for csv_name, rows, partition in (("kinetics-400_val.csv", 19906, "val"),
-                                      ("kinetics400_2018_validate.head200.csv", 200, "val"),
-                                      ("kinetics-400_test.head200.csv", 200, "test")):
+    for csv_name, rows, partition in (
+        ("kinetics-400_val.csv", 19906, "val"),
+        ("kinetics400_2018_validate.head200.csv", 200, "val"),
+        ("kinetics-400_test.head200.csv", 200, "test"),
+    ):
         catalog = load_catalog("kinetics400", str(tmp_path), str(base / csv_name))
         assert len(catalog.items) == rows
         assert {i.splits["1"] for i in catalog.items} == {partition}
@@ -244,8 +274,10 @@ def test_real_kinetics_csvs_both_schemas(tmp_path):
 
 
 def test_real_kinetics600_and_700_csvs_with_their_label_maps(tmp_path):
-    for version, val_name, classes in ((600, "kinetics-600_val.head200.csv", 600),
-                                       (700, "kinetics-700_validate.head200.csv", 700)):
+    for version, val_name, classes in (
+        (600, "kinetics-600_val.head200.csv", 600),
+        (700, "kinetics-700_validate.head200.csv", 700),
+    ):
         base = shared_path("annotations", f"kinetics{version}")
         catalog = load_catalog(f"kinetics{version}", str(tmp_path), str(base))  # both CSVs + the label map
         label_map = (base / f"mmaction2_label_map_k{version}.txt").read_text().splitlines()
@@ -269,8 +301,10 @@ def test_real_sthv2_lists_parse_to_exact_counts(tmp_path):
     assert all(i.label == -1 for i in catalog.items if i.splits["1"] == "test")
 
 
-@pytest.mark.parametrize("name, prefix, classes, test_videos", [
-    ("sthv1", "something-something-v1", 174, 10960), ("jester", "jester-v1", 27, 14743)])
+@pytest.mark.parametrize(
+    "name, prefix, classes, test_videos",
+    [("sthv1", "something-something-v1", 174, 10960), ("jester", "jester-v1", 27, 14743)],
+)
 def test_real_20bn_csvs_parse_to_exact_counts(name, prefix, classes, test_videos, tmp_path):
     base = shared_path("annotations", name)
     catalog = load_catalog(name, str(tmp_path), str(base))
@@ -347,8 +381,12 @@ def test_sample_spin_zoom_set_turns_and_scales_about_the_centre(tmp_path):
     catalog = load_catalog("sample", str(tmp_path))
     assert catalog.classes == MOTION_SETS["spin_zoom"] and len(catalog.items) == 8
     yy, xx = np.mgrid[0:48, 0:48] - 23.5
-    for name, kind, sign in (("rotate_cw", "curl", 1), ("rotate_ccw", "curl", -1), ("zoom_in", "div", 1),
-                             ("zoom_out", "div", -1)):
+    for name, kind, sign in (
+        ("rotate_cw", "curl", 1),
+        ("rotate_ccw", "curl", -1),
+        ("zoom_in", "div", 1),
+        ("zoom_out", "div", -1),
+    ):
         video = render_video(np.random.default_rng(1), name, 4, 48, "constant")
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video[1:3]]
         flow = cv2.calcOpticalFlowFarneback(*gray, None, 0.5, 3, 9, 3, 5, 1.1, 0)

@@ -3,6 +3,7 @@
 torchrun's rendezvous and gloo talk over loopback TCP; under `make test` the suite runs in a private
 network namespace, so nothing leaves the machine either way.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,26 @@ torch = pytest.importorskip("torch")
 
 from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
 
-COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-          "--batch-size", "2", "--workers", "0", "--device", "cpu", "--seed", "5", "--log-every", "0"]
+COMMON = [
+    "--model",
+    "resnet3d_tiny",
+    "--num-classes",
+    str(len(CLASSES)),
+    "--frames",
+    "4",
+    "--crop-size",
+    "16",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "5",
+    "--log-every",
+    "0",
+]
 
 
 def free_port() -> int:
@@ -54,9 +73,28 @@ def test_average_over_ranks_gives_every_rank_the_mean(tmp_path):
 def torchrun(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", **(env_extra or {})}
     port = free_port()
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                           "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "training.cli", *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+            "-m",
+            "training.cli",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -68,8 +106,25 @@ def test_torchrun_two_ranks_train_each_video_once_and_evaluate_all(tmp_path):
     num_train = sum(1 for v in range(len(keys)) if v % 4 != 0)  # 12
     num_test = len(keys) - num_train  # 4
     out = tmp_path / "run"
-    done = torchrun(["baseline", "--data", str(data), "--out", str(out), "--epochs", "2", "--lr", "0.05",
-                     "--val-partitions", "train", "--val-on-test", "--precise-bn-batches", "2", *COMMON])
+    done = torchrun(
+        [
+            "baseline",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--lr",
+            "0.05",
+            "--val-partitions",
+            "train",
+            "--val-on-test",
+            "--precise-bn-batches",
+            "2",
+            *COMMON,
+        ]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "epoch"]
     # Written once (rank 0), with counts summed over both ranks: every video exactly once per epoch.
@@ -78,10 +133,31 @@ def test_torchrun_two_ranks_train_each_video_once_and_evaluate_all(tmp_path):
     ckpt = torch.load(out / "last.pt", weights_only=False)
     assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])  # loadable without DDP
 
-    evaluated = torchrun(["evaluate", "--data", str(data), "--checkpoint", str(out / "last.pt"),
-                          "--out", str(tmp_path / "eval"), "--partitions", "train", "--split-name", "test",
-                          "--frames", "4", "--crop-size", "16", "--workers", "0", "--device", "cpu",
-                          "--test-clips", "2"])
+    evaluated = torchrun(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--checkpoint",
+            str(out / "last.pt"),
+            "--out",
+            str(tmp_path / "eval"),
+            "--partitions",
+            "train",
+            "--split-name",
+            "test",
+            "--frames",
+            "4",
+            "--crop-size",
+            "16",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--test-clips",
+            "2",
+        ]
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["num_videos"] == num_test and results["num_clips"] == 2 * num_test  # gathered from both ranks

@@ -1,4 +1,5 @@
 """Decoding: orientation, containers without a frame count, resampling, and every kind of bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 from flowprep.decode import Resize, StreamInfo, VideoError, decode_frames, resample_fps, rotate_upright
 from tests.conftest import shared_path
 
+SQUARE_32 = Resize("square", 32)
 
-def decode_all(source, resize=Resize("square", 32), **kw):
+
+def decode_all(source, resize=SQUARE_32, **kw):
     info = StreamInfo()
     return list(decode_frames(str(source), resize, info, **kw)), info
 
@@ -50,6 +53,7 @@ def test_vfr_is_detected_from_timestamps():
 
 # ---- bad input: each is a VideoError with a named cause ------------------------------------
 
+
 def make_audio_only(path):
     import av
 
@@ -62,14 +66,17 @@ def make_audio_only(path):
     return path
 
 
-@pytest.mark.parametrize("kind, cause", [
-    ("zero_byte", "unreadable container"),
-    ("random_bytes", "unreadable container"),
-    ("text_named_mp4", "unreadable container"),
-    ("audio_only", "no video stream"),
-    ("truncated_tail", "truncated"),  # the index survives, the last frames are gone
-    ("truncated_half", "unreadable container"),  # FFmpeg cannot even open it
-])
+@pytest.mark.parametrize(
+    "kind, cause",
+    [
+        ("zero_byte", "unreadable container"),
+        ("random_bytes", "unreadable container"),
+        ("text_named_mp4", "unreadable container"),
+        ("audio_only", "no video stream"),
+        ("truncated_tail", "truncated"),  # the index survives, the last frames are gone
+        ("truncated_half", "unreadable container"),  # FFmpeg cannot even open it
+    ],
+)
 def test_bad_files_raise_named_causes(kind, cause, write_video, tmp_path):
     good = write_video(tmp_path / "good.avi", frames=20, size_px=64)
     path = tmp_path / f"{kind}.avi"

@@ -1,5 +1,6 @@
 """The headline command as written: `flowprep extract --dataset hmdb51 --workers 64` finds ./data/hmdb51,
 writes ./shards/hmdb51, says so first, and on a small machine does not start 64 workers."""
+
 from __future__ import annotations
 
 import json

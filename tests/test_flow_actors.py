@@ -1,4 +1,5 @@
 """Flow on Ray actors (`--flow-actors`): batching, error isolation, and shards equal to in-task flow."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,14 +76,18 @@ def ray_local():
 
 # ---- the batching loop, without Ray ----------------------------------------------------------
 
+
 def test_concurrent_requests_become_one_call_and_results_go_back_to_their_callers():
     actor = FlowActor(CountingFlow, {}, max_pairs=6, max_wait_s=0.5)
     windows = [frames(3, seed=s) for s in range(3)]  # 2 pairs each: one full batch of 6
     other_size = frames(2, hw=(4, 6), seed=9)  # 1 pair of another frame size: never in the same batch
 
     async def callers():
-        return await asyncio.gather(actor.compute_window(windows[0]), actor.compute_window(other_size),
-                                    *(actor.compute(w[:-1], w[1:]) for w in windows[1:]))
+        return await asyncio.gather(
+            actor.compute_window(windows[0]),
+            actor.compute_window(other_size),
+            *(actor.compute(w[:-1], w[1:]) for w in windows[1:]),
+        )
 
     flow_0, other_flow, *flows = asyncio.run(asyncio.wait_for(callers(), 120))
     assert actor.backend.pairs_per_call == [6, 1], "the full batch first, the odd size alone after max_wait_s"
@@ -108,6 +113,7 @@ def test_a_failing_request_fails_alone():
 
 # ---- through Ray -----------------------------------------------------------------------------
 
+
 @pytest.mark.cluster
 def test_flow_actor_merges_requests_of_concurrent_ray_tasks(ray_local):
     ray = ray_local
@@ -131,8 +137,21 @@ def test_flow_actor_merges_requests_of_concurrent_ray_tasks(ray_local):
 @pytest.mark.cluster
 def test_extract_with_flow_actors_writes_the_same_shards_as_in_task_flow(ray_local, tmp_path, caplog):
     # The sample dataset (generated on first use under --root) is 64 videos: keep the first 8 of the plan.
-    common = ["--dataset", "sample", "--root", str(tmp_path / "videos"), "--size", "32", "--max-frames", "5",
-              "--limit", "8", "--videos-per-task", "2", *FAST_FLOW]
+    common = [
+        "--dataset",
+        "sample",
+        "--root",
+        str(tmp_path / "videos"),
+        "--size",
+        "32",
+        "--max-frames",
+        "5",
+        "--limit",
+        "8",
+        "--videos-per-task",
+        "2",
+        *FAST_FLOW,
+    ]
     extract(*common, "--out", str(tmp_path / "in_task"), "--executor", "inline")
     caplog.set_level(logging.INFO, logger="flowprep.executors.flow_pool")
     extract(*common, "--out", str(tmp_path / "actors"), "--workers", "2", "--flow-actors", "1")
@@ -161,30 +180,57 @@ def test_a_flow_error_on_the_actor_is_that_videos_failed_row(ray_local, tmp_path
     from flowprep import flow as flow_registry
     from flowprep.datasets.sample import write_avi
 
-    monkeypatch.setattr(flow_registry, "BACKENDS",
-                        flow_registry.BACKENDS.with_entries({DarkFailsTVL1.name: f"{__name__}:DarkFailsTVL1"}))
+    monkeypatch.setattr(
+        flow_registry,
+        "BACKENDS",
+        flow_registry.BACKENDS.with_entries({DarkFailsTVL1.name: f"{__name__}:DarkFailsTVL1"}),
+    )
     root = tmp_path / "videos"
     for i in range(3):
         write_video(root / "moving" / f"good_{i}.avi", frames=5, size_px=32, seed=i)
     (root / "dark").mkdir()
     write_avi(root / "dark" / "black.avi", np.zeros((5, 32, 32, 3), np.uint8))
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(root), "--out", str(out), "--size", "32", "--workers", "2",
-            "--videos-per-task", "1", *FAST_FLOW, "--flow-backend", DarkFailsTVL1.name, "--flow-actors", "1",
-            expect=EXIT_PARTIAL)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--workers",
+        "2",
+        "--videos-per-task",
+        "1",
+        *FAST_FLOW,
+        "--flow-backend",
+        DarkFailsTVL1.name,
+        "--flow-actors",
+        "1",
+        expect=EXIT_PARTIAL,
+    )
     rows = {r["video_id"]: r for r in manifest(out) if r["status"] != "skipped"}
-    assert {v: r["status"] for v, r in rows.items()} == {"good_0": "ok", "good_1": "ok", "good_2": "ok",
-                                                          "black": "failed"}
+    assert {v: r["status"] for v, r in rows.items()} == {
+        "good_0": "ok",
+        "good_1": "ok",
+        "good_2": "ok",
+        "black": "failed",
+    }
     assert "ValueError" in rows["black"]["error"] and "dark frames" in rows["black"]["error"]
     assert all(r["flows"] == 4 for v, r in rows.items() if v != "black")
 
 
-@pytest.mark.parametrize("fields, bad", [
-    ({"flow_actors": -1}, "flow_actors must be >= 0"),
-    ({"flow_actors": 2, "executor": "inline"}, "flow actors need --executor ray"),
-    ({"flow_actors": 2, "gpus_per_flow_actor": 1.5}, "gpus_per_flow_actor must be"),
-    ({"flow_actors": 2, "gpus_per_flow_actor": -1.0}, "gpus_per_flow_actor must be"),
-])
+@pytest.mark.parametrize(
+    "fields, bad",
+    [
+        ({"flow_actors": -1}, "flow_actors must be >= 0"),
+        ({"flow_actors": 2, "executor": "inline"}, "flow actors need --executor ray"),
+        ({"flow_actors": 2, "gpus_per_flow_actor": 1.5}, "gpus_per_flow_actor must be"),
+        ({"flow_actors": 2, "gpus_per_flow_actor": -1.0}, "gpus_per_flow_actor must be"),
+    ],
+)
 def test_bad_flow_actor_settings_stop_the_run_naming_the_value(fields, bad):
     with pytest.raises(ValueError, match=bad):
         ExtractConfig(dataset="sample", out="/tmp/unused", **fields)
@@ -196,15 +242,25 @@ def test_driver_without_the_backend_starts_actors_and_refuses_auto(tmp_path, mon
     from flowprep.config import ExtractConfig
     from flowprep.runner import run_extract
 
-    cfg = ExtractConfig(dataset="sample", root=str(tmp_path / "v"), out=str(tmp_path / "o"), flow_backend="auto",
-                        flow_actors=1, executor="ray")
+    cfg = ExtractConfig(
+        dataset="sample",
+        root=str(tmp_path / "v"),
+        out=str(tmp_path / "o"),
+        flow_backend="auto",
+        flow_actors=1,
+        executor="ray",
+    )
     with pytest.raises(ValueError, match="name the backend"):
         run_extract(cfg, show_progress=False)
     # A backend unavailable on the driver is not checked there (the actors' nodes have it).
     monkeypatch.setattr(flow, "resolve_backend_name", lambda name: pytest.fail("the driver resolved the backend"))
     with pytest.raises(ValueError, match="unknown flow backend"):
-        run_extract(ExtractConfig(dataset="sample", root=str(tmp_path / "v"), out=str(tmp_path / "o2"),
-                                  flow_backend="nope", flow_actors=1), show_progress=False)
+        run_extract(
+            ExtractConfig(
+                dataset="sample", root=str(tmp_path / "v"), out=str(tmp_path / "o2"), flow_backend="nope", flow_actors=1
+            ),
+            show_progress=False,
+        )
 
 
 def test_levels_from_the_actor_are_the_quantized_flow_in_a_quarter_of_the_bytes():

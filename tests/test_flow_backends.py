@@ -4,6 +4,7 @@ The fidelity tests (issue 4, item 5) run the torch backend on the CPU at 256x256
 Middlebury RubberWhale and Sintel alley_1 (with ground truth) and two consecutive frames of a real
 Kinetics clip, against OpenCV's CPU TV-L1 at its defaults.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,13 @@ def _textured_pair(shift_xy=(2, 1), size_hw=(64, 80), seed=0):
     big = cv2.GaussianBlur(rng.uniform(0, 255, (h + 16, w + 16)).astype(np.float32), (0, 0), 2.0)
     big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
     dx, dy = shift_xy
-    prev = big[8:8 + h, 8:8 + w]
-    nxt = big[8 - dy:8 - dy + h, 8 - dx:8 - dx + w]  # content moves by +shift: next(x) = prev(x - shift)
+    prev = big[8 : 8 + h, 8 : 8 + w]
+    nxt = big[8 - dy : 8 - dy + h, 8 - dx : 8 - dx + w]  # content moves by +shift: next(x) = prev(x - shift)
     return prev.round().astype(np.uint8), nxt.round().astype(np.uint8)
 
 
 # ---- the registry contract, for every backend --------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(BACKENDS))
 def test_available_answers_without_raising(name):
@@ -137,8 +139,12 @@ def test_remap_cubic_matches_cv_remap(spread_px):
         grid = 32
     else:
         grid = None
-    ours = T.remap_cubic(torch.from_numpy(img)[None, None], torch.from_numpy(map_x)[None],
-                         torch.from_numpy(map_y)[None], subpixel_grid=grid)[0, 0].numpy()
+    ours = T.remap_cubic(
+        torch.from_numpy(img)[None, None],
+        torch.from_numpy(map_x)[None],
+        torch.from_numpy(map_y)[None],
+        subpixel_grid=grid,
+    )[0, 0].numpy()
     assert np.abs(ours - ref).max() < 1e-2
 
 
@@ -154,8 +160,11 @@ def test_median_blur_matches_cv_median_blur(ksize):
 
 def test_batched_pairs_equal_pairs_alone():
     """Per-pair stopping: a pair's flow must not depend on the other pairs of its batch."""
-    pairs = [_textured_pair((1, 0), (48, 64), seed=4), _textured_pair((3, -2), (48, 64), seed=5),
-             _textured_pair((0, 0), (48, 64), seed=6)]
+    pairs = [
+        _textured_pair((1, 0), (48, 64), seed=4),
+        _textured_pair((3, -2), (48, 64), seed=5),
+        _textured_pair((0, 0), (48, 64), seed=6),
+    ]
     backend = create_backend("torch", device="cpu")
     together = backend.compute(np.stack([p for p, _ in pairs]), np.stack([n for _, n in pairs]))
     for i, (prev, nxt) in enumerate(pairs):
@@ -189,12 +198,13 @@ def test_empty_batch_and_bad_shapes():
 
 # ---- fidelity at 256x256 on real frames (issue 4, item 5) --------------------------------------
 
+
 def _read_flo(path) -> np.ndarray:
     """Middlebury .flo -> float32 (H,W,2), NaN where the ground truth is unknown."""
     raw = np.fromfile(path, dtype=np.uint8)
     assert np.frombuffer(raw[:4].tobytes(), np.float32)[0] == np.float32(202021.25), f"not a .flo file: {path}"
     w, h = np.frombuffer(raw[4:12].tobytes(), np.int32)
-    flow = np.frombuffer(raw[12:12 + 8 * w * h].tobytes(), np.float32).reshape(h, w, 2).copy()
+    flow = np.frombuffer(raw[12 : 12 + 8 * w * h].tobytes(), np.float32).reshape(h, w, 2).copy()
     flow[np.abs(flow) >= 1e9] = np.nan
     return flow
 
@@ -220,8 +230,9 @@ def _clip_pair_256(path, first: int) -> tuple[np.ndarray, np.ndarray]:
         for i, frame in enumerate(container.decode(video=0)):
             if i >= first:
                 rgb = frame.to_ndarray(format="rgb24")
-                grays.append(cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (SIZE, SIZE),
-                                        interpolation=cv2.INTER_AREA))
+                grays.append(
+                    cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+                )
             if len(grays) == 2:
                 break
     return grays[0], grays[1]
@@ -234,10 +245,16 @@ def real_pairs():
     sintel = shared_path("flow_gt", "sintel_alley_1")
     videos = shared_path("videos")
     return {
-        "rubberwhale": (_gray_256(rw / "rubberwhale1.png"), _gray_256(rw / "rubberwhale2.png"),
-                        _gt_256(rw / "flow_gt.flo")),
-        "sintel_alley_1": (_gray_256(sintel / "frame_0001.png"), _gray_256(sintel / "frame_0002.png"),
-                           _gt_256(sintel / "frame_0001.flo")),
+        "rubberwhale": (
+            _gray_256(rw / "rubberwhale1.png"),
+            _gray_256(rw / "rubberwhale2.png"),
+            _gt_256(rw / "flow_gt.flo"),
+        ),
+        "sintel_alley_1": (
+            _gray_256(sintel / "frame_0001.png"),
+            _gray_256(sintel / "frame_0002.png"),
+            _gt_256(sintel / "frame_0001.flo"),
+        ),
         "kinetics_arm_wrestling": _clip_pair_256(videos / "kinetics_arm_wrestling_28fps.mp4", first=60) + (None,),
         "ucf101_apply_eye_makeup": _clip_pair_256(videos / "ucf101_ApplyEyeMakeup_xvid.avi", first=40) + (None,),
         "pedestrians": _clip_pair_256(videos / "pedestrians_msmpeg4v3_10fps.avi", first=200) + (None,),
@@ -298,13 +315,15 @@ def test_quantized_flow_agrees_within_one_level(flows, name):
 
 # ---- the fused CPU backend on the same pairs (issue 13: tighter bounds, every pair) -------------
 
+
 @pytest.fixture(scope="module")
 def numba_flows(real_pairs):
     """name -> the numba backend's flow, all pairs in one batch (a pair's flow does not depend on it)."""
     skip_unless_available("numba")
     names = list(real_pairs)
-    ours = create_backend("numba").compute(np.stack([real_pairs[n][0] for n in names]),
-                                           np.stack([real_pairs[n][1] for n in names]))
+    ours = create_backend("numba").compute(
+        np.stack([real_pairs[n][0] for n in names]), np.stack([real_pairs[n][1] for n in names])
+    )
     return dict(zip(names, ours))
 
 
@@ -337,6 +356,7 @@ def test_numba_real_pair_alone_equals_its_batch_result(numba_flows, real_pairs):
 
 # ---- the backend in a real extract (issue 4, done-when) ---------------------------------------
 
+
 def test_extract_with_torch_backend_verifies_and_names_it(tmp_path, write_video):
     """`flowprep extract --flow-backend torch` gives shards that verify accepts, metadata naming the
     backend and its parameters, and flow JPEGs within a level or two of the OpenCV backend's."""
@@ -350,9 +370,26 @@ def test_extract_with_torch_backend_verifies_and_names_it(tmp_path, write_video)
     flows = {}
     for backend in ("torch", "opencv"):
         out = tmp_path / backend
-        args = ["extract", "--no-progress", "--dataset", "folder", "--root", str(tmp_path / "videos"),
-                "--out", str(out), "--executor", "inline", "--size", "48", "--flow-backend", backend,
-                "--flow-param", "nscales=2", "--flow-param", "warps=2"]
+        args = [
+            "extract",
+            "--no-progress",
+            "--dataset",
+            "folder",
+            "--root",
+            str(tmp_path / "videos"),
+            "--out",
+            str(out),
+            "--executor",
+            "inline",
+            "--size",
+            "48",
+            "--flow-backend",
+            backend,
+            "--flow-param",
+            "nscales=2",
+            "--flow-param",
+            "warps=2",
+        ]
         result = CliRunner().invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0
@@ -361,8 +398,9 @@ def test_extract_with_torch_backend_verifies_and_names_it(tmp_path, write_video)
         meta = json.loads(samples[0]["json"])
         assert meta["flow"]["backend"] == backend, meta["flow"]
         assert meta["flow"]["params"]["nscales"] == 2 and meta["flow"]["params"]["warps"] == 2
-        flows[backend] = {s["__key__"]: cv2.imdecode(np.frombuffer(s["flow_x.000000.jpg"], np.uint8), 0)
-                          for s in samples}
+        flows[backend] = {
+            s["__key__"]: cv2.imdecode(np.frombuffer(s["flow_x.000000.jpg"], np.uint8), 0) for s in samples
+        }
     for key, levels in flows["torch"].items():
         diff = np.abs(levels.astype(int) - flows["opencv"][key].astype(int))
         assert np.mean(diff <= 1) >= 0.9, f"{key}: {np.mean(diff <= 1):.3f} of flow x pixels within +-1 level"

@@ -1,10 +1,10 @@
 """Flow stride / every-M and the lossless flow formats (png16, npz): writer, format inverse, verify, loader,
 preview and export on real clips; shard digests; the --workers default."""
+
 from __future__ import annotations
 
 import json
 import os
-import random
 
 import numpy as np
 import pytest
@@ -34,6 +34,7 @@ def gray_frames(path, size_px: int, max_frames: int) -> list[np.ndarray]:
 
 
 # ---- the format: layouts and the exact inverses ---------------------------------------------------
+
 
 @pytest.mark.parametrize("stride,every", [(1, 1), (2, 1), (1, 3), (3, 2), (5, 4)])
 def test_layout_counts_every_pair_that_fits(stride, every):
@@ -70,6 +71,7 @@ def test_png16_and_npz_round_trips_are_exact():
 
 # ---- the writer on a real clip ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stride,every,form", [(1, 1, "npz"), (3, 2, "npz"), (2, 3, "png16"), (2, 2, "jpeg")])
 def test_core_writes_the_flow_of_each_pair_exactly(stride, every, form):
     """Flow j of the sample is TV-L1 of frames (j*every, j*every+stride), decoded back exactly (npz bit for
@@ -104,8 +106,9 @@ def test_strided_frame_folder_keeps_its_input_kind():
 
     fs, path = filesystem(str(shared_path("frames", "jester_style_100px", "1")))
     settings = VideoSettings(resize=Resize("square", 32), max_frames=7, flow=fmt.FlowLayout(3, 2, "npz"))
-    result = process_video(open_frame_folder(fs, path, 12.0), {"id": "1", "label": 0, "class": "g"}, settings,
-                           fast_backend())
+    result = process_video(
+        open_frame_folder(fs, path, 12.0), {"id": "1", "label": 0, "class": "g"}, settings, fast_backend()
+    )
     meta = json.loads(result.members["json"])
     assert meta["input"] == "frames" and meta["num_flows"] == 2  # 0 -> 3, 2 -> 5
 
@@ -114,8 +117,12 @@ def test_default_layout_is_todays_jpeg_flow():
     """stride 1, every 1, jpeg: N-1 flows of consecutive frames, as before the options existed."""
     path = shared_path("videos", CLIP)
     backend = fast_backend()
-    result = process_video(str(path), {"id": "c", "label": 0, "class": "pool"},
-                           VideoSettings(resize=Resize("square", 32), max_frames=5), backend)
+    result = process_video(
+        str(path),
+        {"id": "c", "label": 0, "class": "pool"},
+        VideoSettings(resize=Resize("square", 32), max_frames=5),
+        backend,
+    )
     gray = gray_frames(path, 32, 5)
     levels = backend.levels(np.stack(gray), 20.0)
     meta = json.loads(result.members["json"])
@@ -126,6 +133,7 @@ def test_default_layout_is_todays_jpeg_flow():
 
 
 # ---- end to end: extract, verify, loader, preview, export -------------------------------------------
+
 
 def class_tree(tmp_path, clip: str, rel: str):
     """A `folder` dataset root holding one real clip of ../shared/data/videos at `rel` (<class>/<file>)."""
@@ -143,8 +151,27 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
     from training.data import ClipSpec, make_clips, pick_clips
 
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(real_root), "--out", str(out), "--executor", "inline", "--size", "32",
-            "--max-frames", "11", "--flow-stride", "2", "--flow-every", "3", "--flow-format", "npz", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(real_root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--max-frames",
+        "11",
+        "--flow-stride",
+        "2",
+        "--flow-every",
+        "3",
+        "--flow-format",
+        "npz",
+        *FAST_FLOW,
+    )
     assert verify(str(out), decode_images=True) == []
     config = json.loads((out / fmt.CONFIG_FILE).read_text())
     assert (config["flow_stride"], config["flow_every"], config["flow_format"]) == (2, 3, "npz")
@@ -165,17 +192,20 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
     import torch
 
     from training.normalize import normalize_clip
+
     for t, j in enumerate(positions):  # flow j beside RGB frame 3j, both decoded exactly as written
         want = fmt.flow_plane_levels(members[fmt.frame_member(fmt.FLOW_X, j, "npz")], meta) - 127.5
         assert np.allclose(item["flow"][0, t], want, atol=1e-4)
         rgb = cv2.imdecode(np.frombuffer(members[fmt.frame_member(fmt.RGB, 3 * j)], np.uint8), cv2.IMREAD_COLOR)
         rgb_input = normalize_clip(torch.from_numpy(item["rgb"]), "rgb").numpy()  # clips leave workers as uint8
-        assert np.allclose(rgb_input[:, t].transpose(1, 2, 0) + np.float32([114.7748, 107.7354, 99.4750]),
-                           rgb[:, :, ::-1], atol=1e-3)
+        assert np.allclose(
+            rgb_input[:, t].transpose(1, 2, 0) + np.float32([114.7748, 107.7354, 99.4750]), rgb[:, :, ::-1], atol=1e-3
+        )
 
     from click.testing import CliRunner
 
     from flowprep.cli import main
+
     result = CliRunner().invoke(main, ["preview", str(out), "--key", key, "-o", str(tmp_path / "p.png")])
     assert result.exit_code == 0 and "flows [0, 1, 2]" in result.output, result.output
     assert cv2.imread(str(tmp_path / "p.png")).shape[0] == 3 * 32
@@ -189,8 +219,23 @@ def test_strided_jpeg_export_counts_flows(real_root, tmp_path):
     from flowprep.export import ExportConfig, export_mmaction2
 
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(real_root), "--out", str(out), "--executor", "inline", "--size", "32",
-            "--max-frames", "9", "--flow-every", "2", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(real_root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--max-frames",
+        "9",
+        "--flow-every",
+        "2",
+        *FAST_FLOW,
+    )
     assert verify(str(out)) == []
     export_mmaction2(ExportConfig(str(out), str(tmp_path / "mm")), log=lambda line: None)
     flow_list = (tmp_path / "mm" / "folder_all_split_1_rawframes_flow.txt").read_text().split()
@@ -204,8 +249,23 @@ def test_verify_catches_a_layout_mismatch(real_root, tmp_path):
     from flowprep.verify import check_sample
 
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(real_root), "--out", str(out), "--executor", "inline", "--size", "32",
-            "--max-frames", "6", "--flow-format", "png16", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(real_root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--max-frames",
+        "6",
+        "--flow-format",
+        "png16",
+        *FAST_FLOW,
+    )
     (row,) = manifest(out)
     with open(out / row["shard"], "rb") as f:
         ((key, members),) = list(iter_samples(f))
@@ -218,12 +278,26 @@ def test_verify_catches_a_layout_mismatch(real_root, tmp_path):
 
 # ---- digests ---------------------------------------------------------------------------------------
 
+
 def test_a_changed_byte_fails_verify_naming_the_shard(real_root, tmp_path):
     import hashlib
 
     out = tmp_path / "out"
-    extract("--dataset", "folder", "--root", str(real_root), "--out", str(out), "--executor", "inline", "--size", "32",
-            "--max-frames", "4", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(real_root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--max-frames",
+        "4",
+        *FAST_FLOW,
+    )
     (row,) = manifest(out)
     shard = out / row["shard"]
     data = bytearray(shard.read_bytes())
@@ -238,15 +312,19 @@ def test_a_changed_byte_fails_verify_naming_the_shard(real_root, tmp_path):
     from click.testing import CliRunner
 
     from flowprep.cli import EXIT_ERROR, EXIT_OK, main
+
     result = CliRunner().invoke(main, ["verify", str(out)])
     assert result.exit_code == EXIT_ERROR and f"{row['shard']}: not the shard that was published" in result.output
     assert CliRunner().invoke(main, ["verify", "--quick", str(out)]).exit_code == EXIT_OK
     shard.write_bytes(bytes(data[:-1024]))  # the end-of-archive blocks lost: only the size says so
-    assert any(p.startswith(f"{row['shard']}: {len(data) - 1024} bytes, the manifest says {len(data)}")
-               for p in verify(str(out), quick=True))
+    assert any(
+        p.startswith(f"{row['shard']}: {len(data) - 1024} bytes, the manifest says {len(data)}")
+        for p in verify(str(out), quick=True)
+    )
 
 
 # ---- machine defaults -------------------------------------------------------------------------------
+
 
 def test_workers_default_to_the_cores(monkeypatch):
     from flowprep.config import ExtractConfig
@@ -282,9 +360,12 @@ def test_workers_default_to_the_clusters_cpus(monkeypatch):
     from flowprep.runner import fit_local_workers
 
     calls = []
-    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(("init", kw)),
-                                     cluster_resources=lambda: {"CPU": 48.0, "GPU": 4.0},
-                                     shutdown=lambda: calls.append(("shutdown", {})))
+    fake_ray = types.SimpleNamespace(
+        is_initialized=lambda: False,
+        init=lambda **kw: calls.append(("init", kw)),
+        cluster_resources=lambda: {"CPU": 48.0, "GPU": 4.0},
+        shutdown=lambda: calls.append(("shutdown", {})),
+    )
     monkeypatch.setitem(sys.modules, "ray", fake_ray)
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert fit_local_workers(ExtractConfig(dataset="sample", out="x")).workers == 48
@@ -296,6 +377,7 @@ def test_extract_help_names_each_new_flag_once():
     from click.testing import CliRunner
 
     from flowprep.cli import main
+
     text = CliRunner().invoke(main, ["extract", "--help"], terminal_width=200).output
     for flag in ("--flow-stride", "--flow-every", "--flow-format"):
         assert text.count(flag) == 1, flag

@@ -1,4 +1,5 @@
 """The shard contract: quantization and its inverse, flips, names."""
+
 import numpy as np
 import pytest
 
@@ -42,4 +43,8 @@ def test_member_names_round_trip_and_count():
     assert fmt.parse_frame_member("json") is None
     members = fmt.expected_members(5)
     assert len(members) == len(set(members)) == 2 + 5 + 2 * 4
-    assert fmt.SHARD_NAME_RE.match(fmt.shard_name("train", 3, 1)).groupdict() == {"partition": "train", "task": "00003", "part": "001"}
+    assert fmt.SHARD_NAME_RE.match(fmt.shard_name("train", 3, 1)).groupdict() == {
+        "partition": "train",
+        "task": "00003",
+        "part": "001",
+    }

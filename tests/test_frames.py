@@ -1,5 +1,6 @@
 """Frame folders as input (Jester, SSv1, any `<video>/00001.jpg` tree), and the new catalogs end to end
 on small trees built from the real material of ../shared/data (frames, a VP9 webm, the official lists)."""
+
 from __future__ import annotations
 
 import json
@@ -25,12 +26,15 @@ def test_frames_are_ordered_by_number_not_by_name():
     assert order_frames(["img_00002.jpg", "img_00001.jpg"]) == ["img_00001.jpg", "img_00002.jpg"]
 
 
-@pytest.mark.parametrize("names, cause, named", [
-    (["00001.jpg", "00002.jpg", "00004.jpg"], "missing frames", "frame 3 missing after 00002.jpg"),
-    (["00001.jpg", "1.png"], "duplicate frames", "00001.jpg and 1.png"),
-    (["00001.jpg", "img_00002.jpg"], "mixed frame names", "prefixes"),
-    (["thumbs.db", "x_00001.jpg"], "no frames", "no numbered"),
-])
+@pytest.mark.parametrize(
+    "names, cause, named",
+    [
+        (["00001.jpg", "00002.jpg", "00004.jpg"], "missing frames", "frame 3 missing after 00002.jpg"),
+        (["00001.jpg", "1.png"], "duplicate frames", "00001.jpg and 1.png"),
+        (["00001.jpg", "img_00002.jpg"], "mixed frame names", "prefixes"),
+        (["thumbs.db", "x_00001.jpg"], "no frames", "no numbered"),
+    ],
+)
 def test_bad_numbering_is_the_videos_failure(names, cause, named):
     with pytest.raises(VideoError, match=named) as info:
         order_frames(names)
@@ -59,8 +63,11 @@ def test_jester_tree_from_real_frames_extracts_and_fails_bad_folders(tmp_path):
     extract("--dataset", "jester", "--root", str(root), "--out", str(out), *QUICK, expect=EXIT_PARTIAL)
     rows = {r["video_id"]: r for r in manifest(out)}
     assert rows["1"]["status"] == "ok" and rows["1"]["frames"] == 4
-    assert rows["2"]["cause"] == "missing frames" and "20bn-jester-v1/2: " in rows["2"]["error"] \
+    assert (
+        rows["2"]["cause"] == "missing frames"
+        and "20bn-jester-v1/2: " in rows["2"]["error"]
         and "frame 3 missing after 00002.jpg" in rows["2"]["error"]
+    )
     assert rows["3"]["cause"] == "unreadable frame" and "00002.jpg" in rows["3"]["error"]
     assert rows["4"]["cause"] == "missing"
     (sample,) = read_back(out).values()
@@ -94,7 +101,9 @@ def test_sthv2_tree_from_the_real_webm_and_lists(tmp_path):
     root = tmp_path / "sthv2"
     root.mkdir()
     shutil.copy(base / "something-something-v2-labels.json", root)
-    shutil.copy(base / "something-something-v2-validation.head200.json", root / "something-something-v2-validation.json")
+    shutil.copy(
+        base / "something-something-v2-validation.head200.json", root / "something-something-v2-validation.json"
+    )
     shutil.copy(shared_path("videos", "sthv2_style_vp9_12fps.webm"), root / "74225.webm")
     out = tmp_path / "out"
     extract("--dataset", "sthv2", "--root", str(root), "--out", str(out), *QUICK, expect=EXIT_PARTIAL)
@@ -119,17 +128,31 @@ def test_folder_of_frame_folders_needs_a_frame_rate(tmp_path):
     assert sorted(m["id"] for m in metas) == ["clip_a", "clip_b"] and {m["fps"] for m in metas} == {25}
 
 
-@pytest.mark.parametrize("version, val_csv", [(600, "kinetics-600_val.head200.csv"), (700, "kinetics-700_validate.head200.csv")])
+@pytest.mark.parametrize(
+    "version, val_csv", [(600, "kinetics-600_val.head200.csv"), (700, "kinetics-700_validate.head200.csv")]
+)
 def test_kinetics600_700_trees_from_a_real_clip_and_the_real_csvs(version, val_csv, tmp_path):
     base = shared_path("annotations", f"kinetics{version}")
     label, youtube_id, start, end, _ = (base / val_csv).read_text().splitlines()[1].split(",")
     root = tmp_path / "videos"
     (root / label).mkdir(parents=True)
-    shutil.copy(shared_path("videos", "kinetics_cleaning_pool_32frames.mp4"),
-                root / label / f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4")
+    shutil.copy(
+        shared_path("videos", "kinetics_cleaning_pool_32frames.mp4"),
+        root / label / f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4",
+    )
     out = tmp_path / "out"
-    extract("--dataset", f"kinetics{version}", "--root", str(root), "--annotations", str(base), "--out", str(out),
-            *QUICK, expect=EXIT_PARTIAL)
+    extract(
+        "--dataset",
+        f"kinetics{version}",
+        "--root",
+        str(root),
+        "--annotations",
+        str(base),
+        "--out",
+        str(out),
+        *QUICK,
+        expect=EXIT_PARTIAL,
+    )
     rows = manifest(out)
     assert Counter(r["status"] for r in rows) == {"ok": 1, "failed": 399}  # 199 val + 200 test clips absent
     (sample,) = read_back(out).values()

@@ -1,6 +1,7 @@
 """--decode gpu: workers ship JPEG bytes + boxes, the device decodes, crops, resizes and flips them into the
 clips the CPU path makes. nvJPEG itself needs torchvision and CUDA (skipped here with the reason); the rest is
 checked on CPU with OpenCV standing in for the batched decoder."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ def urls(tmp_path):
 
 def opencv_frames(jpegs, gray, device):
     """decode_frames' contract, from OpenCV: uint8 (C,H,W) per JPEG."""
-    return [torch.from_numpy(np.ascontiguousarray(np.atleast_3d(decode_jpeg(b, gray)).transpose(2, 0, 1)))
-            for b in jpegs]
+    return [
+        torch.from_numpy(np.ascontiguousarray(np.atleast_3d(decode_jpeg(b, gray)).transpose(2, 0, 1))) for b in jpegs
+    ]
 
 
 @pytest.mark.parametrize("crop, size", [("random", 16), ("multiscale_corner", 12)])
@@ -75,9 +77,15 @@ def test_gpu_train_script_runs_dry_on_cpu(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).parents[1]
-    proc = subprocess.run(["bash", "benchmarks/run_gpu_train.sh", str(tmp_path)], cwd=root, capture_output=True,
-                          text=True, timeout=300, check=False,
-                          env={**os.environ, "DRY": "1", "PYTHON": sys.executable, "PYTHONPATH": str(root)})
+    proc = subprocess.run(
+        ["bash", "benchmarks/run_gpu_train.sh", str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "DRY": "1", "PYTHON": sys.executable, "PYTHONPATH": str(root)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "gpu_train.md").read_text()
     for mode in ("teacher", "student"):

@@ -1,5 +1,6 @@
 """The job specs in pipelines/: they parse, their `flowprep extract` commands use only existing flags,
 and they agree with the rest of the project (image tag, Ray version, documented submit command)."""
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ def extract_commands(text: str) -> list[str]:
     for line in logical.splitlines():
         match = re.search(r"flowprep extract\s+--", line)  # a command, not prose naming it
         if match:
-            commands.append(line[match.start():].rstrip().rstrip('"'))
+            commands.append(line[match.start() :].rstrip().rstrip('"'))
     return commands
 
 
@@ -58,7 +59,9 @@ def test_flowprep_commands_use_existing_flags(name):
     known = cli_flags()
     for command in commands:
         flags = used_flags(command)
-        assert flags - known == set(), f"{name}: unknown flowprep extract flag(s) {sorted(flags - known)} in {command!r}"
+        assert flags - known == set(), (
+            f"{name}: unknown flowprep extract flag(s) {sorted(flags - known)} in {command!r}"
+        )
         assert {"--dataset", "--out", "--ray-address", "--workers"} <= flags, f"{name}: incomplete command {command!r}"
 
 

@@ -1,4 +1,5 @@
 """The streaming loader on tiny shards whose pixels encode the frame index (tests/tiny_shards.py)."""
+
 from __future__ import annotations
 
 import random
@@ -11,8 +12,16 @@ torch = pytest.importorskip("torch")
 
 from flowprep.format import FLOW_X, RGB, frame_member  # noqa: E402
 from tests.tiny_shards import flow_x_level, flow_y_level, rgb_level, video_sample, write_tiny_shards  # noqa: E402
-from training.data import (ACTIVITYNET_MEAN_RGB, BadSampleTally, ClipSpec, ShardClipDataset,  # noqa: E402
-                           clip_indices, make_loader, segment_indices, shard_urls)
+from training.data import (  # noqa: E402
+    ACTIVITYNET_MEAN_RGB,
+    BadSampleTally,
+    ClipSpec,
+    ShardClipDataset,
+    clip_indices,
+    make_loader,
+    segment_indices,
+    shard_urls,
+)
 from training.normalize import normalize_clip  # noqa: E402
 
 SIZE = 16
@@ -30,8 +39,10 @@ def frame_of_flow_y(clip_flow: np.ndarray, t: int) -> int:
 
 def normalized(sample: dict) -> dict:
     """The loader's uint8 clips as the network sees them (training.normalize, here on the CPU)."""
-    return {k: normalize_clip(torch.from_numpy(v), k).numpy() if k in ("rgb", "rgb2", "flow") else v
-            for k, v in sample.items()}
+    return {
+        k: normalize_clip(torch.from_numpy(v), k).numpy() if k in ("rgb", "rgb2", "flow") else v
+        for k, v in sample.items()
+    }
 
 
 def all_samples(ds: ShardClipDataset, world: int = 1, workers: int = 1) -> list[dict]:
@@ -120,8 +131,9 @@ def test_dataloader_workers_each_video_once(shards):
 def test_dataloader_worker_replays_the_epoch_set_before_iterating(shards):
     # Workers are fresh processes (not forks: Ray / OpenMP threads) that unpickle the dataset at iter().
     folder, _ = shards
-    ds = ShardClipDataset(shard_urls(str(folder), ["train"]), ClipSpec(frames=2, crop_size=8), rank=0, world_size=1,
-                          seed=5)
+    ds = ShardClipDataset(
+        shard_urls(str(folder), ["train"]), ClipSpec(frames=2, crop_size=8), rank=0, world_size=1, seed=5
+    )
     loader = make_loader(ds, batch_size=3, num_workers=1)
     assert loader.multiprocessing_context.get_start_method() != "fork"
     for epoch in (0, 1):
@@ -191,7 +203,9 @@ def test_two_views_share_frames_with_independent_crops(shards):
     for s in all_samples(ShardClipDataset(shard_urls(str(folder), ["train"]), spec, seed=5)):
         means1, means2 = s["rgb"].mean(axis=(0, 2, 3)), s["rgb2"].mean(axis=(0, 2, 3))
         np.testing.assert_allclose(means1, means2, atol=1)  # same frames (a flip keeps the mean)
-        flips_differ += bool((s["rgb"][0, 0, 0, 0] > s["rgb"][0, 0, 0, -1]) != (s["rgb2"][0, 0, 0, 0] > s["rgb2"][0, 0, 0, -1]))
+        flips_differ += bool(
+            (s["rgb"][0, 0, 0, 0] > s["rgb"][0, 0, 0, -1]) != (s["rgb2"][0, 0, 0, 0] > s["rgb2"][0, 0, 0, -1])
+        )
     assert flips_differ > 0
 
 

@@ -1,4 +1,5 @@
 """Training / evaluation / fusion loops on tiny shards with `resnet3d_tiny`, through `main(argv)`."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,24 @@ from training.precise_bn import recompute_batchnorm  # noqa: E402
 
 NO_VALIDATION = ["--val-fraction", "0", "--lr-schedule", "constant"]  # no held-out videos, no plateau
 
-COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-          "--batch-size", "3", "--workers", "0", "--device", "cpu", "--seed", "3"]
+COMMON = [
+    "--model",
+    "resnet3d_tiny",
+    "--num-classes",
+    str(len(CLASSES)),
+    "--frames",
+    "4",
+    "--crop-size",
+    "16",
+    "--batch-size",
+    "3",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +47,23 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def teacher(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher")
-    main(["teacher", "--data", str(data), "--out", str(out), "--epochs", "2", "--lr", "0.05",
-          "--val-partitions", "train", "--val-on-test", *COMMON])
+    main(
+        [
+            "teacher",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--lr",
+            "0.05",
+            "--val-partitions",
+            "train",
+            "--val-on-test",
+            *COMMON,
+        ]
+    )
     return out
 
 
@@ -51,8 +83,7 @@ def test_teacher_run_writes_checkpoints_metrics_and_curves(teacher):
 
 
 def test_resume_takes_the_same_next_step(data, tmp_path):
-    args = ["baseline", "--data", str(data), "--log-every", "1", "--lr-schedule", "plateau",
-            *COMMON]
+    args = ["baseline", "--data", str(data), "--log-every", "1", "--lr-schedule", "plateau", *COMMON]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     main([*args, "--out", str(straight), "--epochs", "2"])
     main([*args, "--out", str(resumed), "--epochs", "1"])
@@ -79,8 +110,25 @@ def test_student_keeps_the_teacher_frozen(data, teacher, tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "load_trained", spy)
     out = tmp_path / "student"
-    main(["student", "--data", str(data), "--out", str(out), "--teacher", str(teacher / "last.pt"), "--epochs", "1",
-          *NO_VALIDATION, "--log-every", "1", "--lr", "0.05", *COMMON])
+    main(
+        [
+            "student",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--teacher",
+            str(teacher / "last.pt"),
+            "--epochs",
+            "1",
+            *NO_VALIDATION,
+            "--log-every",
+            "1",
+            "--lr",
+            "0.05",
+            *COMMON,
+        ]
+    )
     t = held["model"]
     assert not t.training
     assert all(not p.requires_grad and p.grad is None for p in t.parameters())
@@ -94,8 +142,24 @@ def test_student_keeps_the_teacher_frozen(data, teacher, tmp_path, monkeypatch):
 
 def test_evaluate_video_scores_match_results(data, teacher, tmp_path):
     out = tmp_path / "eval"
-    results = main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out", str(out),
-                    "--test-clips", "2", "--test-crops", "5", "--partitions", "train", *COMMON[2:]])
+    results = main(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--checkpoint",
+            str(teacher / "last.pt"),
+            "--out",
+            str(out),
+            "--test-clips",
+            "2",
+            "--test-crops",
+            "5",
+            "--partitions",
+            "train",
+            *COMMON[2:],
+        ]
+    )
     assert results["num_videos"] == 3 and results["num_clips"] == 3 * 2 * 5
     scores = torch.load(out / "scores.pt")
     labels = torch.tensor([CLASSES.index(k.split("/")[0]) for k in scores["keys"]])
@@ -119,11 +183,44 @@ def test_score_metrics_by_hand():
 def test_fuse_two_streams(data, teacher, tmp_path, method):
     rgb = tmp_path / "rgb"
     main(["baseline", "--data", str(data), "--out", str(rgb), "--epochs", "1", *NO_VALIDATION, *COMMON])
-    solo = main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out",
-                 str(tmp_path / "solo"), "--test-clips", "2", "--partitions", "train", *COMMON[2:]])
-    fused = main(["fuse", "--data", str(data), "--checkpoint-a", str(rgb / "last.pt"), "--checkpoint-b",
-                  str(teacher / "last.pt"), "--method", method, "--epochs", "2", "--out", str(tmp_path / "fused"),
-                  "--test-clips", "2", "--partitions", "train", *COMMON[2:]])
+    solo = main(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--checkpoint",
+            str(teacher / "last.pt"),
+            "--out",
+            str(tmp_path / "solo"),
+            "--test-clips",
+            "2",
+            "--partitions",
+            "train",
+            *COMMON[2:],
+        ]
+    )
+    fused = main(
+        [
+            "fuse",
+            "--data",
+            str(data),
+            "--checkpoint-a",
+            str(rgb / "last.pt"),
+            "--checkpoint-b",
+            str(teacher / "last.pt"),
+            "--method",
+            method,
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "fused"),
+            "--test-clips",
+            "2",
+            "--partitions",
+            "train",
+            *COMMON[2:],
+        ]
+    )
     assert fused["stream_b"]["video_top1"] == solo["video_top1"]  # stream b is the flow teacher, fed flow
     assert fused["num_videos"] == 3
     assert (tmp_path / "fused" / "fusion.pt").is_file() == (method == "attention")
@@ -132,9 +229,31 @@ def test_fuse_two_streams(data, teacher, tmp_path, method):
 def test_clip_grad_norm_bounds_the_first_update(data, tmp_path):
     """SGD without momentum or decay moves the weights by lr x the clipped gradient: its norm is the bound."""
     bound = 1e-3
-    main(["baseline", "--data", str(data), "--out", str(tmp_path), *NO_VALIDATION, "--epochs", "1",
-          "--max-steps", "1", "--log-every", "1", "--lr", "1", "--momentum", "0", "--weight-decay", "0",
-          "--clip-grad-norm", str(bound), *COMMON])
+    main(
+        [
+            "baseline",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path),
+            *NO_VALIDATION,
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--log-every",
+            "1",
+            "--lr",
+            "1",
+            "--momentum",
+            "0",
+            "--weight-decay",
+            "0",
+            "--clip-grad-norm",
+            str(bound),
+            *COMMON,
+        ]
+    )
     checkpoint.seed_everything(3)  # the run's seed: the same initial weights
     initial = dict(checkpoint.build_model("resnet3d_tiny", len(CLASSES), 3).named_parameters())
     trained = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
@@ -175,17 +294,59 @@ def test_model_args_reach_the_model_and_its_checkpoint(tmp_path):
 
     data = tmp_path / "shards"
     write_tiny_shards(data, num_shards=2, videos_per_shard=4, num_frames=8, size=16, test_every=4)
-    common = ["--data", str(data), "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-              "--batch-size", "3", "--workers", "0", "--device", "cpu"]
-    main(["baseline", *common, "--model", "action_tiny", "--model-args", '{"paths": ["me"]}', "--epochs", "1",
-          "--max-steps", "1", *NO_VALIDATION, "--log-every", "0", "--out", str(tmp_path / "run")])
+    common = [
+        "--data",
+        str(data),
+        "--num-classes",
+        str(len(CLASSES)),
+        "--frames",
+        "4",
+        "--crop-size",
+        "16",
+        "--batch-size",
+        "3",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    main(
+        [
+            "baseline",
+            *common,
+            "--model",
+            "action_tiny",
+            "--model-args",
+            '{"paths": ["me"]}',
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            *NO_VALIDATION,
+            "--log-every",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     saved = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)["model"]
     me_only = create_model("action_tiny", num_classes=len(CLASSES), paths=["me"]).state_dict()
     full = create_model("action_tiny", num_classes=len(CLASSES)).state_dict()
     assert set(saved) == set(me_only) != set(full)
-    result = main(["evaluate", *common, "--checkpoint", str(tmp_path / "run" / "last.pt"), "--partitions", "train",
-                   "--test-clips", "1",
-                   "--out", str(tmp_path / "eval")])
+    result = main(
+        [
+            "evaluate",
+            *common,
+            "--checkpoint",
+            str(tmp_path / "run" / "last.pt"),
+            "--partitions",
+            "train",
+            "--test-clips",
+            "1",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert result["num_videos"] == 2
     with pytest.raises(ValueError, match="--model-args"):
         main(["baseline", *common, "--model", "action_tiny", "--model-args", "paths=me", "--out", str(tmp_path / "x")])
@@ -195,9 +356,43 @@ def test_an_empty_selection_fails_naming_partitions_and_split(data, teacher, tmp
     # No video is in a 'holdout' half of split 1: training on nothing must stop, not "train" for every
     # epoch and leave a checkpoint that never saw a clip.
     with pytest.raises(ValueError, match=r"no training clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
-        main(["baseline", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "2",
-              "--train-split-name", "holdout", *NO_VALIDATION, *COMMON])
+        main(
+            [
+                "baseline",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--epochs",
+                "2",
+                "--train-split-name",
+                "holdout",
+                *NO_VALIDATION,
+                *COMMON,
+            ]
+        )
     assert not (tmp_path / "run" / "last.pt").exists()
     with pytest.raises(ValueError, match=r"no test clips in .*partitions 'train' has splits\['1'\] == 'holdout'"):
-        main(["evaluate", "--data", str(data), "--checkpoint", str(teacher / "last.pt"), "--out", str(tmp_path / "ev"),
-              "--partitions", "train", "--split-name", "holdout", "--frames", "4", "--crop-size", "16", "--workers", "0", "--device", "cpu"])
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--checkpoint",
+                str(teacher / "last.pt"),
+                "--out",
+                str(tmp_path / "ev"),
+                "--partitions",
+                "train",
+                "--split-name",
+                "holdout",
+                "--frames",
+                "4",
+                "--crop-size",
+                "16",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+            ]
+        )

@@ -1,4 +1,5 @@
 """Each loss against its formula, recomputed here in float64 numpy with explicit loops."""
+
 from __future__ import annotations
 
 import inspect
@@ -12,11 +13,23 @@ from training.losses import create_loss, list_losses
 from training.losses.features import gram_matrix
 
 # small stand-ins for a 3D net's forward_features: stage outputs (B, C, T, H, W), pool (B, F), logits (B, K)
-SHAPES_3D = {"res2": (3, 4, 2, 3, 3), "res3": (3, 6, 1, 2, 2), "res4": (3, 8, 1, 2, 2), "res5": (3, 10, 1, 1, 1),
-             "pool": (3, 10), "logits": (3, 5)}
+SHAPES_3D = {
+    "res2": (3, 4, 2, 3, 3),
+    "res3": (3, 6, 1, 2, 2),
+    "res4": (3, 8, 1, 2, 2),
+    "res5": (3, 10, 1, 1, 1),
+    "pool": (3, 10),
+    "logits": (3, 5),
+}
 # a 2D (TSN-style) net's stage outputs are (B*T, C, H, W)
-SHAPES_2D = {"res2": (6, 4, 3, 3), "res3": (6, 6, 2, 2), "res4": (6, 8, 2, 2), "res5": (6, 10, 1, 1),
-             "pool": (3, 10), "logits": (3, 5)}
+SHAPES_2D = {
+    "res2": (6, 4, 3, 3),
+    "res3": (6, 6, 2, 2),
+    "res4": (6, 8, 2, 2),
+    "res5": (6, 10, 1, 1),
+    "pool": (3, 10),
+    "logits": (3, 5),
+}
 TARGET = torch.tensor([0, 3, 4])
 
 
@@ -67,6 +80,7 @@ def assert_close(value: torch.Tensor, expected: float):
 
 # ---- registry --------------------------------------------------------------------------------------
 
+
 def test_registry_has_the_issue8_losses_and_names_the_choices():
     assert {"ce", "mars", "imrs", "dual_action"} <= set(list_losses())
     with pytest.raises(ValueError, match="dual_action"):
@@ -86,6 +100,7 @@ def test_every_loss_returns_a_scalar_loss_and_its_terms(name):
 
 
 # ---- each loss against its formula -----------------------------------------------------------------
+
 
 def test_ce_matches_the_log_softmax_formula():
     student = make_feats(3)
@@ -137,8 +152,9 @@ def test_dual_action_is_eq4_with_multilevel_mae_and_gram(shapes):
     out = create_loss("dual_action")(student, TARGET, teacher)
     mae_levels, gram_levels = ["res2", "res3", "res4", "res5", "pool"], ["res2", "res3", "res4", "res5"]
     mae = sum(float(np.mean(np.abs(np64(student[k]) - np64(teacher[k])))) for k in mae_levels) / len(mae_levels)
-    gram = sum(float(np.mean(np.abs(gram_reference(np64(student[k])) - gram_reference(np64(teacher[k])))))
-               for k in gram_levels) / len(gram_levels)
+    gram = sum(
+        float(np.mean(np.abs(gram_reference(np64(student[k])) - gram_reference(np64(teacher[k]))))) for k in gram_levels
+    ) / len(gram_levels)
     ce = ce_reference(np64(student["logits"]), TARGET)
     assert_close(out["mae"], mae)
     assert_close(out["gram"], gram)
@@ -152,14 +168,18 @@ def test_dual_action_levels_are_configurable():
     student, teacher = make_feats(12), make_feats(13)
     out = create_loss("dual_action", alpha=1.0, mae_levels=["res5"], gram_levels=["res3"])(student, TARGET, teacher)
     assert_close(out["mae"], float(np.mean(np.abs(np64(student["res5"]) - np64(teacher["res5"])))))
-    assert_close(out["gram"], float(np.mean(np.abs(gram_reference(np64(student["res3"]))
-                                                   - gram_reference(np64(teacher["res3"]))))))
+    assert_close(
+        out["gram"],
+        float(np.mean(np.abs(gram_reference(np64(student["res3"])) - gram_reference(np64(teacher["res3"]))))),
+    )
 
 
 # ---- behaviour shared by the distillation losses -----------------------------------------------------
 
-@pytest.mark.parametrize("name,terms", [("mars", ["feat_mse"]), ("imrs", ["feat_mse", "feat_kl"]),
-                                        ("dual_action", ["mae", "gram"])])
+
+@pytest.mark.parametrize(
+    "name,terms", [("mars", ["feat_mse"]), ("imrs", ["feat_mse", "feat_kl"]), ("dual_action", ["mae", "gram"])]
+)
 def test_distillation_terms_vanish_only_when_student_equals_teacher(name, terms):
     student = make_feats(14)
     same = create_loss(name)(student, TARGET, {k: v.clone() for k, v in student.items()})

@@ -1,4 +1,5 @@
 """The manifest's Parquet parts: what a task writes is what the driver merges and readers read back."""
+
 import subprocess
 import sys
 
@@ -13,8 +14,17 @@ def rows(n: int, task: int) -> list[dict]:
     out = []
     for i in range(n):
         row = empty_row()
-        row.update(key=f"c/v{task}_{i}", video_id=f"v{task}_{i}", class_name="c", label=task, status="ok",
-                   partition="train", task=task, frames=10 + i, seconds_flow=0.5 * i)
+        row.update(
+            key=f"c/v{task}_{i}",
+            video_id=f"v{task}_{i}",
+            class_name="c",
+            label=task,
+            status="ok",
+            partition="train",
+            task=task,
+            frames=10 + i,
+            seconds_flow=0.5 * i,
+        )
         out.append(row)
     return out
 
@@ -24,7 +34,8 @@ def test_parquet_bytes_round_trip_and_column_selection():
     data = rows_to_parquet_bytes(written)
     assert table_from_parquet_bytes(data, "part").to_pylist() == written
     assert table_from_parquet_bytes(data, "part", columns=["key", "frames"]).to_pylist() == [
-        {"key": r["key"], "frames": r["frames"]} for r in written]
+        {"key": r["key"], "frames": r["frames"]} for r in written
+    ]
 
 
 def test_merge_concatenates_every_part_once(tmp_path):
@@ -35,8 +46,9 @@ def test_merge_concatenates_every_part_once(tmp_path):
     skipped = {**empty_row(), "key": "c/missing", "status": "skipped", "cause": "missing"}
     report = merge_manifest(fs, out, [skipped], parts, parts_per_fetch=2, rows_per_group=4)
     merged = read_manifest(fs, out)
-    assert sorted(r["key"] for r in merged) == sorted(["c/missing"] + [r["key"] for t in range(5)
-                                                                      for r in rows(t + 1, t)])
+    assert sorted(r["key"] for r in merged) == sorted(
+        ["c/missing"] + [r["key"] for t in range(5) for r in rows(t + 1, t)]
+    )
     assert report.totals["ok"] == 15 and report.totals["skipped"] == 1
 
 
@@ -45,8 +57,11 @@ def test_a_corrupt_part_fails_the_merge_naming_it(tmp_path):
     write_part(fs, out, "train", 0, rows(2, 0))
     (tmp_path / "_parts" / "train-00001.parquet").write_bytes(b"PAR1 cut short")
     parts = sorted(fs.glob(f"{out}/_parts/*.parquet"))
-    with pytest.raises(RuntimeError, match=r"train-00001\.parquet: not a readable Parquet file \(14 bytes\).*"
-                                           r"delete it and re-run"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"train-00001\.parquet: not a readable Parquet file \(14 bytes\).*"
+        r"delete it and re-run",
+    ):
         merge_manifest(fs, out, [], parts)
     assert not (tmp_path / "manifest.parquet").exists()  # the atomic write left no half manifest
     (tmp_path / "_parts" / "train-00001.parquet").unlink()
@@ -72,7 +87,14 @@ assert len(read_manifest(fs, out)) == 4
 
 def test_a_process_that_reads_manifests_exits_cleanly(tmp_path):
     # One at a time: the abort is a race at exit, and it showed most often in an unloaded process.
-    runs = [subprocess.run([sys.executable, "-c", READ_THEN_EXIT, str(tmp_path / f"run{i}")],
-                           capture_output=True, text=True, timeout=120) for i in range(8)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", READ_THEN_EXIT, str(tmp_path / f"run{i}")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for i in range(8)
+    ]
     failed = [(r.returncode, r.stderr[-1500:]) for r in runs if r.returncode != 0]
     assert not failed, f"{len(failed)} of 8 processes did not exit cleanly: {failed[0]}"

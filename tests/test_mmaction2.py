@@ -1,5 +1,6 @@
 """The MMAction2 bridge: `flowprep export mmaction2` (rawframes + lists) and `flowprep import rawframes`
 (MMAction2 / denseflow / TSN trees -> shards), and the round trip between them."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,21 @@ def extracted(tmp_path, write_video) -> Path:
     for i, (cls, name) in enumerate((("arm wrestling", "a"), ("arm wrestling", "b"), ("clap", "c"))):
         write_video(root / cls / f"{name}.avi", frames=4 + i, size_px=48, seed=i)
     out = tmp_path / "shards"
-    extract("--dataset", "folder", "--root", str(root), "--out", str(out), "--executor", "inline", "--size", "32",
-            "--flow-backend", "opencv", *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--flow-backend",
+        "opencv",
+        *FAST_FLOW,
+    )
     return out
 
 
@@ -66,8 +80,18 @@ def test_export_then_import_gives_back_the_same_samples(extracted, tmp_path):
     dest = tmp_path / "mm"
     run("export", "mmaction2", str(extracted), str(dest))
     back = tmp_path / "back"
-    run("import", "rawframes", "--root", str(dest / "rawframes"), "--list", str(dest / "folder_all_split_1_rawframes.txt"),
-        "--label-map", str(dest / "folder_label_map.txt"), "--out", str(back))
+    run(
+        "import",
+        "rawframes",
+        "--root",
+        str(dest / "rawframes"),
+        "--list",
+        str(dest / "folder_all_split_1_rawframes.txt"),
+        "--label-map",
+        str(dest / "folder_label_map.txt"),
+        "--out",
+        str(back),
+    )
     original, imported = read_back(extracted), read_back(back)
     assert set(imported) == set(original)
     for key, sample in original.items():
@@ -79,9 +103,18 @@ def test_export_then_import_gives_back_the_same_samples(extracted, tmp_path):
         assert meta_back["imported"]["numbering"] == "mmaction2"
     assert run("verify", str(back)).startswith("OK")
     # a re-run resumes: nothing is redone, every sample still once
-    output = run("import", "rawframes", "--root", str(dest / "rawframes"), "--list",
-                 str(dest / "folder_all_split_1_rawframes.txt"), "--out", str(back), "--label-map",
-                 str(dest / "folder_label_map.txt"))
+    output = run(
+        "import",
+        "rawframes",
+        "--root",
+        str(dest / "rawframes"),
+        "--list",
+        str(dest / "folder_all_split_1_rawframes.txt"),
+        "--out",
+        str(back),
+        "--label-map",
+        str(dest / "folder_label_map.txt"),
+    )
     assert "tasks resumed from a previous run: 1" in output and len(read_back(back)) == 3
 
 
@@ -111,8 +144,9 @@ def test_import_detects_either_numbering_and_fails_bad_folders(tmp_path):
     (root / "b" / "too_few_flows" / "x_00005.jpg").unlink()
     (root / "b" / "too_few_flows" / "y_00005.jpg").unlink()
     listing = tmp_path / "my_train_list.txt"
-    listing.write_text("a/tsn_1based 6 0\na/denseflow_0based 5 0\nb/gap 6 1\nb/corrupt 6 1\n"
-                       "b/too_few_flows 6 1\nb/not_there 6 1\n")
+    listing.write_text(
+        "a/tsn_1based 6 0\na/denseflow_0based 5 0\nb/gap 6 1\nb/corrupt 6 1\nb/too_few_flows 6 1\nb/not_there 6 1\n"
+    )
     out = tmp_path / "out"
     run("import", "rawframes", "--root", str(root), "--list", str(listing), "--out", str(out), expect=EXIT_PARTIAL)
     rows = {r["source"]: r for r in manifest(out)}
@@ -124,8 +158,10 @@ def test_import_detects_either_numbering_and_fails_bad_folders(tmp_path):
     assert all(r["partition"] == "train" for r in rows.values())
     samples = read_back(out)
     ref = shared_path("flow_jpg_reference", "mmaction2_tests_imgs")
-    for key, numbering, flow_first in (("a/tsn_1based", "mmaction2", "x_00001.jpg"),
-                                       ("a/denseflow_0based", "denseflow", "flow_x_00000.jpg")):
+    for key, numbering, flow_first in (
+        ("a/tsn_1based", "mmaction2", "x_00001.jpg"),
+        ("a/denseflow_0based", "denseflow", "flow_x_00000.jpg"),
+    ):
         meta = json.loads(samples[key]["json"])
         assert meta["imported"]["numbering"] == numbering and meta["imported"]["flow_first"] == flow_first
         assert (meta["num_frames"], meta["num_flows"], meta["height"], meta["width"]) == (6, 5, 240, 320)
@@ -137,8 +173,9 @@ def test_import_detects_either_numbering_and_fails_bad_folders(tmp_path):
     from training.data import ClipSpec, ShardClipDataset
 
     spec = ClipSpec(modalities=("rgb", "flow"), frames=4, crop_size=64, train=False)
-    clips = list(ShardClipDataset(sorted(str(p) for p in out.glob("train-*.tar")), spec, split_name="train")
-                 .samples(0, 1, 0, 1))
+    clips = list(
+        ShardClipDataset(sorted(str(p) for p in out.glob("train-*.tar")), spec, split_name="train").samples(0, 1, 0, 1)
+    )
     assert len(clips) == 2 and {int(c["label"]) for c in clips} == {0}
     assert all(c["rgb"].shape == (3, 4, 64, 64) and c["flow"].shape == (2, 4, 64, 64) for c in clips)
 
@@ -146,10 +183,13 @@ def test_import_detects_either_numbering_and_fails_bad_folders(tmp_path):
 def test_real_mmaction2_list_formats():
     lists = shared_path("annotations", "mmaction2_lists")
     assert parse_list((lists / "rawframe_test_list.txt").read_text(), "l", False, []) == [("imgs", 5, 127)] * 2
-    assert parse_list((lists / "rawframe_test_list_with_offset.txt").read_text(), "l", True, []) == [("imgs", 5, 127)] * 2
+    assert (
+        parse_list((lists / "rawframe_test_list_with_offset.txt").read_text(), "l", True, []) == [("imgs", 5, 127)] * 2
+    )
     with pytest.raises(ValueError, match="rawframe_test_list_multi_label.txt:2: .*multi-label"):
-        parse_list((lists / "rawframe_test_list_multi_label.txt").read_text(), "rawframe_test_list_multi_label.txt",
-                   False, [])
+        parse_list(
+            (lists / "rawframe_test_list_multi_label.txt").read_text(), "rawframe_test_list_multi_label.txt", False, []
+        )
     assert parse_list("unlabeled/x 5 -1\n", "l", False, ["a"]) == [("unlabeled/x", 5, -1)]  # export's test lists
     with pytest.raises(ValueError, match="l:1: label 1 outside the label map's 0..0"):
         parse_list("a/x 5 1\n", "l", False, ["a"])

@@ -1,5 +1,6 @@
 """2D segment models (TSN, TSM, ACTION-Net, STM): parameter counts against the papers, the model
 contract for T = 8 and 16, and each temporal operator against its paper formula written out by hand."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,6 @@ TINY_2D = [name for name in MODELS_2D if name.endswith("_tiny")]
 # ResNet-50 bottleneck input channels (ACTION's C) and widths (STM's p), torchvision's layout.
 R50_BLOCK_IN = [64, 256, 256] + [256, 512, 512, 512] + [512] + [1024] * 5 + [1024, 2048, 2048]
 R50_BLOCK_WIDTH = [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3
-
 
 
 def num_params(model: torch.nn.Module) -> int:
@@ -171,7 +171,7 @@ def explicit_depthwise3x3(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor
     out = torch.zeros_like(x)
     for i in range(3):
         for j in range(3):
-            out += kernel[:, i, j].view(1, -1, 1, 1) * padded[:, :, i:i + height, j:j + width]
+            out += kernel[:, i, j].view(1, -1, 1, 1) * padded[:, :, i : i + height, j : j + width]
     return out
 
 
@@ -223,15 +223,19 @@ def action_reference(module: ActionModule, x: torch.Tensor, num_segments: int, p
     if path == "ste":  # eq. 1-3: M = sigmoid(K3d * mean_c X)
         f = F.pad(video.mean(2), (1, 1, 1, 1, 1, 1))  # (N, T+2, H+2, W+2)
         k = module.ste_conv.weight[0, 0]
-        conv = sum(k[a, b, c] * f[:, a:a + num_segments, b:b + height, c:c + width]
-                   for a in range(3) for b in range(3) for c in range(3))
+        conv = sum(
+            k[a, b, c] * f[:, a : a + num_segments, b : b + height, c : c + width]
+            for a in range(3)
+            for b in range(3)
+            for c in range(3)
+        )
         mask = torch.sigmoid(conv).unsqueeze(2)  # (N, T, 1, H, W)
     elif path == "ce":  # eq. 4-8
         pooled = video.mean((3, 4))  # (N, T, C)
         squeezed = torch.einsum("ntc,rc->ntr", pooled, module.ce_squeeze.weight[:, :, 0, 0])
         w = module.ce_temporal.weight  # (r_out, r_in, 3)
         padded = F.pad(squeezed, (0, 0, 1, 1))
-        temporal = sum(torch.einsum("ntr,sr->nts", padded[:, k:k + num_segments], w[:, :, k]) for k in range(3))
+        temporal = sum(torch.einsum("ntr,sr->nts", padded[:, k : k + num_segments], w[:, :, k]) for k in range(3))
         expanded = torch.einsum("nts,cs->ntc", torch.relu(temporal), module.ce_expand.weight[:, :, 0, 0])
         mask = torch.sigmoid(expanded)[..., None, None]
     else:  # "me", eq. 9: F_m(t) = K * F_r(t+1) - F_r(t), last segment 0
@@ -298,6 +302,7 @@ def test_stm_block_wiring():
     # With the CMM output projection at zero and the CSTM taps at identity, an STM block must compute
     # exactly the plain bottleneck it replaces (same torchvision-named weights).
     from training.models.resnet2d import Bottleneck
+
     stm = STMBlock(64, 16, stride=2)
     randomise(stm)
     with torch.no_grad():
@@ -318,9 +323,15 @@ def test_torchvision_key_names_and_shapes():
     with torch.device("meta"):
         state = create_model("tsn_r50", num_classes=1000).backbone.state_dict()
     # A sample of torchvision resnet50's keys and shapes; the classifier is the wrapper's `fc`.
-    expected = {"conv1.weight": (64, 3, 7, 7), "bn1.running_var": (64,), "layer1.0.downsample.0.weight": (256, 64, 1, 1),
-                "layer2.0.conv2.weight": (128, 128, 3, 3), "layer3.5.conv3.weight": (1024, 256, 1, 1),
-                "layer4.2.bn3.bias": (2048,), "layer4.0.downsample.1.running_mean": (2048,)}
+    expected = {
+        "conv1.weight": (64, 3, 7, 7),
+        "bn1.running_var": (64,),
+        "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+        "layer2.0.conv2.weight": (128, 128, 3, 3),
+        "layer3.5.conv3.weight": (1024, 256, 1, 1),
+        "layer4.2.bn3.bias": (2048,),
+        "layer4.0.downsample.1.running_mean": (2048,),
+    }
     for key, shape in expected.items():
         assert tuple(state[key].shape) == shape, key
     assert len(state) == 318  # torchvision resnet50: 320 entries, minus fc.weight and fc.bias

@@ -1,4 +1,5 @@
 """3D ResNet / ResNeXt family, CE / SE modules, 3D-ResNets checkpoint loading, freezing, late fusion."""
+
 from __future__ import annotations
 
 import math
@@ -80,6 +81,7 @@ def test_shortcut_a_subsamples_and_zero_pads():
 
 # ---- every registered model honours the contract on a tiny clip ----------------------------------
 
+
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model_contract(name):
     """Flow input (2 channels), the less trodden path; RGB is the default everywhere else."""
@@ -114,6 +116,7 @@ def test_unknown_attention_is_refused_with_the_choices():
 
 
 # ---- CE / SE modules ------------------------------------------------------------------------------
+
 
 def test_ce_module_is_a_shared_3tap_conv_over_pooled_channels():
     torch.manual_seed(1)
@@ -155,10 +158,14 @@ def test_ce_sits_after_each_stage():
 
 # ---- Kinetics checkpoints in the 3D-ResNets format ------------------------------------------------
 
+
 def _save_3dresnets_checkpoint(model, path, drop_num_batches_tracked=False):
     """As 3D-ResNets / MARS save: a DataParallel state_dict (keys 'module.*') with arch and epoch."""
-    state = {f"module.{k}": v.clone() for k, v in model.state_dict().items()
-             if not (drop_num_batches_tracked and k.endswith("num_batches_tracked"))}
+    state = {
+        f"module.{k}": v.clone()
+        for k, v in model.state_dict().items()
+        if not (drop_num_batches_tracked and k.endswith("num_batches_tracked"))
+    }
     torch.save({"arch": "resnet-10", "epoch": 200, "state_dict": state, "optimizer": {}}, path)
 
 
@@ -208,6 +215,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 # ---- frozen teacher -------------------------------------------------------------------------------
 
+
 def test_freeze_makes_a_fixed_teacher():
     torch.manual_seed(6)
     teacher = freeze(create_model("resnet3d_tiny", num_classes=3, in_channels=2).train())
@@ -229,6 +237,7 @@ def test_freeze_makes_a_fixed_teacher():
 
 
 # ---- late fusion ----------------------------------------------------------------------------------
+
 
 def test_average_scores_is_the_mean_of_logits_or_of_softmax():
     torch.manual_seed(7)

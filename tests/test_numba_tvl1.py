@@ -7,6 +7,7 @@ The fused sweep must equal them bit for bit, and its summed error equal OpenCV's
 to float rounding; the median must equal cv2.medianBlur bit for bit; the cubic warp is within float32
 rounding of cv2.remap. Real-frame fidelity against OpenCV is in test_flow_backends.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,9 @@ L_T, THETA, TAUT = F(0.15 * 0.3), F(0.3), F(0.25 / 0.3)
 def _random_state(shape, seed):
     """u1, u2, p11, p12, p21, p22 and I1wx, I1wy, grad, rho_c as a warp leaves them."""
     rng = np.random.default_rng(seed)
-    state = [rng.normal(0, 1.5, shape).astype(F) for _ in range(2)] + \
-            [rng.uniform(-0.9, 0.9, shape).astype(F) for _ in range(4)]
+    state = [rng.normal(0, 1.5, shape).astype(F) for _ in range(2)] + [
+        rng.uniform(-0.9, 0.9, shape).astype(F) for _ in range(4)
+    ]
     I1wx, I1wy = (rng.normal(0, 20, shape).astype(F) for _ in range(2))
     I1wx[0, :3] = 0  # flat pixels: the FLT_EPSILON case of the thresholding step
     I1wy[0, :3] = 0
@@ -40,14 +42,21 @@ def _random_state(shape, seed):
 
 # ---- plain references: one OpenCV function, one pass ------------------------------------------
 
+
 @np.errstate(divide="ignore", invalid="ignore")  # -rho / grad where grad = 0 is computed, never used
 def _estimate_v(I1wx, I1wy, u1, u2, grad, rho_c):
     rho = rho_c + (I1wx * u1 + I1wy * u2)
     fi = -rho / grad
-    d1 = np.where(rho < -L_T * grad, L_T * I1wx, np.where(rho > L_T * grad, -L_T * I1wx,
-                  np.where(grad > np.finfo(F).eps, fi * I1wx, F(0))))
-    d2 = np.where(rho < -L_T * grad, L_T * I1wy, np.where(rho > L_T * grad, -L_T * I1wy,
-                  np.where(grad > np.finfo(F).eps, fi * I1wy, F(0))))
+    d1 = np.where(
+        rho < -L_T * grad,
+        L_T * I1wx,
+        np.where(rho > L_T * grad, -L_T * I1wx, np.where(grad > np.finfo(F).eps, fi * I1wx, F(0))),
+    )
+    d2 = np.where(
+        rho < -L_T * grad,
+        L_T * I1wy,
+        np.where(rho > L_T * grad, -L_T * I1wy, np.where(grad > np.finfo(F).eps, fi * I1wy, F(0))),
+    )
     return u1 + d1, u2 + d2
 
 
@@ -179,8 +188,9 @@ def test_column_sorted_median_network_takes_the_median_of_every_0_1_window(k, op
 
 
 def test_median_network_module_is_what_its_generator_writes():
-    assert _median_networks.render() == Path(_median_networks.__file__).read_text(), \
+    assert _median_networks.render() == Path(_median_networks.__file__).read_text(), (
         "regenerate: python -m flowprep.flow._median_networks"
+    )
 
 
 def test_centered_gradient_follows_opencv_border_rule():
@@ -246,8 +256,8 @@ def _pair(seed, shape=(48, 64), shift=(2, 1)):
     big = cv2.GaussianBlur(rng.uniform(0, 255, (shape[0] + 16, shape[1] + 16)).astype(F), (0, 0), 2.0)
     big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
     dx, dy = shift
-    prev = big[8:8 + shape[0], 8:8 + shape[1]]
-    nxt = big[8 - dy:8 - dy + shape[0], 8 - dx:8 - dx + shape[1]]
+    prev = big[8 : 8 + shape[0], 8 : 8 + shape[1]]
+    nxt = big[8 - dy : 8 - dy + shape[0], 8 - dx : 8 - dx + shape[1]]
     return prev.round().astype(np.uint8), nxt.round().astype(np.uint8)
 
 
@@ -259,7 +269,7 @@ def test_pair_alone_equals_pair_in_a_batch_run_after_run():
     again = create_backend("numba").compute(prev, nxt)
     assert np.array_equal(together, again)
     for i in range(3):
-        assert np.array_equal(backend.compute(prev[i:i + 1], nxt[i:i + 1])[0], together[i])
+        assert np.array_equal(backend.compute(prev[i : i + 1], nxt[i : i + 1])[0], together[i])
     assert np.allclose(np.median(together[0, 12:-12, 12:-12], axis=(0, 1)), [2, 1], atol=0.15)
 
 
@@ -278,16 +288,19 @@ def test_flow_is_the_same_at_every_simd_width(tmp_path):
     narrow = "haswell" if llvm.get_host_cpu_features().get("avx512f") else "x86-64"
     pairs = [_pair(1), _pair(2, shift=(-3, 2)), _pair(5, shape=(35, 70), shift=(1, -2))]
     np.savez(tmp_path / "pairs.npz", *[a for pair in pairs for a in pair])
-    script = ("import sys, numpy as np\n"
-              "from flowprep.flow import create_backend\n"
-              "arrays = np.load(sys.argv[1])\n"
-              "frames = [arrays[f'arr_{i}'] for i in range(len(arrays.files))]\n"
-              "backend = create_backend('numba')\n"
-              "np.savez(sys.argv[2], *[backend.compute(frames[i][None], frames[i + 1][None])[0]\n"
-              "                        for i in range(0, len(frames), 2)])\n")
+    script = (
+        "import sys, numpy as np\n"
+        "from flowprep.flow import create_backend\n"
+        "arrays = np.load(sys.argv[1])\n"
+        "frames = [arrays[f'arr_{i}'] for i in range(len(arrays.files))]\n"
+        "backend = create_backend('numba')\n"
+        "np.savez(sys.argv[2], *[backend.compute(frames[i][None], frames[i + 1][None])[0]\n"
+        "                        for i in range(0, len(frames), 2)])\n"
+    )
     env = {**os.environ, "NUMBA_CPU_NAME": narrow, "NUMBA_CPU_FEATURES": "", "NUMBA_CACHE_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "pairs.npz"), str(tmp_path / "narrow.npz")],
-                   env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "pairs.npz"), str(tmp_path / "narrow.npz")], env=env, check=True
+    )
     narrow_flows = np.load(tmp_path / "narrow.npz")
     backend = create_backend("numba")
     for i, (prev, nxt) in enumerate(pairs):
@@ -316,8 +329,9 @@ def test_pairs_on_threads_equal_pairs_on_one_thread():
 
 def test_median_3_and_no_median_run_and_differ():
     prev, nxt = _pair(4)
-    flows = {m: create_backend("numba", median_filtering=m, nscales=2).compute(prev[None], nxt[None])[0]
-             for m in (0, 3, 5)}
+    flows = {
+        m: create_backend("numba", median_filtering=m, nscales=2).compute(prev[None], nxt[None])[0] for m in (0, 3, 5)
+    }
     assert not np.array_equal(flows[0], flows[5]) and not np.array_equal(flows[3], flows[5])
 
 

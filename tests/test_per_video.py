@@ -6,6 +6,7 @@ with several SGD steps per epoch, another layout gives other batches. The traini
 use an order-free configuration (one batch per epoch, or lr 0 with one clip per batch) to show the loop
 sees exactly the same clips and gives exactly the same per-epoch numbers.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,24 @@ from training.data import ClipSpec, ShardClipDataset, plan_clips, shard_urls  # 
 NUM_VIDEOS = 12
 # 12-frame videos, 4-frame clips, 16 px crops of 24 px frames: start, crop box and flip all vary per draw.
 LAYOUTS = {"3x4": (3, 4), "2x6": (2, 6)}  # (shards, videos per shard), the same 12 videos
-COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-          "--device", "cpu", "--seed", "7", "--log-every", "0", "--lr-schedule", "cosine"]
+COMMON = [
+    "--model",
+    "resnet3d_tiny",
+    "--num-classes",
+    str(len(CLASSES)),
+    "--frames",
+    "4",
+    "--crop-size",
+    "16",
+    "--device",
+    "cpu",
+    "--seed",
+    "7",
+    "--log-every",
+    "0",
+    "--lr-schedule",
+    "cosine",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +81,10 @@ def test_a_clip_plan_is_a_pure_function_of_seed_epoch_key_and_view():
     assert plan == plan_clips("left/v001", 40, 48, 64, spec, seed=1, epoch=2)
     (clip,) = plan
     assert len(clip.boxes) == 2 and clip.boxes[0] != clip.boxes[1]  # the two views are drawn apart
-    others = [plan_clips(k, 40, 48, 64, spec, seed=s, epoch=e) for k, s, e in
-              (("left/v002", 1, 2), ("left/v001", 2, 2), ("left/v001", 1, 3))]
+    others = [
+        plan_clips(k, 40, 48, 64, spec, seed=s, epoch=e)
+        for k, s, e in (("left/v002", 1, 2), ("left/v001", 2, 2), ("left/v001", 1, 3))
+    ]
     assert all(o != plan for o in others)  # key, seed and epoch each change the draw
     test_spec = ClipSpec(frames=4, crop_size=16, train=False, test_clips=3, test_crops=3)
     grid = plan_clips("left/v001", 40, 48, 64, test_spec, seed=1, epoch=2)
@@ -75,8 +94,9 @@ def test_a_clip_plan_is_a_pure_function_of_seed_epoch_key_and_view():
 
 def epochs_of(out: Path) -> list[dict]:
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("seconds", "clips_per_second")} for r in lines
-            if r["kind"] == "epoch"]
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "clips_per_second")} for r in lines if r["kind"] == "epoch"
+    ]
 
 
 def assert_same_epochs(a: list[dict], b: list[dict]) -> None:
@@ -90,8 +110,24 @@ def test_two_shard_layouts_train_to_the_same_metrics(layouts, tmp_path):
     runs = {}
     for name, folder in layouts.items():
         runs[name] = tmp_path / name
-        main(["baseline", "--data", str(folder), "--out", str(runs[name]), "--epochs", "2", "--lr", "0.05",
-              "--batch-size", "16", "--workers", "0", *COMMON])
+        main(
+            [
+                "baseline",
+                "--data",
+                str(folder),
+                "--out",
+                str(runs[name]),
+                "--epochs",
+                "2",
+                "--lr",
+                "0.05",
+                "--batch-size",
+                "16",
+                "--workers",
+                "0",
+                *COMMON,
+            ]
+        )
     a, b = epochs_of(runs["3x4"]), epochs_of(runs["2x6"])
     assert len(a) == 2 and all(r["val_clips"] == 2 and r["train_clips"] == NUM_VIDEOS - 2 for r in a)
     assert a[0]["train_loss"] != a[1]["train_loss"] and a[0]["val_loss"] != a[1]["val_loss"]  # it trained
@@ -105,17 +141,46 @@ def test_one_or_two_loader_workers_give_the_same_metrics(layouts, tmp_path):
     runs = {}
     for workers in ("0", "2"):
         runs[workers] = tmp_path / workers
-        main(["baseline", "--data", str(layouts["3x4"]), "--out", str(runs[workers]), "--epochs", "2", "--lr", "0",
-              "--batch-size", "1", "--workers", workers, *COMMON, "--model", "tsn_tiny", "--model-args",
-              '{"dropout": 0}'])
+        main(
+            [
+                "baseline",
+                "--data",
+                str(layouts["3x4"]),
+                "--out",
+                str(runs[workers]),
+                "--epochs",
+                "2",
+                "--lr",
+                "0",
+                "--batch-size",
+                "1",
+                "--workers",
+                workers,
+                *COMMON,
+                "--model",
+                "tsn_tiny",
+                "--model-args",
+                '{"dropout": 0}',
+            ]
+        )
     a, b = ([{k: v for k, v in r.items() if not k.startswith("val_")} for r in epochs_of(runs[w])] for w in "02")
     assert a[0]["train_loss"] != a[1]["train_loss"]  # epoch 1 drew other clips
     assert_same_epochs(a, b)
 
 
 def test_resume_is_exact_across_a_change_of_loader_workers(layouts, tmp_path):
-    args = ["baseline", "--data", str(layouts["2x6"]), "--lr", "0.05", "--batch-size", "16", *COMMON,
-            "--lr-schedule", "constant"]  # cosine's length would follow --epochs
+    args = [
+        "baseline",
+        "--data",
+        str(layouts["2x6"]),
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "16",
+        *COMMON,
+        "--lr-schedule",
+        "constant",
+    ]  # cosine's length would follow --epochs
     main([*args, "--out", str(tmp_path / "straight"), "--epochs", "2", "--workers", "0"])
     main([*args, "--out", str(tmp_path / "resumed"), "--epochs", "1", "--workers", "0"])
     main([*args, "--out", str(tmp_path / "resumed"), "--epochs", "2", "--workers", "1"])  # a worker process now

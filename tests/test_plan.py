@@ -1,5 +1,6 @@
 """Work-based planning (issue 17): tasks of equal work, long videos split into pair ranges, the split
 sample byte-identical to the unsplit one, a kill mid split video resumed, utilization in the report."""
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ def only_shard(out: Path) -> bytes:
 
 
 # ---- the cut (pure) --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("workers", [1, 2, 16])
 def test_cut_bounds_every_task_and_covers_every_video_once(workers):
@@ -76,7 +78,7 @@ def test_simulated_large_job_finishes_within_5_percent_of_total_work_over_worker
         if k is None:
             return sum(pairs[i] * noise[i] for i in task.items)
         (i,) = task.items
-        return (( task.ranges[k].end or pairs[i]) - task.ranges[k].first) * noise[i]
+        return ((task.ranges[k].end or pairs[i]) - task.ranges[k].first) * noise[i]
 
     workers = 128
     tasks = cut_tasks(list(range(len(pairs))), ["all"] * len(pairs), pairs, [1.0] * len(pairs), workers, 32)
@@ -85,8 +87,11 @@ def test_simulated_large_job_finishes_within_5_percent_of_total_work_over_worker
 
 
 def test_utilization_and_tail_of_a_known_timeline():
-    jobs = [{"started_at": 0, "ended_at": 10, "cpus": 1}, {"started_at": 0, "ended_at": 6, "cpus": 1},
-            {"started_at": 6, "ended_at": 8, "cpus": 1}]  # two slots: both busy until 8, then one until 10
+    jobs = [
+        {"started_at": 0, "ended_at": 10, "cpus": 1},
+        {"started_at": 0, "ended_at": 6, "cpus": 1},
+        {"started_at": 6, "ended_at": 8, "cpus": 1},
+    ]  # two slots: both busy until 8, then one until 10
     u = utilization(jobs, slots=2)
     assert u["busy_fraction"] == pytest.approx(18 / 20) and u["tail_s"] == pytest.approx(2.0)
     assert utilization(jobs[:1], slots=2)["tail_s"] == pytest.approx(10.0)  # never all busy: all tail
@@ -98,6 +103,7 @@ def test_pair_range_rejects_empty_ranges():
 
 
 # ---- split videos, end to end ----------------------------------------------------------------
+
 
 @pytest.fixture
 def one_long_video(tmp_path, write_video):
@@ -169,8 +175,10 @@ def test_a_broken_split_video_is_one_failed_row(tmp_path, one_long_video):
     data = video.read_bytes()
     video.write_bytes(data[: int(len(data) * 0.7)])  # truncated: the header still counts 40 frames
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(one_long_video), "--out",
-                                       str(out), *FAST, "--workers", "2"])
+    result = CliRunner().invoke(
+        main,
+        ["extract", "--dataset", "folder", "--root", str(one_long_video), "--out", str(out), *FAST, "--workers", "2"],
+    )
     assert result.exit_code != 0 or "failed: 1" in result.output
     from flowprep.manifest import read_manifest
     from flowprep.storage import filesystem
@@ -182,10 +190,10 @@ def test_a_broken_split_video_is_one_failed_row(tmp_path, one_long_video):
 
 def test_jobs_to_run_are_the_missing_ranges_then_the_assembly(tmp_path):
     from flowprep.datasets import VideoItem
-    from flowprep.plan import Task
-    from flowprep.storage import filesystem
     from flowprep.jobs import Job, JobQueue, jobs_to_run
+    from flowprep.plan import Task
     from flowprep.ranges import piece_path
+    from flowprep.storage import filesystem
 
     fs, out = filesystem(str(tmp_path))
     item = VideoItem("v", "c", 0, "c/v.avi", {"1": "train"})

@@ -1,5 +1,6 @@
 """Recipes by name: every preset builds a valid config in every mode it serves, flags override it, each
 value has a source, and docs/training.md shows exactly the presets' table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,16 +32,38 @@ def test_every_preset_builds_a_valid_config_with_sources(name):
 def test_flags_on_the_command_line_override_the_preset(monkeypatch):
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg: seen.setdefault("cfg", cfg) and {})
-    main(["student", "--data", "d", "--out", "o", "--teacher", "t.pt", "--preset", "imrs", "--lr", "0.001",
-          "--batch-size", "32"])
+    main(
+        [
+            "student",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--teacher",
+            "t.pt",
+            "--preset",
+            "imrs",
+            "--lr",
+            "0.001",
+            "--batch-size",
+            "32",
+        ]
+    )
     cfg = seen["cfg"]
     assert cfg.lr == 0.001  # given: kept, although the preset says 0.1
-    assert (cfg.model, cfg.model_args, cfg.loss, cfg.loss_args) == ("resnext3d_101", {"attention": "ce"}, "imrs",
-                                                                   {"lambda1": 50.0, "lambda2": 200.0})
+    assert (cfg.model, cfg.model_args, cfg.loss, cfg.loss_args) == (
+        "resnext3d_101",
+        {"attention": "ce"},
+        "imrs",
+        {"lambda1": 50.0, "lambda2": 200.0},
+    )
     seen.clear()
     main(["twins", "--data", "d", "--out", "o", "--preset", "stm_twins"])
     assert (seen["cfg"].lr_schedule, seen["cfg"].lr_milestones, seen["cfg"].loss_args) == (
-        "multistep", (30, 40, 60), {"beta": 0.0039, "lam": 0.01})
+        "multistep",
+        (30, 40, 60),
+        {"beta": 0.0039, "lam": 0.01},
+    )
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         preset_fields("nope", "student")
 

@@ -1,4 +1,5 @@
 """A task's resources stay bounded: decoder threads follow its budget, decoded frames never pile up."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,21 @@ def test_each_task_gives_the_decoder_its_own_thread_budget(threads, tmp_path, wr
         return real(*args, threads=threads, **kwargs)
 
     monkeypatch.setattr(core, "decode_frames", recording)
-    extract("--dataset", "folder", "--root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"), "--executor",
-            "inline", "--size", "16", "--threads-per-worker", str(threads), *FAST_FLOW)
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(tmp_path / "videos"),
+        "--out",
+        str(tmp_path / "out"),
+        "--executor",
+        "inline",
+        "--size",
+        "16",
+        "--threads-per-worker",
+        str(threads),
+        *FAST_FLOW,
+    )
     assert seen == [threads]
 
 
@@ -78,10 +92,18 @@ def frames_alive_at_most(num_frames: int, monkeypatch) -> int:
         info.complete = True
 
     monkeypatch.setattr(core, "decode_frames", fake_decode)
-    flow = {name: int(value) for flag, param in zip(FAST_FLOW, FAST_FLOW[1:]) if flag == "--flow-param"
-            for name, value in [param.split("=")]}
-    result = process_video("fake", {"id": "v", "label": 0, "class": "c"},
-                           VideoSettings(Resize("square", 64), timeout_s=600), create_backend("opencv", **flow))
+    flow = {
+        name: int(value)
+        for flag, param in zip(FAST_FLOW, FAST_FLOW[1:])
+        if flag == "--flow-param"
+        for name, value in [param.split("=")]
+    }
+    result = process_video(
+        "fake",
+        {"id": "v", "label": 0, "class": "c"},
+        VideoSettings(Resize("square", 64), timeout_s=600),
+        create_backend("opencv", **flow),
+    )
     assert result.num_frames == num_frames
     return peak["alive"]
 

@@ -1,4 +1,5 @@
 """Object storage end to end, against a real S3-compatible server (moto) on loopback, not a mocked client."""
+
 from __future__ import annotations
 
 import json
@@ -121,8 +122,9 @@ def test_resume_on_s3_redoes_only_the_missing_task(s3_server, videos):
 
     from flowprep.manifest import table_from_parquet_bytes
 
-    manifest = table_from_parquet_bytes(s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read(),
-                                        "run2/manifest.parquet")
+    manifest = table_from_parquet_bytes(
+        s3_server.get_object(Bucket=BUCKET, Key="run2/manifest.parquet")["Body"].read(), "run2/manifest.parquet"
+    )
     assert sorted(manifest.column("key").to_pylist()) == sorted(set(manifest.column("key").to_pylist()))
 
 
@@ -138,8 +140,15 @@ def test_worker_reads_videos_from_s3_root(s3_server, videos, tmp_path):
     for path in sorted(videos.glob("*/*.avi")):
         s3_server.upload_file(str(path), BUCKET, f"videos/{path.parent.name}/{path.name}")
     s3_server.put_object(Bucket=BUCKET, Key="videos/drift_up/broken.avi", Body=b"not a video")
-    local = ExtractConfig(dataset="folder", root=str(videos), out=str(tmp_path / "out"), size_px=32, max_frames=4,
-                          executor="inline", videos_per_task=16)
+    local = ExtractConfig(
+        dataset="folder",
+        root=str(videos),
+        out=str(tmp_path / "out"),
+        size_px=32,
+        max_frames=4,
+        executor="inline",
+        videos_per_task=16,
+    )
     catalog = load_catalog("folder", str(videos), None)
     broken = dataclasses.replace(catalog.items[0], video_id="broken", rel_path="drift_up/broken.avi")
     catalog = dataclasses.replace(catalog, items=catalog.items + (broken,))

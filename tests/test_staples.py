@@ -1,5 +1,6 @@
 """The staples of large runs (training.schedule / accel / monitor and their TrainConfig flags), on CPU with
 `resnet3d_tiny`, including a run killed with SIGKILL mid-epoch that resumes to the same weights."""
+
 from __future__ import annotations
 
 import io
@@ -22,9 +23,32 @@ from training.cli import main  # noqa: E402
 from training.monitor import RunMonitor  # noqa: E402
 from training.schedule import param_groups, scaled_lr, smooth_targets, warmed_up, warmup_factor  # noqa: E402
 
-COMMON = ["--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-          "--batch-size", "2", "--workers", "0", "--device", "cpu", "--seed", "3", "--val-fraction", "0", "--lr-schedule", "constant",
-          "--lr", "0.05", "--log-every", "1"]
+COMMON = [
+    "--model",
+    "resnet3d_tiny",
+    "--num-classes",
+    str(len(CLASSES)),
+    "--frames",
+    "4",
+    "--crop-size",
+    "16",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+    "--val-fraction",
+    "0",
+    "--lr-schedule",
+    "constant",
+    "--lr",
+    "0.05",
+    "--log-every",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +76,9 @@ def test_linear_scaling_and_warmup_set_the_step_size():
         w.grad = torch.ones(1)
         with warmed_up(opt, step, 2):
             opt.step()
-        assert float(w.detach()) == pytest.approx(want) and opt.param_groups[0]["lr"] == 1.0  # the schedule's lr put back
+        assert (
+            float(w.detach()) == pytest.approx(want) and opt.param_groups[0]["lr"] == 1.0
+        )  # the schedule's lr put back
 
 
 def test_norms_and_biases_get_no_weight_decay():
@@ -110,11 +136,37 @@ def test_progress_line_and_tensorboard_missing_is_one_line(tmp_path, caplog):
 
 def test_multistep_schedule_and_flags_reach_the_run(data, tmp_path):
     out = tmp_path / "run"
-    main(["baseline", "--data", str(data), "--out", str(out), "--epochs", "3", "--max-steps", "2", *COMMON,
-          "--lr-schedule", "multistep",
-          "--lr-milestones", "1,2", "--lr-factor", "0.5", "--warmup-steps", "3", "--no-decay-norm-bias",
-          "--label-smoothing", "0.1", "--channels-last", "--lr-base-batch", "4", "--clips-per-video", "2",
-          "--no-progress"])
+    main(
+        [
+            "baseline",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--max-steps",
+            "2",
+            *COMMON,
+            "--lr-schedule",
+            "multistep",
+            "--lr-milestones",
+            "1,2",
+            "--lr-factor",
+            "0.5",
+            "--warmup-steps",
+            "3",
+            "--no-decay-norm-bias",
+            "--label-smoothing",
+            "0.1",
+            "--channels-last",
+            "--lr-base-batch",
+            "4",
+            "--clips-per-video",
+            "2",
+            "--no-progress",
+        ]
+    )
     lrs = [round(r["lr"], 6) for r in epoch_lines(out)]
     assert lrs == [0.025, 0.0125, 0.00625]  # 0.05 x batch 2 / base 4 (scaling), then x0.5 at epochs 1 and 2
     saved = json.loads((out / "config.json").read_text())
@@ -142,12 +194,16 @@ def test_channels_last_computes_the_same_outputs_and_gradients():
         nn.functional.cross_entropy(logits, target).backward()
         results.append((logits.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}))
     (plain, grads_plain), (last, grads_last) = results
-    assert any(p.is_contiguous(memory_format=torch.channels_last_3d) and p.dim() == 5 and p.shape[1] > 1
-               for p in model.parameters())  # the layout really changed
+    assert any(
+        p.is_contiguous(memory_format=torch.channels_last_3d) and p.dim() == 5 and p.shape[1] > 1
+        for p in model.parameters()
+    )  # the layout really changed
     assert torch.allclose(plain, last, rtol=1e-4, atol=1e-5)
     # summation order moves each gradient by ~1e-6 of its norm (conv1's: 4.5e-5 on entries up to 6.4)
-    assert all(float((grads_plain[k] - grads_last[k]).norm()) <= 1e-4 * float(grads_plain[k].norm()) + 1e-7
-               for k in grads_plain)
+    assert all(
+        float((grads_plain[k] - grads_last[k]).norm()) <= 1e-4 * float(grads_plain[k].norm()) + 1e-7
+        for k in grads_plain
+    )
 
 
 KILLER = """
@@ -171,8 +227,15 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_run(data, tmp_pat
     straight = tmp_path / "straight"
     main([*args, "--out", str(straight)])
     killed = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", KILLER, *args, "--out", str(killed)], cwd=Path(__file__).parents[1],
-                          capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "PYTHONPATH": "."})
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, *args, "--out", str(killed)],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": "."},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=False)
     # 4 steps an epoch: saved at step 3 (epoch 0) and step 6, the 2nd batch of epoch 1, then killed
@@ -181,5 +244,6 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_run(data, tmp_pat
     want, got = weights(straight), weights(killed)
     assert all(torch.equal(want[k], got[k]) for k in want)
     drop = ("seconds", "clips_per_second")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in epoch_lines(straight)][-1] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in epoch_lines(killed)][-1]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in epoch_lines(straight)][-1] == [
+        {k: v for k, v in r.items() if k not in drop} for r in epoch_lines(killed)
+    ][-1]

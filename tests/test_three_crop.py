@@ -1,5 +1,6 @@
 """The 2D papers' test protocol (ACTION-Net Sec. 4, STM Sec. 4.2): 10 clips x 3 crops per video, where a
 clip is one TSN frame per segment and the 3 crops are short-side squares at both ends and the centre."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,12 @@ torch = pytest.importorskip("torch")
 
 from flowprep.format import RGB, frame_member  # noqa: E402
 from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
-from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, make_clips, plan_clips  # noqa: E402
-from training.data import segment_test_indices  # noqa: E402
+from training.data import (  # noqa: E402
+    ClipSpec,
+    make_clips,
+    plan_clips,
+    segment_test_indices,  # noqa: E402
+)
 from training.data import test_crops as crops_at_test  # not `test_*`: pytest would collect it  # noqa: E402
 
 NO_VALIDATION = ["--val-fraction", "0", "--lr-schedule", "constant"]  # no held-out videos, no plateau
@@ -37,8 +42,7 @@ def test_test_boxes_have_the_scale_training_saw(test_crops):
     """A native 32 px training crop is tested on native 32 px boxes, never on resized short-side squares."""
     native = crops_at_test(48, 64, ClipSpec(train=False, crop_size=32, test_crops=test_crops, crop="random"))
     assert len(native) == test_crops and all((c.height, c.width) == (32, 32) for c in native)
-    scaled = crops_at_test(48, 64, ClipSpec(train=False, crop_size=32, test_crops=test_crops,
-                                            crop="multiscale_corner"))
+    scaled = crops_at_test(48, 64, ClipSpec(train=False, crop_size=32, test_crops=test_crops, crop="multiscale_corner"))
     assert all((c.height, c.width) == (48, 48) for c in scaled)  # the scale-1 square of the training crops
     assert all(0 <= c.x0 <= 64 - c.width and 0 <= c.y0 <= 48 - c.height for c in native + scaled)
 
@@ -51,8 +55,12 @@ def test_three_crops_see_left_centre_right_pixels():
     frame[:, :8], frame[:, 24:] = 40, 200
     jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
     spec = ClipSpec(frames=2, sampling="segments", train=False, crop_size=8, test_crops=3, crop="multiscale_corner")
-    picked = {"__key__": "k", "meta": {"height": 16, "width": 32, "label": 1},
-              "plans": plan_clips("k", 3, 16, 32, spec), "frames": {frame_member(RGB, i): jpeg for i in (0, 1)}}
+    picked = {
+        "__key__": "k",
+        "meta": {"height": 16, "width": 32, "label": 1},
+        "plans": plan_clips("k", 3, 16, 32, spec),
+        "frames": {frame_member(RGB, i): jpeg for i in (0, 1)},
+    }
     items = make_clips(picked, spec)
     assert [it["clip_index"] for it in items] == [0, 1, 2]
     means = [float(it["rgb"][0].mean()) for it in items]  # uint8 pixels: the mean is subtracted on the device
@@ -81,14 +89,57 @@ def test_cli_twins_training_then_10_clip_3_crop_evaluation(tmp_path):
 
     data = tmp_path / "shards"
     write_tiny_shards(data, num_shards=2, videos_per_shard=4, num_frames=12, size=16, test_every=4)
-    common = ["--data", str(data), "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16",
-              "--batch-size", "3", "--workers", "0", "--device", "cpu"]
-    main(["twins", *common, "--model", "tsn_tiny", "--epochs", "1", "--lr", "0.01", *NO_VALIDATION,
-          "--log-every", "0", "--out", str(tmp_path / "run")])
+    common = [
+        "--data",
+        str(data),
+        "--num-classes",
+        str(len(CLASSES)),
+        "--frames",
+        "4",
+        "--crop-size",
+        "16",
+        "--batch-size",
+        "3",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    main(
+        [
+            "twins",
+            *common,
+            "--model",
+            "tsn_tiny",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            *NO_VALIDATION,
+            "--log-every",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     epoch = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"train_cor", "train_ce_a", "train_ce_b"} <= set(epoch)  # the correlation loss was trained on
-    result = main(["evaluate", *common, "--checkpoint", str(tmp_path / "run" / "last.pt"), "--partitions", "train",
-                   "--test-clips", "10", "--test-crops", "3", "--out", str(tmp_path / "eval")])
+    result = main(
+        [
+            "evaluate",
+            *common,
+            "--checkpoint",
+            str(tmp_path / "run" / "last.pt"),
+            "--partitions",
+            "train",
+            "--test-clips",
+            "10",
+            "--test-crops",
+            "3",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert result["num_videos"] == 2  # 8 videos, every 4th in the test split
     assert result["num_clips"] == 2 * 10 * 3
 

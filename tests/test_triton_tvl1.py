@@ -6,6 +6,7 @@ kernel module is imported, and reloads that module if another test imported it c
 interpreter is slow (~30 ms per program), so arrays are small and tiles small enough that tile borders
 fall inside the image. Where torch sees CUDA the same tests run the compiled kernels on the GPU.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -65,8 +66,9 @@ def _random_problem(seed: int = 0):
 def test_generated_median_kernels_are_in_sync():
     from pathlib import Path
 
-    assert Path(K.__file__).read_text() == K.render(), \
+    assert Path(K.__file__).read_text() == K.render(), (
         "run `python -m flowprep.flow._triton_kernels` to regenerate the median kernels"
+    )
 
 
 _COMPILE_FOR_SM90 = """
@@ -102,8 +104,9 @@ def test_kernels_compile_for_an_h100_without_a_gpu():
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", _COMPILE_FOR_SM90], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILE_FOR_SM90], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
 
 
@@ -139,12 +142,32 @@ def test_dual_pass_alone_equals_forward_gradient_and_dual_update():
     partial = torch.arange(b * n_tiles, dtype=torch.float32, device=DEVICE).reshape(b, n_tiles)
     error = torch.empty(b, device=DEVICE)
     ours = [p.clone() for p in ps]
-    K.dual_kernel[grid](u1, u2, *ours, partial, partial, error, h, w, tiles_w, n_tiles, TAUT,
-                        HAS_MASK=False, BLOCK_H=TILES_HW[0], BLOCK_W=TILES_HW[1], BLOCK_T=16)
+    K.dual_kernel[grid](
+        u1,
+        u2,
+        *ours,
+        partial,
+        partial,
+        error,
+        h,
+        w,
+        tiles_w,
+        n_tiles,
+        TAUT,
+        HAS_MASK=False,
+        BLOCK_H=TILES_HW[0],
+        BLOCK_W=TILES_HW[1],
+        BLOCK_T=16,
+    )
     u1x, u1y = T.forward_gradient(u1)
     u2x, u2y = T.forward_gradient(u2)
     ng1, ng2 = 1 + TAUT * torch.hypot(u1x, u1y), 1 + TAUT * torch.hypot(u2x, u2y)
-    ref = [(ps[0] + TAUT * u1x) / ng1, (ps[1] + TAUT * u1y) / ng1, (ps[2] + TAUT * u2x) / ng2, (ps[3] + TAUT * u2y) / ng2]
+    ref = [
+        (ps[0] + TAUT * u1x) / ng1,
+        (ps[1] + TAUT * u1y) / ng1,
+        (ps[2] + TAUT * u2x) / ng2,
+        (ps[3] + TAUT * u2y) / ng2,
+    ]
     for r, o in zip(ref, ours):
         torch.testing.assert_close(o, r, rtol=1e-6, atol=1e-6)
     assert torch.equal(error, partial.sum(dim=1)), "tile 0 adds up the pair's partial sums"
@@ -185,7 +208,12 @@ def test_warp_equals_warp_linearize(spread_px):
 
 # ---- a full small solve ------------------------------------------------------------------------
 
-SMALL_SOLVE = {"nscales": 2, "warps": 1, "outer_iterations": 2, "inner_iterations": 5}  # the 2nd level warps by nonzero flow
+SMALL_SOLVE = {
+    "nscales": 2,
+    "warps": 1,
+    "outer_iterations": 2,
+    "inner_iterations": 5,
+}  # the 2nd level warps by nonzero flow
 
 
 def _textured_pair(shift_xy, size_hw=(40, 48), seed=0):
@@ -193,14 +221,14 @@ def _textured_pair(shift_xy, size_hw=(40, 48), seed=0):
     rng = np.random.default_rng(seed)
     h, w = size_hw
     noise = torch.from_numpy(rng.uniform(0, 255, (1, 1, h + 16, w + 16)).astype(np.float32))
-    kernel = torch.exp(-torch.arange(-6, 7, dtype=torch.float32) ** 2 / (2 * 2.0 ** 2))
+    kernel = torch.exp(-(torch.arange(-6, 7, dtype=torch.float32) ** 2) / (2 * 2.0**2))
     kernel /= kernel.sum()
     big = torch.nn.functional.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, 6))
     big = torch.nn.functional.conv2d(big, kernel.view(1, 1, -1, 1), padding=(6, 0))[0, 0].numpy()
     big = (big - big.min()) / (big.max() - big.min()) * 255
     dx, dy = shift_xy
-    prev = big[8:8 + h, 8:8 + w]
-    nxt = big[8 - dy:8 - dy + h, 8 - dx:8 - dx + w]
+    prev = big[8 : 8 + h, 8 : 8 + w]
+    nxt = big[8 - dy : 8 - dy + h, 8 - dx : 8 - dx + w]
     return prev.round().astype(np.uint8), nxt.round().astype(np.uint8)
 
 

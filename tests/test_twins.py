@@ -1,5 +1,6 @@
 """Twins Training: the correlation loss against eq. 8-10 of the STM TPAMI paper written as loops, and
 the two-view scheme running through every 2D model of the registry."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,6 @@ from training.models import create_model, list_models
 TINY_2D = [n for n in list_models() if n.split("_")[0] in ("tsn", "tsm", "action", "stm") and n.endswith("_tiny")]
 
 
-
 def loop_correlation_loss(y_a: list[list[float]], y_b: list[list[float]], beta: float) -> float:
     """Eq. 8-9 with plain Python loops: C_ij = sum_n a_ni b_nj / (|a_:i| |b_:j|)."""
     batch, classes = len(y_a), len(y_a[0])
@@ -23,7 +23,7 @@ def loop_correlation_loss(y_a: list[list[float]], y_b: list[list[float]], beta: 
     for i in range(classes):
         for j in range(classes):
             c_ij = sum(y_a[n][i] * y_b[n][j] for n in range(batch)) / (norm_a[i] * norm_b[j])
-            loss += (1 - c_ij) ** 2 if i == j else beta * c_ij ** 2
+            loss += (1 - c_ij) ** 2 if i == j else beta * c_ij**2
     return loss
 
 
@@ -95,8 +95,9 @@ def test_views_keep_normalised_inputs_normalised_and_flow_untouched_by_colour():
     # The flowprep loader's RGB: pixels 0..255 minus a mean, no std.
     loader_mean = (114.8, 107.7, 99.6)
     pixels = torch.rand(2, 3, 2, 8, 8, generator=g) * 255
-    view, _ = twin_views(pixels - torch.tensor(loader_mean).view(1, 3, 1, 1, 1), generator=g, mean=loader_mean,
-                         pixel_max=255)
+    view, _ = twin_views(
+        pixels - torch.tensor(loader_mean).view(1, 3, 1, 1, 1), generator=g, mean=loader_mean, pixel_max=255
+    )
     undone = view + torch.tensor(loader_mean).view(1, 3, 1, 1, 1)
     assert undone.min() >= -1e-3 and undone.max() <= 255 + 1e-3 and undone.max() > 100
     flow = torch.full((2, 2, 3, 8, 8), -0.25)  # spatially constant 2-channel flow: crop/flip keep it
@@ -113,8 +114,16 @@ def test_loop_colour_ops_leave_the_loaders_crops_in_place():
     mean = torch.tensor((114.8, 107.7, 99.5)).view(1, 3, 1, 1, 1)
     pixels = torch.full((6, 3, 2, 8, 8), 50.0)
     pixels[..., 4:] = 200.0  # gray frames, bright right half
-    out = augment_clips(pixels - mean, torch.Generator().manual_seed(0), mean=tuple(mean.flatten().tolist()),
-                        pixel_max=255, spatial=False) + mean
+    out = (
+        augment_clips(
+            pixels - mean,
+            torch.Generator().manual_seed(0),
+            mean=tuple(mean.flatten().tolist()),
+            pixel_max=255,
+            spatial=False,
+        )
+        + mean
+    )
     assert (out[..., 4:] >= out[..., :4] - 1e-3).all()  # no crop, no flip: the bright half stays right
     assert out.min() >= -1e-3 and out.max() <= 255 + 1e-3
     changed = [not torch.allclose(o, p, atol=1) for o, p in zip(out, pixels)]
@@ -137,6 +146,7 @@ def test_twins_training_step_with_every_2d_model(name):
 
 def test_registry_entry():
     from training.losses import create_loss
+
     loss_fn = create_loss("twins", beta=0.5, lam=2.0)
     y_a, y_b = torch.randn(4, 3), torch.randn(4, 3)
     target = torch.tensor([0, 1, 2, 0])

@@ -1,5 +1,6 @@
 """Validation is held out of the training videos, never the test set, and only validation epochs choose
 best.pt and step a plateau schedule; the test partition is read by the final `evaluate` alone."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,20 @@ from training.cli import main  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.data import is_held_out  # noqa: E402
 
-DATA = ["--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16", "--batch-size", "4", "--workers", "0",
-        "--device", "cpu"]
+DATA = [
+    "--num-classes",
+    str(len(CLASSES)),
+    "--frames",
+    "4",
+    "--crop-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+]
 COMMON = ["--model", "resnet3d_tiny", *DATA, "--log-every", "0", "--lr", "0.05"]
 FRACTION = 0.25
 
@@ -26,8 +39,7 @@ def data(tmp_path_factory) -> tuple[Path, list[str]]:
     """A train partition (every 4th video in split-1 'test' too) and a separate test partition."""
     folder = tmp_path_factory.mktemp("shards")
     train_keys = write_tiny_shards(folder, num_shards=2, videos_per_shard=6, num_frames=6, size=16, test_every=4)
-    write_tiny_shards(folder, num_shards=1, videos_per_shard=3, num_frames=6, size=16, partition="test",
-                      test_every=1)
+    write_tiny_shards(folder, num_shards=1, videos_per_shard=3, num_frames=6, size=16, partition="test", test_every=1)
     return folder, train_keys
 
 
@@ -45,8 +57,20 @@ def test_default_run_reads_no_test_video_before_evaluate(data, tmp_path, monkeyp
 
     monkeypatch.setattr(data_module, "open_shards", open_spy)
     monkeypatch.setattr(data_module, "make_clips", make_spy)
-    main(["baseline", "--data", str(folder), "--out", str(tmp_path / "run"), "--epochs", "2",
-          "--val-fraction", str(FRACTION), *COMMON])
+    main(
+        [
+            "baseline",
+            "--data",
+            str(folder),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "2",
+            "--val-fraction",
+            str(FRACTION),
+            *COMMON,
+        ]
+    )
     assert opened and not any("test-" in Path(u).name for u in opened)  # no test shard was even opened
     assert {split for _, split, _ in decoded} == {"train"}  # nor any split-1 test video of the train shards
     trainable = [k for v, k in enumerate(keys) if v % 4]
@@ -58,8 +82,18 @@ def test_default_run_reads_no_test_video_before_evaluate(data, tmp_path, monkeyp
     assert epoch["val_set"] == "held_out" and epoch["val_clips"] == len(held)
 
     opened.clear()
-    results = main(["evaluate", "--data", str(folder), "--checkpoint", str(tmp_path / "run" / "best.pt"),
-                    "--out", str(tmp_path / "eval"), *DATA])
+    results = main(
+        [
+            "evaluate",
+            "--data",
+            str(folder),
+            "--checkpoint",
+            str(tmp_path / "run" / "best.pt"),
+            "--out",
+            str(tmp_path / "eval"),
+            *DATA,
+        ]
+    )
     assert opened and all("test-" in Path(u).name for u in opened)  # the final step reads the test partition
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert saved["tested"]["partitions"] == ["test"] and len(saved["tested"]["videos"]) == results["num_videos"] == 3
@@ -75,11 +109,30 @@ def test_val_every_3_steps_the_plateau_and_chooses_best_on_validation_epochs_onl
     stepped = []
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
     real_step = plateau.step
-    monkeypatch.setattr(plateau, "step", lambda self, metric, *a, **k: stepped.append(metric) or
-                        real_step(self, metric, *a, **k))
+    monkeypatch.setattr(
+        plateau, "step", lambda self, metric, *a, **k: stepped.append(metric) or real_step(self, metric, *a, **k)
+    )
     out = tmp_path / "run"
-    main(["baseline", "--data", str(folder), "--out", str(out), "--epochs", "5", "--val-every", "3",
-          "--val-fraction", str(FRACTION), "--lr-schedule", "plateau", "--lr-patience", "0", *COMMON])
+    main(
+        [
+            "baseline",
+            "--data",
+            str(folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "5",
+            "--val-every",
+            "3",
+            "--val-fraction",
+            str(FRACTION),
+            "--lr-schedule",
+            "plateau",
+            "--lr-patience",
+            "0",
+            *COMMON,
+        ]
+    )
     epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "epoch"]
     validated = [r["epoch"] for r in epochs if "val_loss" in r]
     assert validated == [2, 4]  # every 3rd epoch, and the last
@@ -94,8 +147,9 @@ def test_validating_on_test_or_plateau_without_validation_needs_saying_so():
         TrainConfig(data="d", out="o", val_partitions=("test",))
     with pytest.raises(ValueError, match="--val-on-test"):
         TrainConfig(data="d", out="o", val_partitions=("train",), val_split_name="test")
-    assert TrainConfig(data="d", out="o", val_partitions=("test",), val_split_name="test",
-                       val_on_test=True).validation() == ("test", ("test",), "test")
+    assert TrainConfig(
+        data="d", out="o", val_partitions=("test",), val_split_name="test", val_on_test=True
+    ).validation() == ("test", ("test",), "test")
     with pytest.raises(ValueError, match="plateau needs a validation set"):
         TrainConfig(data="d", out="o", val_fraction=0)
     assert TrainConfig(data="d", out="o").validation() == ("held_out", ("train",), "train")

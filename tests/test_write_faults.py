@@ -3,6 +3,7 @@
 Either way the task fails or retries, nothing half-written is published, and running the same
 command again ends with every video exactly once and `flowprep verify` passing.
 """
+
 from __future__ import annotations
 
 import errno
@@ -27,8 +28,8 @@ TINY = ["--executor", "inline", *SETTINGS]
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     """6 tiny videos in 2 classes: 3 tasks of 2 videos."""
-    from tests.conftest import moving_square_video
     from flowprep.datasets.sample import write_avi
+    from tests.conftest import moving_square_video
 
     root = tmp_path_factory.mktemp("videos")
     for i in range(6):
@@ -71,6 +72,7 @@ def assert_nothing_half_written(fs, out: str) -> None:
 
 # ---- a full disk -------------------------------------------------------------------------------
 
+
 class FullDisk:
     """Wraps a local fsspec filesystem: every file opened for writing raises OSError(ENOSPC) once
     `budget` bytes have been written in all (the bytes that fit are written, as on a real disk)."""
@@ -97,7 +99,7 @@ class FullDisk:
             def write(self, data):
                 room = disk.budget - disk.written
                 if len(data) > room:
-                    f.write(bytes(data[:max(room, 0)]))
+                    f.write(bytes(data[: max(room, 0)]))
                     disk.written = disk.budget
                     raise OSError(errno.ENOSPC, "No space left on device", path)
                 disk.written += len(data)
@@ -130,7 +132,9 @@ def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | 
     for module in (shard_job, task):  # the driver's and the task's storage
         monkeypatch.setattr(module, "filesystem", filesystem_with_a_small_disk)
     try:
-        return CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY])
+        return CliRunner().invoke(
+            main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY]
+        )
     finally:
         for module in (shard_job, task):
             monkeypatch.setattr(module, "filesystem", real)
@@ -138,14 +142,17 @@ def extract_on_a_small_disk(monkeypatch, out: Path, videos: Path, budget: int | 
 
 def total_bytes_written(tmp_path, videos) -> int:
     out = tmp_path / "measure"
-    result = CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY])
+    result = CliRunner().invoke(
+        main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", str(out), *TINY]
+    )
     assert result.exit_code == EXIT_OK, result.output
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("fraction", [0.15, 0.5, 0.9, 0.99])  # full in task 0, 1, 2, in the manifest
 def test_a_full_disk_fails_the_job_publishes_nothing_half_written_and_the_rerun_finishes(
-        fraction, tmp_path, videos, monkeypatch):
+    fraction, tmp_path, videos, monkeypatch
+):
     budget = int(total_bytes_written(tmp_path, videos) * fraction)
     out = tmp_path / "out"
     result = extract_on_a_small_disk(monkeypatch, out, videos, budget)
@@ -187,10 +194,14 @@ class FaultyS3:
                 return moto_app(environ, start_response)
             get_input_stream(environ).read()  # drain the request, as a real server would
             code = {500: "InternalError", 503: "SlowDown"}[status]
-            body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                    f"<Message>injected by the test</Message></Error>").encode()
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>injected by the test</Message></Error>"
+            ).encode()
             self.injected.append((status, environ["REQUEST_METHOD"], environ["PATH_INFO"]))
-            start_response(f"{status} {code}", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            start_response(
+                f"{status} {code}", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+            )
             return [body]
 
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
@@ -315,8 +326,23 @@ def test_on_ray_a_task_whose_upload_fails_past_the_client_retries_is_retried(fau
 
     faulty_s3.rule = upload_fails_twice
     try:
-        result = CliRunner().invoke(main, ["extract", "--dataset", "folder", "--root", str(videos), "--out", out,
-                                           *SETTINGS, "--executor", "ray", "--workers", "1"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "extract",
+                "--dataset",
+                "folder",
+                "--root",
+                str(videos),
+                "--out",
+                out,
+                *SETTINGS,
+                "--executor",
+                "ray",
+                "--workers",
+                "1",
+            ],
+        )
     finally:
         faulty_s3.rule = lambda *a: None
     assert result.exit_code == EXIT_OK, result.output

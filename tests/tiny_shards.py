@@ -4,6 +4,7 @@ RGB frame i of video v is `rgb_level(i)` on the left half and 40 more on the rig
 `flow_x_level(i)` on the left half and `flow_x_level(i) + 40` on the right half (so a flip is visible); flow_y i is
 `flow_y_level(i)`. Flat 8x8 blocks survive JPEG exactly, so a test can read indices back from pixels.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,27 +40,47 @@ def _jpeg(img: np.ndarray) -> bytes:
 def video_sample(class_index: int, video: int, num_frames: int, size: int, splits: dict[str, str]) -> dict:
     """One WebDataset sample (member ext -> bytes) in the flowprep format."""
     key = make_key(CLASSES[class_index], f"v{video:03d}")
-    meta = {"format_version": FORMAT_VERSION, "key": key, "id": f"v{video:03d}", "dataset": "tiny",
-            "label": class_index, "class": CLASSES[class_index], "splits": splits, "source": "memory",
-            "num_frames": num_frames, "num_flows": num_frames - 1, "height": size, "width": size, "fps": 25.0,
-            "flow": {"backend": "none", "params": {}, "bound_px": 20.0, "jpeg_quality": 100},
-            "rgb_jpeg_quality": 100, "versions": {}}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "key": key,
+        "id": f"v{video:03d}",
+        "dataset": "tiny",
+        "label": class_index,
+        "class": CLASSES[class_index],
+        "splits": splits,
+        "source": "memory",
+        "num_frames": num_frames,
+        "num_flows": num_frames - 1,
+        "height": size,
+        "width": size,
+        "fps": 25.0,
+        "flow": {"backend": "none", "params": {}, "bound_px": 20.0, "jpeg_quality": 100},
+        "rgb_jpeg_quality": 100,
+        "versions": {},
+    }
     sample = {"__key__": key, "json": json.dumps(meta).encode(), "cls": str(class_index).encode()}
     for i in range(num_frames):
         rgb = np.full((size, size, 3), rgb_level(i), np.uint8)
-        rgb[:, size // 2:] += 40
+        rgb[:, size // 2 :] += 40
         sample[frame_member(RGB, i)] = _jpeg(rgb)
     for i in range(num_frames - 1):
         fx = np.full((size, size), flow_x_level(i), np.uint8)
-        fx[:, size // 2:] += 40
+        fx[:, size // 2 :] += 40
         sample[frame_member(FLOW_X, i)] = _jpeg(fx)
         sample[frame_member(FLOW_Y, i)] = _jpeg(np.full((size, size), flow_y_level(i), np.uint8))
     return sample
 
 
-def write_tiny_shards(folder: Path, num_shards: int = 3, videos_per_shard: int = 4, num_frames: int = 6,
-                      size: int = 16, partition: str = "train", test_every: int = 0,
-                      frames_of=None) -> list[str]:
+def write_tiny_shards(
+    folder: Path,
+    num_shards: int = 3,
+    videos_per_shard: int = 4,
+    num_frames: int = 6,
+    size: int = 16,
+    partition: str = "train",
+    test_every: int = 0,
+    frames_of=None,
+) -> list[str]:
     """Writes shards + '<partition>.shards.txt'; returns every video key written, in order.
 
     Video v has label v % len(CLASSES); `test_every>0` puts every such video in split-1 'test';

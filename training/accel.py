@@ -1,5 +1,6 @@
 """The network as a large run wants it: SyncBatchNorm under DDP, channels_last_3d weights, torch.compile.
 Each is off by default (TrainConfig.sync_bn / channels_last / compile)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -20,8 +21,7 @@ def to_channels_last_3d(model: nn.Module) -> nn.Module:
     return model
 
 
-def prepare_network(net: nn.Module, world: int, sync_bn: bool, channels_last: bool, compile_backend: str
-                    ) -> nn.Module:
+def prepare_network(net: nn.Module, world: int, sync_bn: bool, channels_last: bool, compile_backend: str) -> nn.Module:
     """`net` with its BatchNorms synchronised over the ranks (only when world > 1), its Conv3d weights in
     channels_last_3d and compiled; the modules inside `net` are changed in place, so a reference to the
     model inside (for checkpoints) stays valid. Compiled before DDP wraps it, so the loop's Join works."""

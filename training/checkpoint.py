@@ -1,5 +1,6 @@
 """Models from names and from checkpoints, checkpoints written atomically, and the RNG states that make
 a resumed run take exactly the steps the uninterrupted run would have taken."""
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,9 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def build_model(name: str, num_classes: int, in_channels: int, pretrained: str = "",
-                model_args: dict | None = None) -> nn.Module:
+def build_model(
+    name: str, num_classes: int, in_channels: int, pretrained: str = "", model_args: dict | None = None
+) -> nn.Module:
     from .models import create_model
 
     kwargs = {"pretrained": pretrained} if pretrained else {}
@@ -70,12 +72,23 @@ def save_atomic(obj, path: Path) -> None:
     tmp.replace(path)
 
 
-def training_state(cfg: TrainConfig, model, optimizer, scheduler, scaler, epoch: int, step: int, best: dict,
-                   class_names: list[str]) -> dict:
+def training_state(
+    cfg: TrainConfig, model, optimizer, scheduler, scaler, epoch: int, step: int, best: dict, class_names: list[str]
+) -> dict:
     """Everything a resumed run needs, at the end of `epoch` (counted from 0)."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "best": best, "rng": rng_states(),
-            "config": to_dict(cfg), "num_classes": len(class_names), "class_names": class_names}
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch + 1,
+        "step": step,
+        "best": best,
+        "rng": rng_states(),
+        "config": to_dict(cfg),
+        "num_classes": len(class_names),
+        "class_names": class_names,
+    }
 
 
 def resume(path: Path, model, optimizer, scheduler, scaler) -> tuple[int, int, dict, dict | None]:

@@ -10,13 +10,14 @@
 
 Multi-GPU / multi-node: `torchrun --nproc-per-node 8 -m training.cli teacher ...` (DDP from env vars).
 """
+
 from __future__ import annotations
 
 import importlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import click
 from click.core import ParameterSource
@@ -67,13 +68,15 @@ class _Commands(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def cli(verbose: bool) -> None:
     """Train flow teachers and distilled RGB students on flowprep shards."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _command(name: str, cls, target: str, doc: str, show: Callable | None = _print, **fixed) -> None:
     """Adds `flowprep-train NAME`: one flag per field of the config `cls` (but the `fixed` ones); it builds
     the config, then runs `target` ('module:function' of this package, imported only when run)."""
+
     @config_options(cls, exclude=tuple(fixed))
     def command(**kwargs):
         if kwargs.get("preset"):  # the paper's values for every field the command line left at its default
@@ -97,15 +100,32 @@ def _command(name: str, cls, target: str, doc: str, show: Callable | None = _pri
 _command("train", TrainConfig, ".train:train", "Train one stream (--mode teacher | baseline | student | twins).")
 for _name in RECIPES.names():  # one command per recipe
     _command(_name, TrainConfig, ".train:train", get_recipe(_name).summary, mode=_name)
-_command("evaluate", EvalConfig, ".evaluate:evaluate_checkpoint",
-         "Clip- and video-level top-1/top-5 and a confusion matrix of one checkpoint.")
-_command("fuse", FuseConfig, ".fuse:fuse",
-         "Fuse two trained streams: score averaging or the attention fusion module (paper 002).")
-_command("demo", DemoConfig, ".demo:run_demo",  # prints its table itself
-         "Extract the `sample` dataset, train teacher / baseline / student, print the comparison table.", show=None)
-_command("compare", CompareConfig, ".compare:compare",
-         "Train + evaluate several registry models (--models a,b:twins) on the same shards: one table, one plot.",
-         show=_print_table)
+_command(
+    "evaluate",
+    EvalConfig,
+    ".evaluate:evaluate_checkpoint",
+    "Clip- and video-level top-1/top-5 and a confusion matrix of one checkpoint.",
+)
+_command(
+    "fuse",
+    FuseConfig,
+    ".fuse:fuse",
+    "Fuse two trained streams: score averaging or the attention fusion module (paper 002).",
+)
+_command(
+    "demo",
+    DemoConfig,
+    ".demo:run_demo",  # prints its table itself
+    "Extract the `sample` dataset, train teacher / baseline / student, print the comparison table.",
+    show=None,
+)
+_command(
+    "compare",
+    CompareConfig,
+    ".compare:compare",
+    "Train + evaluate several registry models (--models a,b:twins) on the same shards: one table, one plot.",
+    show=_print_table,
+)
 
 
 def main(argv: Sequence[str] | None = None):

@@ -14,14 +14,16 @@ ResNet-50, 8 segments at 224: 32.7 G here, "32.9G"/"33G" there), for one clip of
 `crop_size`^2, on the meta device (no compute). Clips/s is inference throughput of the trained model on
 `device` with batches of `batch_size` random clips: a speed measurement, not part of any test.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from flowprep.cli_config import option as _f
 
@@ -39,8 +41,9 @@ class CompareConfig(TrainConfig, TestProtocol):
     """TrainConfig's flags shared by every run, plus the list of models and the test protocol."""
 
     mode: str = _f("baseline", "default mode of the runs (an entry's ':mode' overrides it)", RECIPES.names)
-    models: tuple[str, ...] = _f(("tsn_tiny", "tsm_tiny", "action_tiny", "stm_tiny"),
-                                 "comma-separated registry names, each `name[:mode]`")
+    models: tuple[str, ...] = _f(
+        ("tsn_tiny", "tsm_tiny", "action_tiny", "stm_tiny"), "comma-separated registry names, each `name[:mode]`"
+    )
     eval_partitions: tuple[str, ...] = _f(("test",), "partitions the final evaluation reads")
     eval_split_name: str = _f("test", "videos whose splits[split] equals this are evaluated")
     speed_batches: int = _f(3, "timed inference batches for clips/s (after one untimed warm-up)")
@@ -86,8 +89,9 @@ def clip_gflops(name: str, num_classes: int, in_channels: int, frames: int, crop
     return counter.get_total_flops() / 2 / 1e9  # FlopCounterMode counts a multiply-add as 2 FLOPs
 
 
-def clips_per_second(model: nn.Module, clip_shape: tuple[int, ...], batch_size: int, batches: int,
-                     device: torch.device) -> float:
+def clips_per_second(
+    model: nn.Module, clip_shape: tuple[int, ...], batch_size: int, batches: int, device: torch.device
+) -> float:
     """Inference throughput: random clips (batch_size, *clip_shape), one warm-up batch, then the median
     of `batches` timed batches (the median, because CPU runs share cores with whatever else runs)."""
     import statistics
@@ -130,27 +134,49 @@ def compare(cfg: CompareConfig) -> list[dict]:
         label = name if mode is None else f"{name}:{mode}"
         run_dir = out / label.replace(":", "-")
         run_mode = mode or cfg.mode
-        train_cfg = TrainConfig(**{**shared, "model": name, "mode": run_mode, "out": str(run_dir / "train"),
-                                   "loss": cfg.loss if mode is None else ""})
+        train_cfg = TrainConfig(
+            **{
+                **shared,
+                "model": name,
+                "mode": run_mode,
+                "out": str(run_dir / "train"),
+                "loss": cfg.loss if mode is None else "",
+            }
+        )
         train_metrics = train(train_cfg)
         checkpoint = run_dir / "train" / ("best.pt" if (run_dir / "train" / "best.pt").is_file() else "last.pt")
-        eval_cfg = EvalConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in eval_names and k != "out"},
-                              checkpoint=str(checkpoint), out=str(run_dir / "eval"),
-                              partitions=cfg.eval_partitions, split_name=cfg.eval_split_name)
+        eval_cfg = EvalConfig(
+            **{k: v for k, v in dataclasses.asdict(cfg).items() if k in eval_names and k != "out"},
+            checkpoint=str(checkpoint),
+            out=str(run_dir / "eval"),
+            partitions=cfg.eval_partitions,
+            split_name=cfg.eval_split_name,
+        )
         results = evaluate_checkpoint(eval_cfg)
 
         device, _, _ = setup_distributed(cfg.device)
         model, _, ckpt = load_trained(str(checkpoint), device)
         in_channels = IN_CHANNELS[train_cfg.modality]
-        rows.append({
-            "model": label, "mode": run_mode, "params": count_parameters(model),
-            "gflops": clip_gflops(name, ckpt["num_classes"], in_channels, cfg.frames, cfg.crop_size),
-            "clips_per_second": clips_per_second(model, (in_channels, cfg.frames, cfg.crop_size, cfg.crop_size),
-                                                 cfg.batch_size, cfg.speed_batches, device),
-            "train_clips_per_second": train_metrics.get("clips_per_second", float("nan")),
-            "clip_top1": results["clip_top1"], "video_top1": results["video_top1"],
-            "video_top5": results["video_top5"], "num_videos": results["num_videos"],
-        })
+        rows.append(
+            {
+                "model": label,
+                "mode": run_mode,
+                "params": count_parameters(model),
+                "gflops": clip_gflops(name, ckpt["num_classes"], in_channels, cfg.frames, cfg.crop_size),
+                "clips_per_second": clips_per_second(
+                    model,
+                    (in_channels, cfg.frames, cfg.crop_size, cfg.crop_size),
+                    cfg.batch_size,
+                    cfg.speed_batches,
+                    device,
+                ),
+                "train_clips_per_second": train_metrics.get("clips_per_second", float("nan")),
+                "clip_top1": results["clip_top1"],
+                "video_top1": results["video_top1"],
+                "video_top5": results["video_top5"],
+                "num_videos": results["num_videos"],
+            }
+        )
     (out / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "compare.md").write_text(markdown_table(rows, cfg))
     plot_comparison(rows, out / "compare.png")
@@ -158,12 +184,18 @@ def compare(cfg: CompareConfig) -> list[dict]:
 
 
 def markdown_table(rows: list[dict], cfg: CompareConfig) -> str:
-    header = (f"Same shards, {cfg.frames} frames x {cfg.crop_size}px, {cfg.epochs} epochs, "
-              f"test {cfg.test_clips} clips x {cfg.test_crops} crops; GFLOPs = multiply-accumulates per clip; "
-              f"clips/s = inference on {cfg.device}, batch {cfg.batch_size}.\n\n")
-    lines = ["| model | mode | params | GFLOPs | clips/s | clip top-1 | video top-1 | video top-5 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    header = (
+        f"Same shards, {cfg.frames} frames x {cfg.crop_size}px, {cfg.epochs} epochs, "
+        f"test {cfg.test_clips} clips x {cfg.test_crops} crops; GFLOPs = multiply-accumulates per clip; "
+        f"clips/s = inference on {cfg.device}, batch {cfg.batch_size}.\n\n"
+    )
+    lines = [
+        "| model | mode | params | GFLOPs | clips/s | clip top-1 | video top-1 | video top-5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['mode']} | {r['params']:,} | {r['gflops']:.3g} | {r['clips_per_second']:.1f} "
-                     f"| {100 * r['clip_top1']:.1f} | {100 * r['video_top1']:.1f} | {100 * r['video_top5']:.1f} |")
+        lines.append(
+            f"| {r['model']} | {r['mode']} | {r['params']:,} | {r['gflops']:.3g} | {r['clips_per_second']:.1f} "
+            f"| {100 * r['clip_top1']:.1f} | {100 * r['video_top1']:.1f} | {100 * r['video_top5']:.1f} |"
+        )
     return header + "\n".join(lines) + "\n"

@@ -35,25 +35,36 @@ sums them in the training process.
 Over 300 lines on purpose: the stages are one pipeline, read top to bottom in the order they run, and
 each is a small function the tests call on plain lists.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import random
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch.utils.data
 
-from flowprep.format import (FLOW_X, FLOW_Y, QUANT_LEVELS, RGB, SHARD_LIST_SUFFIX, clip_member, flip_flow_x_levels,
-                             flow_layout, flow_plane_levels, frame_member)
+from flowprep.format import (
+    FLOW_X,
+    FLOW_Y,
+    QUANT_LEVELS,
+    RGB,
+    SHARD_LIST_SUFFIX,
+    clip_member,
+    flip_flow_x_levels,
+    flow_layout,
+    flow_plane_levels,
+    frame_member,
+)
 
+from .config import Crop
 from .gpu_decode import JpegClip, collate_clips
 from .jpeg import DECODES, decode_crop, decode_jpeg, resize_box  # noqa: F401 - decode_jpeg: the benchmark's baseline
 from .tario import group_samples, tar_file_samples
-
-from .config import Crop
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +73,7 @@ ACTIVITYNET_MEAN_RGB = (114.7748, 107.7354, 99.4750)
 # Quantized flow is centred at 127.5 (zero flow), paper 001 section 4.2.2.
 FLOW_CENTER_LEVEL = QUANT_LEVELS / 2.0
 # 3D-ResNets' multi-scale crop: side = short side * scale.
-MULTISCALE_SCALES = (1.0, 0.5 ** 0.25, 0.5 ** 0.5, 0.5 ** 0.75, 0.5)
+MULTISCALE_SCALES = (1.0, 0.5**0.25, 0.5**0.5, 0.5**0.75, 0.5)
 CROP_MODES = tuple(mode.value for mode in Crop)  # the one Crop type: config.Crop
 SAMPLINGS = ("consecutive", "segments")
 ALL_CLIPS = 0  # test_clips value: the sliding-window protocol over the whole video
@@ -98,8 +109,13 @@ class ClipSpec:
             raise ValueError(f"test_crops {self.test_crops}: expected 1, 3, 5 or 10")
         if self.decode not in DECODES:
             raise ValueError(f"decode {self.decode!r}: expected one of {DECODES}")
-        if self.frames < 1 or self.crop_size < 1 or self.test_clips < 0 or self.views not in (1, 2) \
-                or self.clips_per_video < 1:
+        if (
+            self.frames < 1
+            or self.crop_size < 1
+            or self.test_clips < 0
+            or self.views not in (1, 2)
+            or self.clips_per_video < 1
+        ):
             raise ValueError(f"bad clip spec {self!r}")
 
     @property
@@ -109,8 +125,12 @@ class ClipSpec:
     @property
     def protocol(self) -> str:
         """The test protocol in words, for results.json."""
-        crops = {1: "1 centre crop", 3: "3 crops along the long side", 5: "5 crops (corners + centre)",
-                 10: "10 crops (5 + flips)"}[self.test_crops]
+        crops = {
+            1: "1 centre crop",
+            3: "3 crops along the long side",
+            5: "5 crops (corners + centre)",
+            10: "10 crops (5 + flips)",
+        }[self.test_crops]
         scale = "short-side squares resized" if self.crop == "multiscale_corner" else f"{self.crop_size} px native"
         if self.test_clips == ALL_CLIPS:
             clips = f"every {self.frames}-frame window, sliding by {self.frames} (3D-ResNets / MARS)"
@@ -122,6 +142,7 @@ class ClipSpec:
 
 
 # ---- clip indices ---------------------------------------------------------------------------------
+
 
 def usable_frames(num_frames: int, needs_flow: bool) -> int:
     """Frames a clip may start from and cover: N-1 when flow is read (N-1 flows), else N."""
@@ -187,6 +208,7 @@ def clip_indices(num_frames: int, spec: ClipSpec, rng: random.Random | None = No
 
 # ---- crops ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CropBox:
     """A square-or-not box (px, in the source frame) resized to the output size, then maybe flipped."""
@@ -219,8 +241,13 @@ def center_crop(height: int, width: int, size: int) -> CropBox:
 
 def _corner_positions(height: int, width: int, ch: int, cw: int) -> list[tuple[int, int]]:
     """(y0, x0) of the centre and the four corners, 3D-ResNets' MultiScaleCornerCrop order."""
-    return [((height - ch) // 2, (width - cw) // 2), (0, 0), (0, width - cw), (height - ch, 0),
-            (height - ch, width - cw)]
+    return [
+        ((height - ch) // 2, (width - cw) // 2),
+        (0, 0),
+        (0, width - cw),
+        (height - ch, 0),
+        (height - ch, width - cw),
+    ]
 
 
 def test_box_side(height: int, width: int, spec: ClipSpec) -> tuple[int, int]:
@@ -249,6 +276,7 @@ def test_crops(height: int, width: int, spec: ClipSpec) -> list[CropBox]:
 
 # ---- clip plans: which frames and boxes a clip gets, decided before any decode -------------------------
 
+
 @dataclass(frozen=True)
 class ClipPlan:
     """One sample of a video: its frame indices and one crop box (+ flip) per view; `index` numbers it
@@ -266,22 +294,37 @@ def video_rng(seed: int, epoch: int, key: str, what: str) -> random.Random:
     return random.Random(f"clip-{seed}-{epoch}-{key}-{what}")
 
 
-def plan_clips(key: str, num_frames: int, height: int, width: int, spec: ClipSpec, seed: int = 0,
-               epoch: int = 0) -> list[ClipPlan]:
+def plan_clips(
+    key: str, num_frames: int, height: int, width: int, spec: ClipSpec, seed: int = 0, epoch: int = 0
+) -> list[ClipPlan]:
     """The clips of one video: clips_per_video random plans at train time (drawn per video, see
     `video_rng`), the deterministic test_clips x test_crops grid at test time. `num_frames` counts clip
     positions: frames, or with flow the flows + 1 (`pick_clips`)."""
     if spec.train:  # --clips-per-video K: K plans, clip k > 0 drawing its boxes from streams of its own
         clips = clip_indices(num_frames, spec, video_rng(seed, epoch, key, "frames"))
-        return [ClipPlan(tuple(frames), tuple(train_crop(height, width, spec, video_rng(
-                    seed, epoch, key, f"view{v}" if k == 0 else f"clip{k}-view{v}")) for v in range(spec.views)), k)
-                for k, frames in enumerate(clips)]
+        return [
+            ClipPlan(
+                tuple(frames),
+                tuple(
+                    train_crop(
+                        height, width, spec, video_rng(seed, epoch, key, f"view{v}" if k == 0 else f"clip{k}-view{v}")
+                    )
+                    for v in range(spec.views)
+                ),
+                k,
+            )
+            for k, frames in enumerate(clips)
+        ]
     crops = test_crops(height, width, spec)
-    return [ClipPlan(tuple(frames), (crop,), c * len(crops) + k)
-            for c, frames in enumerate(clip_indices(num_frames, spec)) for k, crop in enumerate(crops)]
+    return [
+        ClipPlan(tuple(frames), (crop,), c * len(crops) + k)
+        for c, frames in enumerate(clip_indices(num_frames, spec))
+        for k, crop in enumerate(crops)
+    ]
 
 
 # ---- decode + augment (pixels: training.jpeg; normalisation: on the device, training.normalize) --------
+
 
 def rgb_clip(frames_jpeg: list[bytes], crop: CropBox, size: int, reduced: bool = False) -> np.ndarray:
     """uint8 (3,T,S,S): RGB pixels 0..255 of the crop (the ActivityNet mean is subtracted on the device)."""
@@ -296,8 +339,14 @@ def flow_decoder(meta: dict) -> Callable[[bytes], np.ndarray] | None:
     return lambda data: flow_plane_levels(data, meta)
 
 
-def flow_clip(flow_x_jpeg: list[bytes], flow_y_jpeg: list[bytes], crop: CropBox, size: int,
-              reduced: bool = False, decode: Callable[[bytes], np.ndarray] | None = None) -> np.ndarray:
+def flow_clip(
+    flow_x_jpeg: list[bytes],
+    flow_y_jpeg: list[bytes],
+    crop: CropBox,
+    size: int,
+    reduced: bool = False,
+    decode: Callable[[bytes], np.ndarray] | None = None,
+) -> np.ndarray:
     """uint8 (2,T,S,S): quantized flow levels (centred on the device); a flip negates x on the levels (255-q).
     Lossless flow (`decode` from `flow_decoder`) cannot travel as uint8 without rounding: it leaves as
     float32 levels minus 127.5, already centred (training.normalize passes float clips through)."""
@@ -325,6 +374,7 @@ def jpeg_clip(kind: str, jpegs: list[bytes], crop: CropBox, size: int) -> JpegCl
 
 # ---- pipeline stages (generators over dicts) ------------------------------------------------------
 
+
 def shard_urls(data: str, partitions: Iterable[str]) -> list[str]:
     """Shard urls of a flowprep output folder (local or fsspec url) from its '<partition>.shards.txt'."""
     import fsspec
@@ -337,8 +387,10 @@ def shard_urls(data: str, partitions: Iterable[str]) -> list[str]:
             with fsspec.open(list_url, "rt") as f:
                 names = [line.strip() for line in f if line.strip()]
         except FileNotFoundError:
-            raise FileNotFoundError(f"no shard list {list_url}: is {data!r} a `flowprep extract` output "
-                                    f"folder with a {partition!r} partition?") from None
+            raise FileNotFoundError(
+                f"no shard list {list_url}: is {data!r} a `flowprep extract` output "
+                f"folder with a {partition!r} partition?"
+            ) from None
         urls += [n if "://" in n or n.startswith("/") else f"{base}/{n}" for n in names]
     if not urls:
         raise ValueError(f"no shards listed for partitions {list(partitions)} in {data!r}")
@@ -393,12 +445,16 @@ def is_held_out(key: str, fraction: float) -> bool:
     import hashlib
 
     digest = hashlib.sha256(f"val-{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
-def select_split(samples: Iterable[dict], split: str, split_name: str | None,
-                 on_error: Callable[[Exception], None], keep_key: Callable[[str], bool] | None = None
-                 ) -> Iterator[dict]:
+def select_split(
+    samples: Iterable[dict],
+    split: str,
+    split_name: str | None,
+    on_error: Callable[[Exception], None],
+    keep_key: Callable[[str], bool] | None = None,
+) -> Iterator[dict]:
     """Keeps videos whose json `splits[split] == split_name` (None keeps all) and, with `keep_key`, whose key
     it accepts; parses json once."""
     for sample in samples:
@@ -414,8 +470,9 @@ def select_split(samples: Iterable[dict], split: str, split_name: str | None,
             yield {**sample, "meta": meta}
 
 
-def pick_clips(samples: Iterable[dict], spec: ClipSpec, seed: int, epoch: int,
-               on_error: Callable[[Exception], None]) -> Iterator[dict]:
+def pick_clips(
+    samples: Iterable[dict], spec: ClipSpec, seed: int, epoch: int, on_error: Callable[[Exception], None]
+) -> Iterator[dict]:
     """Plans each video's clips from its metadata and keeps only those frames' bytes (before any decode)."""
     kinds = ([RGB] if "rgb" in spec.modalities else []) + ([FLOW_X, FLOW_Y] if spec.needs_flow else [])
     for sample in samples:
@@ -435,8 +492,13 @@ def pick_clips(samples: Iterable[dict], spec: ClipSpec, seed: int, epoch: int,
         except Exception as exn:
             on_error(ValueError(f"{sample['__key__']} ({sample.get('__url__')}): {exn!r}"))
             continue
-        yield {"__key__": sample["__key__"], "__url__": sample.get("__url__"), "meta": meta,
-               "plans": plans, "frames": frames}
+        yield {
+            "__key__": sample["__key__"],
+            "__url__": sample.get("__url__"),
+            "meta": meta,
+            "plans": plans,
+            "frames": frames,
+        }
 
 
 def shuffle_buffer(samples: Iterable[dict], size: int, rng: random.Random) -> Iterator[dict]:
@@ -467,19 +529,25 @@ def make_clips(picked: dict, spec: ClipSpec) -> list[dict]:
             suffix = "" if v == 0 else str(v + 1)
             if "rgb" in spec.modalities:
                 rgb = [frames[frame_member(RGB, i)] for i in plan.frames]
-                item["rgb" + suffix] = (jpeg_clip("rgb", rgb, box, spec.crop_size) if spec.decode == "gpu"
-                                        else rgb_clip(rgb, box, spec.crop_size, reduced))
+                item["rgb" + suffix] = (
+                    jpeg_clip("rgb", rgb, box, spec.crop_size)
+                    if spec.decode == "gpu"
+                    else rgb_clip(rgb, box, spec.crop_size, reduced)
+                )
             if spec.needs_flow:
                 fx = [frames[frame_member(FLOW_X, i)] for i in plan.frames]
                 fy = [frames[frame_member(FLOW_Y, i)] for i in plan.frames]
-                item["flow" + suffix] = (jpeg_clip("flow", fx + fy, box, spec.crop_size)
-                                         if spec.decode == "gpu" and lossless is None
-                                         else flow_clip(fx, fy, box, spec.crop_size, reduced, lossless))
+                item["flow" + suffix] = (
+                    jpeg_clip("flow", fx + fy, box, spec.crop_size)
+                    if spec.decode == "gpu" and lossless is None
+                    else flow_clip(fx, fy, box, spec.crop_size, reduced, lossless)
+                )
         out.append(item)
     return out
 
 
 # ---- the dataset ----------------------------------------------------------------------------------
+
 
 def dist_info() -> tuple[int, int]:
     """(rank, world_size) from torch.distributed when initialised, else torchrun's env, else (0, 1)."""
@@ -498,9 +566,20 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
     Plain attributes only, so it pickles: DataLoader workers start by unpickling it (forkserver).
     """
 
-    def __init__(self, urls: list[str], spec: ClipSpec, split: str = "1", split_name: str | None = "train",
-                 shuffle: bool | None = None, buffer_size: int = 64, seed: int = 0, epoch_samples: int = 0,
-                 rank: int | None = None, world_size: int | None = None, held_out: HeldOut | None = None):
+    def __init__(
+        self,
+        urls: list[str],
+        spec: ClipSpec,
+        split: str = "1",
+        split_name: str | None = "train",
+        shuffle: bool | None = None,
+        buffer_size: int = 64,
+        seed: int = 0,
+        epoch_samples: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        held_out: HeldOut | None = None,
+    ):
         if not urls:
             raise ValueError("no shard urls")
         self.urls, self.spec, self.split, self.split_name = list(urls), spec, str(split), split_name
@@ -530,11 +609,14 @@ class ShardClipDataset(torch.utils.data.IterableDataset):
         """Fails early when some rank would get no shard at all (a misconfigured launch)."""
         _, world = self.rank_world()
         if self.epoch_samples == 0 and len(self.urls) < world:
-            raise ValueError(f"{len(self.urls)} shards for {world} ranks: every rank needs at least one shard; "
-                             "extract with more shards or set epoch_samples")
+            raise ValueError(
+                f"{len(self.urls)} shards for {world} ranks: every rank needs at least one shard; "
+                "extract with more shards or set epoch_samples"
+            )
         if self.epoch_samples == 0 and len(self.urls) < world * max(num_workers, 1):
-            log.warning("%d shards for %d ranks x %d workers: some workers will idle", len(self.urls), world,
-                        num_workers)
+            log.warning(
+                "%d shards for %d ranks x %d workers: some workers will idle", len(self.urls), world, num_workers
+            )
 
     def worker_urls(self, rank: int, world: int, worker: int, num_workers: int) -> Iterator[str]:
         """The shards this (rank, worker) reads this epoch; over all of them each shard once."""
@@ -612,8 +694,9 @@ def worker_context():
     return ctx
 
 
-def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pin_memory: bool = False,
-                drop_last: bool = False):
+def make_loader(
+    dataset: ShardClipDataset, batch_size: int, num_workers: int, pin_memory: bool = False, drop_last: bool = False
+):
     """torch DataLoader over `dataset`; batches are dicts of stacked tensors.
 
     With workers, the calling script needs an `if __name__ == "__main__":` guard (see worker_context).
@@ -626,11 +709,18 @@ def make_loader(dataset: ShardClipDataset, batch_size: int, num_workers: int, pi
     # the model's random ops use (a resumed run must see the same global RNG stream). The clips' own
     # randomness is seeded from (seed, epoch, rank, worker), not from this.
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=bool(num_workers),
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        worker_init_fn=_worker_init if num_workers else None,
+        persistent_workers=bool(num_workers),
         collate_fn=collate_clips,
-        prefetch_factor=4 if num_workers else None, multiprocessing_context=ctx,
-        generator=torch.Generator().manual_seed(dataset.seed))
+        prefetch_factor=4 if num_workers else None,
+        multiprocessing_context=ctx,
+        generator=torch.Generator().manual_seed(dataset.seed),
+    )
 
 
 class BadSampleTally:

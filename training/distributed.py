@@ -1,4 +1,5 @@
 """Devices, ranks and mixed precision: DDP joined from torchrun's env vars, sums and means over the ranks."""
+
 from __future__ import annotations
 
 import contextlib

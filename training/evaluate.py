@@ -1,5 +1,6 @@
 """`evaluate_checkpoint(cfg)`: clip- and video-level accuracy of one trained stream on the test videos: the
 separate, final step after training (which validated on held-out training videos, never on these)."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,26 @@ def write_results(out: Path, results: dict, names: list[str], title: str) -> dic
     returns the JSON-able part."""
     public = {k: v for k, v in results.items() if k != "video_probs"}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
-    (out / "confusion.json").write_text(json.dumps({"rows": "true class", "columns": "predicted class",
-                                                    "class_names": names, "matrix": results["confusion"]}) + "\n")
+    (out / "confusion.json").write_text(
+        json.dumps(
+            {"rows": "true class", "columns": "predicted class", "class_names": names, "matrix": results["confusion"]}
+        )
+        + "\n"
+    )
     plot_confusion(results["confusion"], names, out / "confusion.png", title)
     return public
 
 
 def what_was_tested(cfg, spec_protocol: str, results: dict) -> dict:
     """results.json's record of which videos were scored, and how."""
-    return {"protocol": spec_protocol, "data": cfg.data, "partitions": list(cfg.partitions), "split": cfg.split,
-            "split_name": cfg.split_name, "videos": sorted(results["video_keys"])}
+    return {
+        "protocol": spec_protocol,
+        "data": cfg.data,
+        "partitions": list(cfg.partitions),
+        "split": cfg.split,
+        "split_name": cfg.split_name,
+        "videos": sorted(results["video_keys"]),
+    }
 
 
 def scored_or_raise(scored: dict, cfg) -> dict:
@@ -44,8 +55,9 @@ def evaluate_checkpoint(cfg: EvalConfig) -> dict:
     confusion.json, confusion.png and config.json."""
     device, rank, _ = setup_distributed(cfg.device)
     model, train_cfg, ckpt = checkpoint.load_trained(cfg.checkpoint, device)
-    dataset, loader = test_loader(cfg, (train_cfg.modality,), model.sampling, cfg.partitions, cfg.split_name,
-                                  train_crop=train_cfg.crop)
+    dataset, loader = test_loader(
+        cfg, (train_cfg.modality,), model.sampling, cfg.partitions, cfg.split_name, train_crop=train_cfg.crop
+    )
     scored = scored_or_raise(clip_logits({"model": (model, train_cfg.modality)}, loader, device, cfg.precision), cfg)
     results = score_metrics(scored["keys"], scored["labels"], scored["logits"]["model"], ckpt["num_classes"])
     results["bad_samples"] = scored["bad_samples"]
@@ -56,5 +68,9 @@ def evaluate_checkpoint(cfg: EvalConfig) -> dict:
     write_config(cfg, out)
     torch.save({"keys": results["video_keys"], "probs": results["video_probs"]}, out / "scores.pt")
     results.pop("video_keys")  # named, sorted, in results["tested"]
-    return write_results(out, results, ckpt.get("class_names") or [str(i) for i in range(ckpt["num_classes"])],
-                         f"{train_cfg.mode} ({train_cfg.modality}) video top-1 {results['video_top1']:.3f}")
+    return write_results(
+        out,
+        results,
+        ckpt.get("class_names") or [str(i) for i in range(ckpt["num_classes"])],
+        f"{train_cfg.mode} ({train_cfg.modality}) video top-1 {results['video_top1']:.3f}",
+    )

@@ -1,4 +1,5 @@
 """`fuse(cfg)`: two frozen streams fused by score averaging or by the attention fusion module (paper 002)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,34 +42,50 @@ def fuse(cfg: FuseConfig) -> dict:
     from .models.fusion import AttentionFusion, average_scores
 
     device, rank, _ = setup_distributed(cfg.device)
-    (model_a, cfg_a, ckpt_a), (model_b, cfg_b, ckpt_b) = (checkpoint.load_trained(p, device)
-                                                          for p in (cfg.checkpoint_a, cfg.checkpoint_b))
+    (model_a, cfg_a, ckpt_a), (model_b, cfg_b, ckpt_b) = (
+        checkpoint.load_trained(p, device) for p in (cfg.checkpoint_a, cfg.checkpoint_b)
+    )
     num_classes = ckpt_a["num_classes"]
     if ckpt_b["num_classes"] != num_classes:
         raise ValueError(f"streams disagree on classes: {num_classes} vs {ckpt_b['num_classes']}")
     if model_a.sampling != model_b.sampling:
         raise ValueError(f"streams sample clips differently: {model_a.sampling} vs {model_b.sampling}")
     if (cfg_a.crop == "multiscale_corner") != (cfg_b.crop == "multiscale_corner"):
-        raise ValueError(f"streams were trained at different crop scales ({cfg_a.crop} vs {cfg_b.crop}): "
-                         "one test crop cannot match both")
+        raise ValueError(
+            f"streams were trained at different crop scales ({cfg_a.crop} vs {cfg_b.crop}): "
+            "one test crop cannot match both"
+        )
     streams = {"a": (model_a, cfg_a.modality), "b": (model_b, cfg_b.modality)}
     modalities = tuple(sorted({cfg_a.modality, cfg_b.modality}, key=["rgb", "flow"].index))
     checkpoint.seed_everything(cfg.seed)
     fusion, history = None, []
     if cfg.method == FusionMethod.ATTENTION:
         fusion = AttentionFusion(num_classes).to(device)
-        train_ds, train_loader = test_loader(cfg, modalities, model_a.sampling, cfg.train_partitions,
-                                             cfg.train_split_name, train=True, train_crop=cfg_a.crop)
+        train_ds, train_loader = test_loader(
+            cfg,
+            modalities,
+            model_a.sampling,
+            cfg.train_partitions,
+            cfg.train_split_name,
+            train=True,
+            train_crop=cfg_a.crop,
+        )
         history = train_fusion(fusion, streams, train_loader, train_ds, cfg, device)
-    dataset, loader = test_loader(cfg, modalities, model_a.sampling, cfg.partitions, cfg.split_name,
-                                  train_crop=cfg_a.crop)
+    dataset, loader = test_loader(
+        cfg, modalities, model_a.sampling, cfg.partitions, cfg.split_name, train_crop=cfg_a.crop
+    )
     scored = scored_or_raise(clip_logits(streams, loader, device, cfg.precision), cfg)
     la, lb = scored["logits"]["a"], scored["logits"]["b"]
     with torch.no_grad():
         fused = fusion([la.to(device), lb.to(device)]).cpu() if fusion else average_scores([la, lb])
-    results = {name: {k: v for k, v in score_metrics(scored["keys"], scored["labels"], logits, num_classes).items()
-                      if k.endswith(("top1", "top5"))}
-               for name, logits in (("stream_a", la), ("stream_b", lb))}
+    results = {
+        name: {
+            k: v
+            for k, v in score_metrics(scored["keys"], scored["labels"], logits, num_classes).items()
+            if k.endswith(("top1", "top5"))
+        }
+        for name, logits in (("stream_a", la), ("stream_b", lb))
+    }
     fused_metrics = score_metrics(scored["keys"], scored["labels"], fused, num_classes)
     results.update(fused_metrics, method=cfg.method.value, fusion_history=history, bad_samples=scored["bad_samples"])
     results["tested"] = what_was_tested(cfg, dataset.spec.protocol, results)
@@ -79,5 +96,9 @@ def fuse(cfg: FuseConfig) -> dict:
     write_config(cfg, out)
     if fusion is not None:
         torch.save(fusion.state_dict(), out / "fusion.pt")
-    return write_results(out, results, ckpt_a.get("class_names") or [str(i) for i in range(num_classes)],
-                         f"{cfg.method} fusion, video top-1 {fused_metrics['video_top1']:.3f}")
+    return write_results(
+        out,
+        results,
+        ckpt_a.get("class_names") or [str(i) for i in range(num_classes)],
+        f"{cfg.method} fusion, video top-1 {fused_metrics['video_top1']:.3f}",
+    )

@@ -7,6 +7,7 @@ A worker yields a `JpegClip` (the clip's frame bytes and its crop box) where the
 two JPEG decoders' rounding and the resize's), then normalises as usual. torchvision is imported only
 here, on first use; without it the run stops with one line saying what to install.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ def decode_frames(jpegs: list[bytes], gray: bool, device: torch.device) -> list[
     try:
         from torchvision.io import ImageReadMode, decode_jpeg
     except ImportError:
-        raise ImportError("--decode gpu needs torchvision (torchvision.io.decode_jpeg, nvJPEG): pip install "
-                          "torchvision matching your torch") from None
+        raise ImportError(
+            "--decode gpu needs torchvision (torchvision.io.decode_jpeg, nvJPEG): pip install "
+            "torchvision matching your torch"
+        ) from None
     data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in jpegs]
     mode = ImageReadMode.GRAY if gray else ImageReadMode.RGB
     return decode_jpeg(data, mode=mode, device=device)
@@ -52,7 +55,7 @@ def crop_resize_flip(frames: torch.Tensor, box: tuple[int, int, int, int], flip:
     """uint8 (N,C,H,W) -> uint8 (N,C,S,S): the box, bilinear to size x size when it differs (cv2 INTER_LINEAR's
     half-pixel centres, no antialias), mirrored when flip."""
     y0, x0, height, width = box
-    out = frames[:, :, y0:y0 + height, x0:x0 + width]
+    out = frames[:, :, y0 : y0 + height, x0 : x0 + width]
     if height != size or width != size:
         out = F.interpolate(out.float(), size=(size, size), mode="bilinear", align_corners=False)
         out = out.round_().clamp_(0, 255).to(torch.uint8)
@@ -66,7 +69,7 @@ def decode_clips(clips: list[JpegClip], device: torch.device) -> torch.Tensor:
     out, at = [], 0
     for clip in clips:
         n = len(clip.jpegs)
-        stacked = crop_resize_flip(torch.stack(frames[at:at + n]), clip.box, clip.flip, clip.size)  # (n,1|3,S,S)
+        stacked = crop_resize_flip(torch.stack(frames[at : at + n]), clip.box, clip.flip, clip.size)  # (n,1|3,S,S)
         at += n
         if kind == "flow":
             t = n // 2

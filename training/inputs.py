@@ -1,4 +1,5 @@
 """What a run reads: class names from the extractor's manifest, and loaders over the selected videos."""
+
 from __future__ import annotations
 
 import contextlib
@@ -42,26 +43,59 @@ def has_partition(data: str, partition: str) -> bool:
     return fs.exists(path)
 
 
-def loader_for(cfg, partitions: tuple[str, ...], split_name: str, spec: ClipSpec, epoch_samples: int = 0,
-               buffer_size: int = 0, pin: bool = False, held_out: HeldOut | None = None):
+def loader_for(
+    cfg,
+    partitions: tuple[str, ...],
+    split_name: str,
+    spec: ClipSpec,
+    epoch_samples: int = 0,
+    buffer_size: int = 0,
+    pin: bool = False,
+    held_out: HeldOut | None = None,
+):
     """(dataset, DataLoader) over the videos of `partitions` whose splits[cfg.split] is `split_name` (and
     that `held_out` keeps, when given)."""
     urls = shard_urls(cfg.data, list(partitions))
-    ds = ShardClipDataset(urls, spec, split=cfg.split, split_name=split_name, seed=cfg.seed,
-                          epoch_samples=epoch_samples, buffer_size=buffer_size, held_out=held_out)
+    ds = ShardClipDataset(
+        urls,
+        spec,
+        split=cfg.split,
+        split_name=split_name,
+        seed=cfg.seed,
+        epoch_samples=epoch_samples,
+        buffer_size=buffer_size,
+        held_out=held_out,
+    )
     return ds, make_loader(ds, cfg.batch_size, cfg.workers, pin_memory=pin)
 
 
-def test_loader(cfg, modalities: tuple[str, ...], sampling: str, partitions: tuple[str, ...], split_name: str,
-                train: bool = False, train_crop: str = "center"):
+def test_loader(
+    cfg,
+    modalities: tuple[str, ...],
+    sampling: str,
+    partitions: tuple[str, ...],
+    split_name: str,
+    train: bool = False,
+    train_crop: str = "center",
+):
     """The test protocol's loader: centre crops (or cfg.test_crops), cfg.test_clips clips per video, boxes at
     the scale of `train_crop` (the crop mode the checkpoint was trained with)."""
-    spec = ClipSpec(modalities=modalities, frames=cfg.frames, sampling=sampling, train=train,
-                    crop_size=cfg.crop_size, crop=train_crop, flip=False,
-                    test_clips=getattr(cfg, "test_clips", 1), test_crops=getattr(cfg, "test_crops", 1))
+    spec = ClipSpec(
+        modalities=modalities,
+        frames=cfg.frames,
+        sampling=sampling,
+        train=train,
+        crop_size=cfg.crop_size,
+        crop=train_crop,
+        flip=False,
+        test_clips=getattr(cfg, "test_clips", 1),
+        test_crops=getattr(cfg, "test_crops", 1),
+    )
     return loader_for(cfg, partitions, split_name, spec, buffer_size=16 if train else 0)
 
 
 def no_clips_message(data: str, partitions: tuple[str, ...], split: str, split_name: str, what: str) -> str:
-    return (f"no {what} clips in {data}: no video of partitions {','.join(partitions)!r} has splits[{split!r}] == "
-            f"{split_name!r} (or every sample was bad); check --split and the partition / split-name flags")
+    return (
+        f"no {what} clips in {data}: no video of partitions {','.join(partitions)!r} has splits[{split!r}] == "
+        f"{split_name!r} (or every sample was bad); check --split and the partition / split-name flags"
+    )

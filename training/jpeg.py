@@ -13,6 +13,7 @@ Two CPU decodes, both libjpeg-turbo:
 
 The box must be a `training.data.CropBox`-like object with y0, x0, height, width, flip.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise ImportError("CPU decode needs OpenCV, which is not installed: pip install opencv-python-headless "
-                          "(or --decode gpu)") from None
+        raise ImportError(
+            "CPU decode needs OpenCV, which is not installed: pip install opencv-python-headless (or --decode gpu)"
+        ) from None
     return cv2
 
 
@@ -63,7 +65,7 @@ def resize_box(img: np.ndarray, y0: int, x0: int, height: int, width: int, size:
     """Cut the box, resize to size x size only when it differs (flow levels are resized as values, as MARS)."""
     cv2 = _cv2()
 
-    out = img[y0:y0 + height, x0:x0 + width]
+    out = img[y0 : y0 + height, x0 : x0 + width]
     if out.shape[0] != size or out.shape[1] != size:
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
     return out
@@ -82,8 +84,9 @@ def resample_reduced(img: np.ndarray, crop, size: int, factor: int) -> np.ndarra
     tx = (crop.x0 + 0.5 * crop.width / size) / factor - 0.5
     ty = (crop.y0 + 0.5 * crop.height / size) / factor - 0.5
     warp = np.float32([[sx, 0, tx], [0, sy, ty]])
-    return cv2.warpAffine(img, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        img, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def decode_crop(data: bytes, crop, size: int, gray: bool, reduced: bool = False) -> np.ndarray:

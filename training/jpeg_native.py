@@ -6,6 +6,7 @@ second) into a cache folder, and where it cannot be built (no compiler, no heade
 jpeg_crop_scanline) the loader logs one line and decodes whole frames with OpenCV: the same pixels,
 slower. FLOWPREP_NATIVE_JPEG=0 turns it off.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -40,8 +41,12 @@ def build(source: Path = SOURCE, folder: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         out = Path(tmp) / lib.name
         cc = os.environ.get("CC", "cc")
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(source), "-ljpeg"], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(source), "-ljpeg"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         out.replace(lib)
     return lib
 
@@ -55,11 +60,24 @@ def crop_decoder():
         fn = ctypes.CDLL(str(build())).flowprep_decode_crop
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        log.info("partial JPEG decode unavailable (%s%s); decoding whole frames with OpenCV", exc.__class__.__name__,
-                 f": {detail.decode(errors='replace').strip().splitlines()[-1]}" if detail.strip() else "")
+        log.info(
+            "partial JPEG decode unavailable (%s%s); decoding whole frames with OpenCV",
+            exc.__class__.__name__,
+            f": {detail.decode(errors='replace').strip().splitlines()[-1]}" if detail.strip() else "",
+        )
         return None
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                   ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    fn.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_int,
+    ]
     fn.restype = ctypes.c_int
     return fn
 

@@ -2,12 +2,13 @@
 per epoch; the final test is `training.evaluate`), plus `clip_logits`, the test pass shared by evaluation
 and fusion. Plain functions, in the shape of torchvision's video references; the run around them is
 `training.train.train`."""
+
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -73,10 +74,19 @@ class StepSettings:
     num_classes: int = 0  # K, for label smoothing
 
 
-def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optimizer, scaler, loader,
-                    settings: StepSettings, step: int, log_step: Callable[[int, dict], None] | None = None,
-                    resume: dict | None = None, on_step: Callable[[int, int, Callable[[], dict]], None] | None = None
-                    ) -> tuple[dict, int]:
+def train_one_epoch(
+    step_fn: Callable,
+    ctx: StepContext,
+    model: nn.Module,
+    optimizer,
+    scaler,
+    loader,
+    settings: StepSettings,
+    step: int,
+    log_step: Callable[[int, dict], None] | None = None,
+    resume: dict | None = None,
+    on_step: Callable[[int, int, Callable[[], dict]], None] | None = None,
+) -> tuple[dict, int]:
     """One pass of `step_fn` (a recipe's step) over `loader`; every loss term it names is summed and
     averaged per clip. Returns (epoch metrics summed over the ranks, steps taken so far).
 
@@ -92,13 +102,23 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
     t0 = time.perf_counter() - resume.get("seconds", 0.0)
     model.train()
     sums = {k: torch.tensor(v, device=device) for k, v in resume.get("sums", {"loss": 0.0}).items()}
-    correct, seen, tally = torch.tensor(resume.get("correct", 0.0), device=device), resume.get("seen", 0), BadSampleTally()
+    correct, seen, tally = (
+        torch.tensor(resume.get("correct", 0.0), device=device),
+        resume.get("seen", 0),
+        BadSampleTally(),
+    )
     skip = resume.get("batches", 0)
     batches = 0
 
     def progress() -> dict:
-        return {"batches": batches, "sums": {k: float(v) for k, v in sums.items()}, "correct": float(correct),
-                "seen": seen, "seconds": time.perf_counter() - t0}
+        return {
+            "batches": batches,
+            "sums": {k: float(v) for k, v in sums.items()},
+            "correct": float(correct),
+            "seen": seen,
+            "seconds": time.perf_counter() - t0,
+        }
+
     ddp = isinstance(ctx.net, nn.parallel.DistributedDataParallel)
     join = Join([ctx.net]) if ddp else contextlib.nullcontext()  # ranks may get unequal sample counts
     with join:
@@ -112,8 +132,11 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
             if len(batch["label"]) == 1 and settings.batch_size > 1:
                 continue  # an epoch's 1-clip tail: BatchNorm cannot train on it (1x1x1 maps fail)
             target = batch["label"].to(device, non_blocking=True)
-            loss_target = (smooth_targets(target, settings.num_classes, settings.label_smoothing)
-                           if settings.label_smoothing else target)
+            loss_target = (
+                smooth_targets(target, settings.num_classes, settings.label_smoothing)
+                if settings.label_smoothing
+                else target
+            )
             features, terms = step_fn(ctx, batch, loss_target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
@@ -135,9 +158,13 @@ def train_one_epoch(step_fn: Callable, ctx: StepContext, model: nn.Module, optim
     keys = sorted(sums)
     totals = all_reduce_sum([float(sums[k]) for k in keys] + [float(correct), seen, tally.total], device)
     seen_all = max(totals[-2], 1)
-    metrics = {**{f"train_{k}": totals[j] / seen_all for j, k in enumerate(keys)},
-               "train_top1": totals[len(keys)] / seen_all, "train_clips": int(totals[-2]),
-               "bad_samples": int(totals[-1]), "seconds": time.perf_counter() - t0}
+    metrics = {
+        **{f"train_{k}": totals[j] / seen_all for j, k in enumerate(keys)},
+        "train_top1": totals[len(keys)] / seen_all,
+        "train_clips": int(totals[-2]),
+        "bad_samples": int(totals[-1]),
+        "seconds": time.perf_counter() - t0,
+    }
     return metrics, step
 
 
@@ -156,8 +183,12 @@ def validate(model: nn.Module, loader, modality: str, device: torch.device, prec
         n += len(target)
     model.train()
     loss_sum, top1, top5, n = all_reduce_sum([loss_sum, top1, top5, n], device)
-    return {"val_loss": loss_sum / max(n, 1), "val_top1": top1 / max(n, 1), "val_top5": top5 / max(n, 1),
-            "val_clips": int(n)}
+    return {
+        "val_loss": loss_sum / max(n, 1),
+        "val_top1": top1 / max(n, 1),
+        "val_top5": top5 / max(n, 1),
+        "val_clips": int(n),
+    }
 
 
 @torch.no_grad()
@@ -172,14 +203,19 @@ def clip_logits(streams: dict[str, tuple[nn.Module, str]], loader, device: torch
         with autocast(device, precision):
             for name, (model, modality) in streams.items():
                 logits[name].append(model(model_input(batch, modality, device)).float().cpu())
-    result = {"keys": keys, "labels": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
-              "logits": {n: torch.cat(v) if v else torch.zeros(0) for n, v in logits.items()},
-              "bad_samples": tally.total}
+    result = {
+        "keys": keys,
+        "labels": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
+        "logits": {n: torch.cat(v) if v else torch.zeros(0) for n, v in logits.items()},
+        "bad_samples": tally.total,
+    }
     if dist.is_initialized():  # every rank scored its own shards: gather them all
         parts = [None] * dist.get_world_size()
         dist.all_gather_object(parts, result)
-        result = {"keys": [k for p in parts for k in p["keys"]],
-                  "labels": torch.cat([p["labels"] for p in parts]),
-                  "logits": {n: torch.cat([p["logits"][n] for p in parts]) for n in streams},
-                  "bad_samples": sum(p["bad_samples"] for p in parts)}
+        result = {
+            "keys": [k for p in parts for k in p["keys"]],
+            "labels": torch.cat([p["labels"] for p in parts]),
+            "logits": {n: torch.cat([p["logits"][n] for p in parts]) for n in streams},
+            "bad_samples": sum(p["bad_samples"] for p in parts),
+        }
     return result

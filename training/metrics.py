@@ -1,4 +1,5 @@
 """Accuracy: top-k counts, clip- and video-level scores with the confusion matrix, metrics.jsonl lines."""
+
 from __future__ import annotations
 
 import json
@@ -26,17 +27,24 @@ def score_metrics(keys: list[str], labels: torch.Tensor, logits: torch.Tensor, n
     video_labels = torch.zeros(len(video_index), dtype=torch.long).index_copy_(0, idx, labels)
     n_clips, n_videos = max(len(keys), 1), max(len(video_index), 1)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    confusion.index_put_((video_labels, video_probs.argmax(1)), torch.ones(len(video_labels), dtype=torch.long),
-                         accumulate=True)
+    confusion.index_put_(
+        (video_labels, video_probs.argmax(1)), torch.ones(len(video_labels), dtype=torch.long), accumulate=True
+    )
     per_class = class_accuracy(confusion)
     tested = [a for a in per_class if a is not None]
-    return {"clip_top1": topk_correct(probs, labels, 1) / n_clips,
-            "clip_top5": topk_correct(probs, labels, 5) / n_clips,
-            "video_top1": topk_correct(video_probs, video_labels, 1) / n_videos,
-            "video_top5": topk_correct(video_probs, video_labels, 5) / n_videos,
-            "mean_class_top1": sum(tested) / max(len(tested), 1), "per_class_top1": per_class,
-            "num_clips": len(keys), "num_videos": len(video_index), "confusion": confusion.tolist(),
-            "video_keys": list(video_index), "video_probs": video_probs}
+    return {
+        "clip_top1": topk_correct(probs, labels, 1) / n_clips,
+        "clip_top5": topk_correct(probs, labels, 5) / n_clips,
+        "video_top1": topk_correct(video_probs, video_labels, 1) / n_videos,
+        "video_top5": topk_correct(video_probs, video_labels, 5) / n_videos,
+        "mean_class_top1": sum(tested) / max(len(tested), 1),
+        "per_class_top1": per_class,
+        "num_clips": len(keys),
+        "num_videos": len(video_index),
+        "confusion": confusion.tolist(),
+        "video_keys": list(video_index),
+        "video_probs": video_probs,
+    }
 
 
 def class_accuracy(confusion: torch.Tensor) -> list[float | None]:

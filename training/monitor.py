@@ -1,5 +1,6 @@
 """What a run shows while it trains, on rank 0: a progress line (step, clips/s, ETA of the epoch), TensorBoard
 scalars (optional: one warning line when the package is missing), and the checkpoints every N steps."""
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,16 @@ def progress_line(epoch: int, step: int, steps_in_epoch: int, expected: int, cli
 class RunMonitor:
     """Called by the loop after every step (`on_step`) and by train() at epoch starts and ends."""
 
-    def __init__(self, checkpoint_every: int, rank: int, progress: bool, tensorboard: Path | None,
-                 expected_steps: int = 0, stream=None, interval_s: float | None = None):
+    def __init__(
+        self,
+        checkpoint_every: int,
+        rank: int,
+        progress: bool,
+        tensorboard: Path | None,
+        expected_steps: int = 0,
+        stream=None,
+        interval_s: float | None = None,
+    ):
         self.every, self.rank = checkpoint_every, rank
         self.show = progress and rank == 0
         self.tb = tensorboard_writer(tensorboard) if tensorboard is not None and rank == 0 else None

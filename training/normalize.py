@@ -2,6 +2,7 @@
 the worker pipes, the pinned buffers and the host-to-device copy) and the float conversion, the ActivityNet
 mean (RGB) and the flow centring happen here, after the copy. A float clip (tests, synthetic input) is
 taken as already normalised and passes through."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Optional dependencies: one line naming the extra to install, and pictures that can never end a run."""
+
 from __future__ import annotations
 
 import functools
@@ -7,9 +8,13 @@ import logging
 log = logging.getLogger(__name__)
 
 # top-level module -> what to install for it
-EXTRAS = {"torch": "pip install 'flowprep[train]'", "torchvision": "pip install torchvision",
-          "matplotlib": "pip install 'flowprep[train]'", "s3fs": "pip install 'flowprep[s3]'",
-          "tensorboard": "pip install tensorboard"}
+EXTRAS = {
+    "torch": "pip install 'flowprep[train]'",
+    "torchvision": "pip install torchvision",
+    "matplotlib": "pip install 'flowprep[train]'",
+    "s3fs": "pip install 'flowprep[s3]'",
+    "tensorboard": "pip install tensorboard",
+}
 
 
 def missing_message(exc: ImportError, what: str) -> str | None:
@@ -25,6 +30,7 @@ def drawing(plot):
     """Decorates a function `plot(..., png)` that writes a picture: any failure (matplotlib missing, a
     bad value, a full disk) is logged and the run goes on. Checkpoints and metrics are written before
     the pictures, so a run that trained for hours never dies for want of a plotting library."""
+
     @functools.wraps(plot)
     def safe(*args, **kwargs):
         try:

@@ -4,6 +4,7 @@ Each is drawn on a `matplotlib.figure.Figure` of its own, without pyplot: no pro
 chosen (nothing calls `matplotlib.use`) and no figure outlives its function. `@drawing` makes any
 failure (matplotlib missing, a full disk) a logged warning: a picture never ends a run.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,15 @@ def plot_confusion(confusion: list[list[int]], names: list[str], png: Path, titl
         for i in range(k):
             for j in range(k):
                 if counts[i, j]:
-                    ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(counts[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -72,10 +80,12 @@ def plot_confusion(confusion: list[list[int]], names: list[str], png: Path, titl
 def plot_comparison(rows: list[dict], png: Path) -> None:
     """One figure, four bar panels sharing the model axis: video top-1, params, GFLOPs, clips/s."""
     labels = [r["model"] for r in rows]
-    panels = [("video top-1 (%)", [100 * r["video_top1"] for r in rows]),
-              ("parameters (M)", [r["params"] / 1e6 for r in rows]),
-              ("GFLOPs per clip (MACs)", [r["gflops"] for r in rows]),
-              ("inference clips/s", [r["clips_per_second"] for r in rows])]
+    panels = [
+        ("video top-1 (%)", [100 * r["video_top1"] for r in rows]),
+        ("parameters (M)", [r["params"] / 1e6 for r in rows]),
+        ("GFLOPs per clip (MACs)", [r["gflops"] for r in rows]),
+        ("inference clips/s", [r["clips_per_second"] for r in rows]),
+    ]
     fig = _figure((4 * 4, 3.6))
     for ax, (title, values) in zip(fig.subplots(1, 4), panels):
         ax.bar(range(len(values)), values, color="tab:blue")

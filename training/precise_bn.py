@@ -1,4 +1,5 @@
 """Precise BN: BatchNorm running statistics recomputed with the final weights after an epoch."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,9 @@ from .normalize import model_input
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, loader, modality: str, device: torch.device, precision: str,
-                        batches: int) -> None:
+def recompute_batchnorm(
+    model: nn.Module, loader, modality: str, device: torch.device, precision: str, batches: int
+) -> None:
     """Precise BN: BatchNorm running statistics recomputed as the plain average over `batches` training
     batches with the final weights, instead of the exponential average trailing the whole epoch's
     changing weights (what a short run's test accuracy suffers from). Under DDP every rank averages its

@@ -1,6 +1,7 @@
 """The staples of large runs, as small functions over an optimizer and a model (train.py / loops.py call them):
 the linear scaling rule, linear warmup, parameter groups without weight decay on norms and biases, label-
 smoothed targets. Each is off by default, so a run without the flags takes the same steps as before."""
+
 from __future__ import annotations
 
 import contextlib

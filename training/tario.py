@@ -8,6 +8,7 @@ type and checksum. It yields exactly what `tar_file_expander` yields; `group_sam
 samples as webdataset's `group_by_keys` does, so the training loader needs no webdataset at all (a GPU
 node may have torch and numpy only).
 """
+
 from __future__ import annotations
 
 import re
@@ -40,10 +41,10 @@ def _read_exact(stream: BinaryIO, n: int, url: str, what: str) -> bytes:
 def _pax_records(data: bytes) -> dict[str, str]:
     """'<len> key=value\\n' records of a pax header (only `path` and `size` matter here)."""
     out, pos = {}, 0
-    while pos < len(data) and data[pos:pos + 1] != b"\0":
+    while pos < len(data) and data[pos : pos + 1] != b"\0":
         space = data.index(b" ", pos)
         length = int(data[pos:space])
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         out[key.decode()] = value.decode("utf-8", "surrogateescape")
         pos += length
     return out

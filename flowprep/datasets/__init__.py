@@ -5,6 +5,7 @@ problems as data instead of dropping them: a split entry whose file is missing b
 `problem` set, and a file on disk that no split names becomes an item with empty `splits`.
 Adding a dataset is one module plus one line in DATASETS; tests parametrize over DATASETS.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,18 +21,21 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # frames of frame-folder datasets (Jester, SSv1, rawframes)
 KIND_VIDEO, KIND_FRAMES = "video", "frames"  # VideoItem.kind: a video file, or a folder of numbered frames
 
-DATASETS = Registry("dataset", {
-    "ucf101": "flowprep.datasets.ucf101:catalog",
-    "hmdb51": "flowprep.datasets.hmdb51:catalog",
-    "kinetics400": "flowprep.datasets.kinetics:kinetics400",
-    "kinetics600": "flowprep.datasets.kinetics:kinetics600",
-    "kinetics700": "flowprep.datasets.kinetics:kinetics700",
-    "sthv2": "flowprep.datasets.sthv2:catalog",
-    "sthv1": "flowprep.datasets.sthv1:catalog",
-    "jester": "flowprep.datasets.jester:catalog",
-    "folder": "flowprep.datasets.folder:catalog",
-    "sample": "flowprep.datasets.sample:catalog",
-})
+DATASETS = Registry(
+    "dataset",
+    {
+        "ucf101": "flowprep.datasets.ucf101:catalog",
+        "hmdb51": "flowprep.datasets.hmdb51:catalog",
+        "kinetics400": "flowprep.datasets.kinetics:kinetics400",
+        "kinetics600": "flowprep.datasets.kinetics:kinetics600",
+        "kinetics700": "flowprep.datasets.kinetics:kinetics700",
+        "sthv2": "flowprep.datasets.sthv2:catalog",
+        "sthv1": "flowprep.datasets.sthv1:catalog",
+        "jester": "flowprep.datasets.jester:catalog",
+        "folder": "flowprep.datasets.folder:catalog",
+        "sample": "flowprep.datasets.sample:catalog",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def mirror_listing(url: str, dest: Path) -> str:
         raise FileNotFoundError(f"dataset root {url}: no such folder or prefix")
     dest.mkdir(parents=True, exist_ok=True)
     for path, info in fs.find(base, detail=True).items():
-        rel = path[len(base):].lstrip("/")
+        rel = path[len(base) :].lstrip("/")
         if not rel or info.get("type") == "directory":
             continue
         target = dest / rel
@@ -131,6 +135,7 @@ def mirror_listing(url: str, dest: Path) -> str:
 
 
 # ---- helpers shared by the catalog modules ---------------------------------------------------
+
 
 def index_videos(root: str | Path) -> dict[str, str]:
     """Relative path ('/'-separated) of every video file under `root`, keyed by that same path."""
@@ -174,8 +179,15 @@ def missing_problem(rel_path: str, listed_in: str) -> str:
 
 UNSPLIT_NOTE = "not in any official split"
 
-_PARTITION_WORDS = {"train": "train", "training": "train", "val": "val", "validation": "val", "valid": "val",
-                    "test": "test", "testing": "test"}
+_PARTITION_WORDS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "validation": "val",
+    "valid": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def partition_of_list(path: str) -> str:

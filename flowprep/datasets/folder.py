@@ -15,17 +15,29 @@ the frames shown at [start, end) s of `path`, id `<stem>_<start ms>_<end ms>`; c
 labels; split '1' puts every clip in 'all', split '2' goes by the video's path, so that the clips of
 one video never straddle train and test.
 """
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from . import (KIND_FRAMES, KIND_VIDEO, Catalog, VideoItem, clip_id, index_videos, missing_problem,
-               partition_of_list, read_lines)
+from . import (
+    KIND_FRAMES,
+    KIND_VIDEO,
+    Catalog,
+    VideoItem,
+    clip_id,
+    index_videos,
+    missing_problem,
+    partition_of_list,
+    read_lines,
+)
 
-LAYOUT = ("ROOT/<class>/<video>.{avi,mp4,mkv,mov,...} or ROOT/<class>/<video>/00001.jpg ... (frame folders, "
-          "--frame-fps); label = sorted class index; split 1: every video in 'all', split 2: ~70/30 train/test; "
-          "or --annotations MMAction2 video lists (path label), or a clips CSV (path,start,end,label)")
+LAYOUT = (
+    "ROOT/<class>/<video>.{avi,mp4,mkv,mov,...} or ROOT/<class>/<video>/00001.jpg ... (frame folders, "
+    "--frame-fps); label = sorted class index; split 1: every video in 'all', split 2: ~70/30 train/test; "
+    "or --annotations MMAction2 video lists (path label), or a clips CSV (path,start,end,label)"
+)
 TEST_PERCENT = 30
 
 
@@ -48,9 +60,14 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
     classes = sorted({rel.split("/")[0] for rel in rels})
     label_of = {name: i for i, name in enumerate(classes)}
     items = tuple(
-        VideoItem(video_id=Path(rel).stem if kind_of[rel] == KIND_VIDEO else Path(rel).name,
-                  class_name=rel.split("/")[0], label=label_of[rel.split("/")[0]], rel_path=rel,
-                  splits={"1": "all", "2": split2_partition(rel)}, kind=kind_of[rel])
+        VideoItem(
+            video_id=Path(rel).stem if kind_of[rel] == KIND_VIDEO else Path(rel).name,
+            class_name=rel.split("/")[0],
+            label=label_of[rel.split("/")[0]],
+            rel_path=rel,
+            splits={"1": "all", "2": split2_partition(rel)},
+            kind=kind_of[rel],
+        )
         for rel in rels
     )
     if annotations and annotations.lower().endswith(".csv"):
@@ -81,14 +98,23 @@ def listed_catalog(root_path: Path, annotations: Path, on_disk: tuple[VideoItem,
     items = []
     for rel, (label, partition, list_path) in entries.items():
         present = rel in kind_of or (root_path / rel).exists()
-        items.append(VideoItem(video_id=Path(rel).stem if kind_of.get(rel) != KIND_FRAMES else Path(rel).name,
-                               class_name=classes[label] if label >= 0 else "", label=label, rel_path=rel,
-                               splits={"1": partition}, kind=kind_of.get(rel, KIND_VIDEO),
-                               problem="" if present else missing_problem(rel, list_path.name)))
-    items += [VideoItem(video_id=i.video_id, class_name=i.class_name, label=-1, rel_path=i.rel_path, kind=i.kind)
-              for i in on_disk if i.rel_path not in entries]
+        items.append(
+            VideoItem(
+                video_id=Path(rel).stem if kind_of.get(rel) != KIND_FRAMES else Path(rel).name,
+                class_name=classes[label] if label >= 0 else "",
+                label=label,
+                rel_path=rel,
+                splits={"1": partition},
+                kind=kind_of.get(rel, KIND_VIDEO),
+                problem="" if present else missing_problem(rel, list_path.name),
+            )
+        )
+    items += [
+        VideoItem(video_id=i.video_id, class_name=i.class_name, label=-1, rel_path=i.rel_path, kind=i.kind)
+        for i in on_disk
+        if i.rel_path not in entries
+    ]
     return Catalog("folder", str(root_path), classes, tuple(items), LAYOUT)
-
 
 
 def clips_catalog(root_path: Path, annotations: Path, kind_of: dict) -> Catalog:
@@ -105,8 +131,9 @@ def clips_catalog(root_path: Path, annotations: Path, kind_of: dict) -> Catalog:
             try:
                 rel, start_s, end_s, label = fields[0].strip().strip("/"), float(fields[1]), float(fields[2]), fields[3]
             except (IndexError, ValueError):
-                raise ValueError(f"{annotations}:{number}: expected `path,start,end,label` (seconds), "
-                                 f"got {','.join(fields)!r}") from None
+                raise ValueError(
+                    f"{annotations}:{number}: expected `path,start,end,label` (seconds), got {','.join(fields)!r}"
+                ) from None
             if not 0 <= start_s < end_s:
                 raise ValueError(f"{annotations}:{number}: clip [{start_s}, {end_s}) s is empty or negative")
             rows.append((rel, start_s, end_s, label.strip()))
@@ -119,7 +146,16 @@ def clips_catalog(root_path: Path, annotations: Path, kind_of: dict) -> Catalog:
             raise ValueError(f"{annotations}: clip {rel} [{start_s}, {end_s}) s is listed twice")
         seen.add((rel, video_id))
         present = kind_of.get(rel) == KIND_VIDEO or (root_path / rel).is_file()
-        items.append(VideoItem(video_id=video_id, class_name=label, label=label_of[label], rel_path=rel,
-                               splits={"1": "all", "2": split2_partition(rel)}, start_s=start_s, end_s=end_s,
-                               problem="" if present else missing_problem(rel, annotations.name)))
+        items.append(
+            VideoItem(
+                video_id=video_id,
+                class_name=label,
+                label=label_of[label],
+                rel_path=rel,
+                splits={"1": "all", "2": split2_partition(rel)},
+                start_s=start_s,
+                end_s=end_s,
+                problem="" if present else missing_problem(rel, annotations.name),
+            )
+        )
     return Catalog("folder", str(root_path), tuple(classes), tuple(items), LAYOUT)

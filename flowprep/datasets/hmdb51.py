@@ -1,4 +1,5 @@
 """HMDB51: `<class>/<video>.avi` + `testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt`."""
+
 from __future__ import annotations
 
 import re
@@ -6,7 +7,9 @@ from pathlib import Path
 
 from . import Catalog, VideoItem, index_videos, missing_problem, read_lines
 
-LAYOUT = "ROOT/<class>/<video>.avi and ROOT/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt (or --annotations DIR)"
+LAYOUT = (
+    "ROOT/<class>/<video>.avi and ROOT/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt (or --annotations DIR)"
+)
 PARTITION_OF_CODE = {"0": "unused", "1": "train", "2": "test"}
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
 
@@ -46,11 +49,16 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
     for (cls, video), video_splits in sorted(entries.items()):
         rel = on_disk.pop(f"{cls}/{video}", None) or by_name.get(video)
         on_disk.pop(rel or "", None)
-        items.append(VideoItem(
-            video_id=Path(video).stem, class_name=cls, label=label_of[cls], rel_path=rel or f"{cls}/{video}",
-            splits=dict(sorted(video_splits.items())),
-            problem="" if rel else missing_problem(f"{cls}/{video}", listed_in[(cls, video)]),
-        ))
+        items.append(
+            VideoItem(
+                video_id=Path(video).stem,
+                class_name=cls,
+                label=label_of[cls],
+                rel_path=rel or f"{cls}/{video}",
+                splits=dict(sorted(video_splits.items())),
+                problem="" if rel else missing_problem(f"{cls}/{video}", listed_in[(cls, video)]),
+            )
+        )
     for rel in sorted(on_disk):
         cls = rel.split("/")[0] if "/" in rel else ""
         items.append(VideoItem(video_id=Path(rel).stem, class_name=cls, label=label_of.get(cls, -1), rel_path=rel))

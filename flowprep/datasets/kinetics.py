@@ -10,6 +10,7 @@ split 'val') and the later one (no `is_cc`, split 'validate', as every 600 / 700
 list has no label column (label -1). The class list is a `*label_map*.txt` beside the CSVs when there
 is one (MMAction2's order), else the sorted labels of the CSVs. One official split, recorded as '1'.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,9 +22,11 @@ VERSIONS = (400, 600, 700)
 
 
 def layout(version: int) -> str:
-    return (f"ROOT/[<class>/]<youtube_id>_<start:06d>_<end:06d>.mp4 and the official CSVs "
-            f"(kinetics-{version}_{{train,val|validate,test}}.csv, any schema) in ROOT or --annotations DIR "
-            f"or FILE; optional *label_map*.txt fixes the class order")
+    return (
+        f"ROOT/[<class>/]<youtube_id>_<start:06d>_<end:06d>.mp4 and the official CSVs "
+        f"(kinetics-{version}_{{train,val|validate,test}}.csv, any schema) in ROOT or --annotations DIR "
+        f"or FILE; optional *label_map*.txt fixes the class order"
+    )
 
 
 LAYOUT = layout(400)
@@ -58,9 +61,16 @@ def kinetics(version: int, root: str, annotations: str | None = None) -> Catalog
                 raise ValueError(f"{csv_file}: not a Kinetics CSV (header {reader.fieldnames})")
             for row in reader:
                 partition = row.get("split", "") or csv_file.stem
-                rows.append((clip_stem(row["youtube_id"], row["time_start"], row["time_end"]),
-                             row.get("label", "") or "", PARTITION_ALIASES.get(partition, partition), csv_file,
-                             float(row["time_start"]), float(row["time_end"])))
+                rows.append(
+                    (
+                        clip_stem(row["youtube_id"], row["time_start"], row["time_end"]),
+                        row.get("label", "") or "",
+                        PARTITION_ALIASES.get(partition, partition),
+                        csv_file,
+                        float(row["time_start"]),
+                        float(row["time_end"]),
+                    )
+                )
 
     classes = read_lines(label_map) if label_map else sorted({row[1] for row in rows if row[1]})
     label_of = {name: i for i, name in enumerate(classes)}
@@ -78,11 +88,17 @@ def kinetics(version: int, root: str, annotations: str | None = None) -> Catalog
         if rel is None and youtube_id in by_stem:  # a full-length download: the clip is cut from it by its times
             rel, time_range = by_stem[youtube_id], {"start_s": start_s, "end_s": end_s}
             full_length.add(youtube_id)
-        items.append(VideoItem(
-            video_id=stem, class_name=label, label=label_of.get(label, -1), rel_path=rel or f"{stem}.mp4",
-            splits={"1": partition}, problem="" if rel else missing_problem(f"{stem}.mp4", csv_file.name),
-            **time_range,
-        ))
+        items.append(
+            VideoItem(
+                video_id=stem,
+                class_name=label,
+                label=label_of.get(label, -1),
+                rel_path=rel or f"{stem}.mp4",
+                splits={"1": partition},
+                problem="" if rel else missing_problem(f"{stem}.mp4", csv_file.name),
+                **time_range,
+            )
+        )
     for youtube_id in full_length:
         del by_stem[youtube_id]
     for stem, rel in sorted(by_stem.items()):

@@ -16,6 +16,7 @@ flow varies across the frame, for checking a result on motion it was not tuned o
 Two splits: "1" trains on 3 of every 4 videos of a class; "2" ("few labels") on 1 of every 4, and
 tests on the other 3.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,7 @@ def speed_profile(rng: np.random.Generator, motion: str, frames: int) -> np.ndar
     return np.full(frames, rng.uniform(*SPEED_PX_PER_FRAME))
 
 
-def render_spin_zoom(rng: np.random.Generator, class_name: str, frames: int, size_px: int,
-                     motion: str) -> np.ndarray:
+def render_spin_zoom(rng: np.random.Generator, class_name: str, frames: int, size_px: int, motion: str) -> np.ndarray:
     """uint8 (T,H,W,3): a texture turning or scaling about the frame centre; the speed profile is the
     move (px per frame) of a point at a quarter of the frame size from the centre."""
     import cv2
@@ -85,13 +85,15 @@ def render_spin_zoom(rng: np.random.Generator, class_name: str, frames: int, siz
         scale = np.exp(sign * travelled[t]) if class_name.startswith("zoom") else 1.0
         warp = cv2.getRotationMatrix2D(centre, angle_deg, scale)  # content turns ccw for angle > 0 (y down)
         warp[:, 2] -= np.array(centre) - size_px / 2  # then cut the size_px window around the centre
-        video.append(cv2.warpAffine(texture, warp, (size_px, size_px), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT))
+        video.append(
+            cv2.warpAffine(texture, warp, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        )
     return np.stack(video)
 
 
-def render_video(rng: np.random.Generator, class_name: str, frames: int, size_px: int,
-                 motion: str = "constant") -> np.ndarray:
+def render_video(
+    rng: np.random.Generator, class_name: str, frames: int, size_px: int, motion: str = "constant"
+) -> np.ndarray:
     """uint8 (T,H,W,3): a window sliding over a larger texture, so the content moves along the class
     direction (the spin_zoom classes: `render_spin_zoom`)."""
     import cv2
@@ -111,8 +113,9 @@ def render_video(rng: np.random.Generator, class_name: str, frames: int, size_px
         origin_x = x0 - direction_x * travelled_px[t]
         origin_y = y0 - direction_y * travelled_px[t]
         window = np.float32([[1, 0, -origin_x], [0, 1, -origin_y]])
-        video.append(cv2.warpAffine(texture, window, (size_px, size_px), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT))
+        video.append(
+            cv2.warpAffine(texture, window, (size_px, size_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        )
     return np.stack(video)
 
 
@@ -131,16 +134,30 @@ def write_avi(path: Path, video_rgb: np.ndarray, fps: int = 25) -> None:
     tmp.replace(path)
 
 
-def generate(root: Path, videos_per_class: int = VIDEOS_PER_CLASS, frames: int = FRAMES,
-             size_px: int = SIZE_PX, seed: int = 0, motion: str = "constant", motion_set: str = "drift") -> None:
+def generate(
+    root: Path,
+    videos_per_class: int = VIDEOS_PER_CLASS,
+    frames: int = FRAMES,
+    size_px: int = SIZE_PX,
+    seed: int = 0,
+    motion: str = "constant",
+    motion_set: str = "drift",
+) -> None:
     """Writes the videos under `root` once; a marker with the settings makes re-runs free."""
     if motion not in MOTIONS:
         raise ValueError(f"sample motion must be one of {MOTIONS}, not {motion!r}")
     if motion_set not in MOTION_SETS:
         raise ValueError(f"sample motion set must be one of {tuple(MOTION_SETS)}, not {motion_set!r}")
     classes = MOTION_SETS[motion_set]
-    settings = {"classes": classes, "videos_per_class": videos_per_class, "frames": frames,
-                "size_px": size_px, "seed": seed, "motion": motion, "generator": GENERATOR_VERSION}
+    settings = {
+        "classes": classes,
+        "videos_per_class": videos_per_class,
+        "frames": frames,
+        "size_px": size_px,
+        "seed": seed,
+        "motion": motion,
+        "generator": GENERATOR_VERSION,
+    }
     marker = root / "sample.json"
     if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(settings)):
         return
@@ -148,8 +165,9 @@ def generate(root: Path, videos_per_class: int = VIDEOS_PER_CLASS, frames: int =
     for class_name in classes:
         (root / class_name).mkdir(parents=True, exist_ok=True)
         for i in range(videos_per_class):
-            write_avi(root / class_name / f"{class_name}_{i:03d}.avi",
-                      render_video(rng, class_name, frames, size_px, motion))
+            write_avi(
+                root / class_name / f"{class_name}_{i:03d}.avi", render_video(rng, class_name, frames, size_px, motion)
+            )
     marker.write_text(json.dumps(settings))
 
 
@@ -163,10 +181,14 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
     settings = json.loads(marker.read_text())
     videos_per_class, classes = settings["videos_per_class"], tuple(settings.get("classes", CLASSES))
     items = tuple(
-        VideoItem(video_id=f"{class_name}_{i:03d}", class_name=class_name, label=label,
-                  rel_path=f"{class_name}/{class_name}_{i:03d}.avi",
-                  splits={"1": "test" if i % TEST_EVERY == 0 else "train",
-                          "2": "train" if i % TEST_EVERY == 0 else "test"})
-        for label, class_name in enumerate(classes) for i in range(videos_per_class)
+        VideoItem(
+            video_id=f"{class_name}_{i:03d}",
+            class_name=class_name,
+            label=label,
+            rel_path=f"{class_name}/{class_name}_{i:03d}.avi",
+            splits={"1": "test" if i % TEST_EVERY == 0 else "train", "2": "train" if i % TEST_EVERY == 0 else "test"},
+        )
+        for label, class_name in enumerate(classes)
+        for i in range(videos_per_class)
     )
     return Catalog("sample", str(root_path), classes, items, LAYOUT)

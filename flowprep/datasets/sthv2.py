@@ -5,6 +5,7 @@ as a string; the train / validation lists hold `{"id", "template", ...}` entries
 `{"id"}` (label -1). Partitions: `train`, `val` (the validation list; `val` as for Kinetics) and `test`,
 in the one official split '1'. Files named `*-train*.json` etc. are found too (excerpts, renamed copies).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from . import Catalog, VideoItem, index_videos, missing_problem
 
-LAYOUT = ("ROOT/<id>.webm (or ROOT/20bn-something-something-v2/<id>.webm) and "
-          "something-something-v2-{labels,train,validation,test}.json in ROOT, its parent or --annotations DIR")
+LAYOUT = (
+    "ROOT/<id>.webm (or ROOT/20bn-something-something-v2/<id>.webm) and "
+    "something-something-v2-{labels,train,validation,test}.json in ROOT, its parent or --annotations DIR"
+)
 PREFIX = "something-something-v2"
 PARTITION_OF_LIST = {"train": "train", "validation": "val", "test": "test"}
 VIDEO_FOLDER = "20bn-something-something-v2"
@@ -63,12 +66,21 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
             if "template" in entry:
                 class_name = class_of_template(entry["template"])
                 if class_name not in index_of:
-                    raise ValueError(f"{path}: video {video_id}: template {entry['template']!r} is not in {labels_path.name}")
+                    raise ValueError(
+                        f"{path}: video {video_id}: template {entry['template']!r} is not in {labels_path.name}"
+                    )
                 label = index_of[class_name]
             rel = by_stem.pop(video_id, None)
-            items.append(VideoItem(video_id=video_id, class_name=class_name, label=label,
-                                   rel_path=rel or f"{prefix}{video_id}.webm", splits={"1": partition},
-                                   problem="" if rel else missing_problem(f"{prefix}{video_id}.webm", path.name)))
+            items.append(
+                VideoItem(
+                    video_id=video_id,
+                    class_name=class_name,
+                    label=label,
+                    rel_path=rel or f"{prefix}{video_id}.webm",
+                    splits={"1": partition},
+                    problem="" if rel else missing_problem(f"{prefix}{video_id}.webm", path.name),
+                )
+            )
     for stem, rel in sorted(by_stem.items()):  # files that no list names
         items.append(VideoItem(video_id=stem, class_name="", label=-1, rel_path=rel))
     return Catalog("sthv2", str(root_path), tuple(classes), tuple(items), LAYOUT)

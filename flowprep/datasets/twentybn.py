@@ -5,6 +5,7 @@ header: `<prefix>-labels.csv` (one class a line, index = line number - 1), `<pre
 (`id;class name`) and `<prefix>-test.csv` (`id`, label -1). Partitions: `train`, `val`, `test`, in the
 one official split '1'. Files named `<prefix>-train*.csv` etc. are found too (excerpts, renamed copies).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,7 @@ def find_annotation_dir(prefix: str, root: Path, annotations: str | None) -> Pat
     raise FileNotFoundError(f"{prefix}-labels.csv not found in {[str(c) for c in candidates]}")
 
 
-def csv_catalog(name: str, prefix: str, frames_folder: str, layout: str, root: str,
-                annotations: str | None) -> Catalog:
+def csv_catalog(name: str, prefix: str, frames_folder: str, layout: str, root: str, annotations: str | None) -> Catalog:
     """The catalog of one 20BN release; `frames_folder` is the archive's top folder (used when present)."""
     root_path = Path(root)
     ann = find_annotation_dir(prefix, root_path, annotations)
@@ -51,10 +51,19 @@ def csv_catalog(name: str, prefix: str, frames_folder: str, layout: str, root: s
             if class_name and class_name not in label_of:
                 raise ValueError(f"{path}:{line_number}: class {class_name!r} is not in {labels_path.name}")
             folder = on_disk.pop(video_id, None)
-            items.append(VideoItem(video_id=video_id, class_name=class_name, label=label_of.get(class_name, -1),
-                                   rel_path=rel_prefix + (folder or video_id), splits={"1": partition},
-                                   problem="" if folder else missing_problem(rel_prefix + video_id, path.name),
-                                   kind=KIND_FRAMES))
+            items.append(
+                VideoItem(
+                    video_id=video_id,
+                    class_name=class_name,
+                    label=label_of.get(class_name, -1),
+                    rel_path=rel_prefix + (folder or video_id),
+                    splits={"1": partition},
+                    problem="" if folder else missing_problem(rel_prefix + video_id, path.name),
+                    kind=KIND_FRAMES,
+                )
+            )
     for folder in sorted(on_disk):  # frame folders that no list names
-        items.append(VideoItem(video_id=folder, class_name="", label=-1, rel_path=rel_prefix + folder, kind=KIND_FRAMES))
+        items.append(
+            VideoItem(video_id=folder, class_name="", label=-1, rel_path=rel_prefix + folder, kind=KIND_FRAMES)
+        )
     return Catalog(name, str(root_path), tuple(classes), tuple(items), layout, frame_fps=FRAME_FPS)

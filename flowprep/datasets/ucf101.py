@@ -1,11 +1,15 @@
 """UCF101: `UCF-101/<Class>/v_<Class>_gXX_cYY.avi` + `ucfTrainTestlist/` (classInd, train/testlist0{1,2,3})."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from . import Catalog, VideoItem, index_videos, missing_problem, read_lines
 
-LAYOUT = "ROOT/UCF-101/<Class>/v_*.avi and ROOT/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt (or --annotations DIR)"
+LAYOUT = (
+    "ROOT/UCF-101/<Class>/v_*.avi and ROOT/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt "
+    "(or --annotations DIR)"
+)
 SPLITS = ("1", "2", "3")
 
 
@@ -47,14 +51,25 @@ def catalog(root: str, annotations: str | None = None) -> Catalog:
         class_name = entry.split("/")[0]
         rel_on_disk = on_disk.pop(entry.lower(), None)
         rel = f"{prefix}/{rel_on_disk}" if prefix and rel_on_disk else (rel_on_disk or entry)
-        items.append(VideoItem(
-            video_id=Path(entry).stem, class_name=classes[label_of[class_name.lower()]],
-            label=label_of[class_name.lower()], rel_path=rel, splits=dict(sorted(entry_splits.items())),
-            problem="" if rel_on_disk else missing_problem(entry, listed_in[entry]),
-        ))
+        items.append(
+            VideoItem(
+                video_id=Path(entry).stem,
+                class_name=classes[label_of[class_name.lower()]],
+                label=label_of[class_name.lower()],
+                rel_path=rel,
+                splits=dict(sorted(entry_splits.items())),
+                problem="" if rel_on_disk else missing_problem(entry, listed_in[entry]),
+            )
+        )
     for rel in sorted(on_disk.values()):  # files that no split names
         class_name = rel.split("/")[0]
         label = label_of.get(class_name.lower(), -1)
-        items.append(VideoItem(video_id=Path(rel).stem, class_name=class_name, label=label,
-                               rel_path=f"{prefix}/{rel}" if prefix else rel))
+        items.append(
+            VideoItem(
+                video_id=Path(rel).stem,
+                class_name=class_name,
+                label=label,
+                rel_path=f"{prefix}/{rel}" if prefix else rel,
+            )
+        )
     return Catalog("ucf101", str(root_path), tuple(classes), tuple(items), LAYOUT)

@@ -7,6 +7,7 @@ process dies the driver knows the job and the video it was on; the job is retrie
 --task-retries), a video that killed two attempts becomes a failed row, and a storage error (OSError)
 is retried like a dead worker. Anything else a job raises fails the job; its part stays unpublished.
 """
+
 from __future__ import annotations
 
 import collections
@@ -141,8 +142,9 @@ def start(cfg: ExtractConfig) -> Iterator[Executor]:
         pool.close()
 
 
-def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress,
-        pool: ProcessPool | None = None) -> list[dict[str, Any]]:
+def run(
+    jobs: list[Job], cfg: ExtractConfig, progress: Progress, pool: ProcessPool | None = None
+) -> list[dict[str, Any]]:
     """Run `jobs` on the pool's processes (a pool of its own when none is given); returns their summaries."""
     if pool is None:
         with start(cfg) as run_on_pool:
@@ -164,7 +166,9 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress,
                 idle = sum(w.job is None for w in workers)
                 share = max(1, idle // len(queue))
                 job = queue.pop()
-                job_cfg = cfg if share == 1 else dataclasses.replace(cfg, threads_per_worker=cfg.threads_per_worker * share)
+                job_cfg = (
+                    cfg if share == 1 else dataclasses.replace(cfg, threads_per_worker=cfg.threads_per_worker * share)
+                )
                 worker.conn.send(JobOrder(job, job_cfg, known_bad_videos(job, died_at[job.name])))
                 worker.job = job
                 worker.counted = {"videos": 0, "frames": 0, "failed": 0}

@@ -3,6 +3,7 @@
 Only small summaries come back to the driver; the jobs write their shards, pieces and parts themselves.
 With --flow-actors, the tasks compute flow on the actors of `flow_pool.FlowPool`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -100,8 +101,9 @@ def run_job_reporting(job: Job, cfg: ExtractConfig, board: Any, flow: RemoteFlow
         # Waited for (a millisecond), so that when this worker dies the board's count is exact:
         # a report still in this process's send queue would make it blame the previous video.
         try:
-            wait_holding_cpus(board.video_done.remote(job.name, attempt, row["frames"],
-                                                      row["status"] == STATUS_FAILED), timeout_s=10)
+            wait_holding_cpus(
+                board.video_done.remote(job.name, attempt, row["frames"], row["status"] == STATUS_FAILED), timeout_s=10
+            )
         except (ray.exceptions.RayError, TimeoutError):
             pass  # progress is best effort: never fail a task over it
 
@@ -133,8 +135,12 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[st
             ray.init(address=address, log_to_driver=False)
         else:
             # address="local": always a fresh local instance, never a cluster that happens to run here
-            ray.init(address="local", num_cpus=cfg.workers * threads + cfg.flow_actors * ACTOR_CPUS,
-                     include_dashboard=False, log_to_driver=False)
+            ray.init(
+                address="local",
+                num_cpus=cfg.workers * threads + cfg.flow_actors * ACTOR_CPUS,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
     pool = None
     try:
         pool = FlowPool.start(cfg, ray) if cfg.flow_actors else None  # flow actors shared by the tasks
@@ -146,14 +152,20 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[st
             ray.shutdown()
 
 
-def _run_ray_jobs(jobs: list[Job], cfg: ExtractConfig, progress: Progress, ray: Any,
-                  pool: FlowPool | None = None) -> list[dict[str, Any]]:
+def _run_ray_jobs(
+    jobs: list[Job], cfg: ExtractConfig, progress: Progress, ray: Any, pool: FlowPool | None = None
+) -> list[dict[str, Any]]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     threads = cfg.threads_per_worker
     # The board lives on the driver's node: it dies with the driver, never with a worker node.
-    board = ray.remote(num_cpus=0)(ProgressBoard).options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        ray.get_runtime_context().get_node_id(), soft=False)).remote()
+    board = (
+        ray.remote(num_cpus=0)(ProgressBoard)
+        .options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        )
+        .remote()
+    )
     # task_retries covers worker and node deaths, and OSError (an object store's transient failure);
     # a video's own problem is caught inside the job and becomes a failed row, so nothing else retries.
     resources = {"num_cpus": threads, **({"memory": cfg.task_memory_mb * 2**20} if cfg.task_memory_mb else {})}

@@ -6,6 +6,7 @@ one entry point). Adding a backend is one module plus one line in BACKENDS; the 
 BACKENDS, so a new backend is covered by them with no new test. `resolve` is the one place a requested
 name (`auto` included) becomes the backend a job runs and records.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,14 +17,17 @@ from .base import FlowBackend
 
 log = logging.getLogger(__name__)
 
-BACKENDS = Registry("flow backend", {
-    "opencv": "flowprep.flow.opencv_tvl1:OpenCVTVL1",
-    "torch": "flowprep.flow.torch_tvl1:TorchTVL1",  # CUDA if torch sees a device, else CPU
-    "torch-cuda": "flowprep.flow.torch_tvl1:TorchCudaTVL1",  # the same, CUDA or unavailable
-    "triton-cuda": "flowprep.flow.triton_tvl1:TritonCudaTVL1",  # torch-cuda with fused Triton kernels
-    "opencv-cuda": "flowprep.flow.opencv_cuda:OpenCVCudaTVL1",
-    "numba": "flowprep.flow.numba_tvl1:NumbaTVL1",  # OpenCV's CPU TV-L1 fused and compiled: the CPU default
-})
+BACKENDS = Registry(
+    "flow backend",
+    {
+        "opencv": "flowprep.flow.opencv_tvl1:OpenCVTVL1",
+        "torch": "flowprep.flow.torch_tvl1:TorchTVL1",  # CUDA if torch sees a device, else CPU
+        "torch-cuda": "flowprep.flow.torch_tvl1:TorchCudaTVL1",  # the same, CUDA or unavailable
+        "triton-cuda": "flowprep.flow.triton_tvl1:TritonCudaTVL1",  # torch-cuda with fused Triton kernels
+        "opencv-cuda": "flowprep.flow.opencv_cuda:OpenCVCudaTVL1",
+        "numba": "flowprep.flow.numba_tvl1:NumbaTVL1",  # OpenCV's CPU TV-L1 fused and compiled: the CPU default
+    },
+)
 
 # `auto` tries these in order and takes the first available: fastest faithful backend first.
 # triton-cuda (torch-cuda's flow, its inner iteration fused into two Triton kernels), then
@@ -77,8 +81,10 @@ def resolve(name: str, params: dict, on_actors: bool) -> ResolvedBackend:
     from .opencv_tvl1 import OPENCV_TVL1_DEFAULTS
 
     if name == "auto":
-        raise ValueError("--flow-backend auto with --flow-actors: name the backend (e.g. torch-cuda); "
-                         "the driver's machine may not have the flow actors' accelerator")
+        raise ValueError(
+            "--flow-backend auto with --flow-actors: name the backend (e.g. torch-cuda); "
+            "the driver's machine may not have the flow actors' accelerator"
+        )
     backend_class(name)  # an unknown name fails here, before any work
     built_on = "the flow actors (see each sample's json)"
     return ResolvedBackend(name, {**OPENCV_TVL1_DEFAULTS, **params, "built_on": built_on})

@@ -14,6 +14,7 @@ it); for 3x3, 26 instead of 40 (plus 6). Straight-line code so that LLVM vectori
 (`a if a < b else b` is one minps); a loop over a table of comparators would keep each pixel's values
 in memory.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -78,16 +79,21 @@ def render() -> str:
         network = column_sorted_median_network(k)
         n_ops = sum(int(keep_min) + int(keep_max) for _, _, keep_min, keep_max in network)
         column_sort = [(lo, hi, True, True) for lo, hi in _batcher_pairs(k)]
-        lines += ["", "", "@_jit", f"def median{k}(padded, out):",
-                  f'    """out[:H, :W] = {k}x{k} medians of `padded` (H+{k - 1}, W+{k - 1}), the image with its border',
-                  f"    replicated by {r} (out may be wider: a padded plane): {len(column_sort)} comparators per",
-                  f'    column, {n_ops} min/max per pixel, min/max only, so exact."""',
-                  f"    h, w = padded.shape[0] - {k - 1}, padded.shape[1] - {k - 1}",
-                  f"    columns = np.empty(({k}, w + {k - 1}), np.float32)  # one row's sorted columns",
-                  "    for y in range(h):",
-                  *[f"        r{i} = padded[y + {i}]" for i in range(k)],
-                  *[f"        c{i} = columns[{i}]" for i in range(k)],
-                  f"        for x in range(w + {k - 1}):  # each column's {k} values, sorted"]
+        lines += [
+            "",
+            "",
+            "@_jit",
+            f"def median{k}(padded, out):",
+            f'    """out[:H, :W] = {k}x{k} medians of `padded` (H+{k - 1}, W+{k - 1}), the image with its border',
+            f"    replicated by {r} (out may be wider: a padded plane): {len(column_sort)} comparators per",
+            f'    column, {n_ops} min/max per pixel, min/max only, so exact."""',
+            f"    h, w = padded.shape[0] - {k - 1}, padded.shape[1] - {k - 1}",
+            f"    columns = np.empty(({k}, w + {k - 1}), np.float32)  # one row's sorted columns",
+            "    for y in range(h):",
+            *[f"        r{i} = padded[y + {i}]" for i in range(k)],
+            *[f"        c{i} = columns[{i}]" for i in range(k)],
+            f"        for x in range(w + {k - 1}):  # each column's {k} values, sorted",
+        ]
         lines += [f"            a{i} = r{i}[x]" for i in range(k)]
         lines += _comparators(column_sort, " " * 12)
         lines += [f"            c{i}[x] = a{i}" for i in range(k)]

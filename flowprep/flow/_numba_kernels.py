@@ -7,14 +7,24 @@ precision: float32 scalars throughout (a float64 literal would promote a whole e
 deviations that `_dual_update` and `_plane_sum` document. Nothing depends on the SIMD width LLVM
 picks for the CPU (AVX2, AVX-512, NEON): every loop is elementwise or sums in a fixed order.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from flowprep.flow._median_networks import median3, median5  # noqa: F401  (re-exported kernels)
 from flowprep.flow._numba_warp import (  # noqa: F401  (re-exported)
-    PAD, SCRATCH_FLOATS, pad_images, warp, warp_framed, warp_per_pixel)
-from flowprep.flow._numba_warp import _F0, _F1, _inline, _jit
+    _F0,
+    _F1,
+    PAD,
+    SCRATCH_FLOATS,
+    _inline,
+    _jit,
+    pad_images,
+    warp,
+    warp_framed,
+    warp_per_pixel,
+)
 
 _HALF = np.float32(0.5)
 _FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
@@ -46,7 +56,7 @@ def state_views(buf, h, wp):
     """A state buffer's plane as 1-D views of H*Wp floats: (at, left, right, up, down) = the plane at
     pixel i, i-1, i+1, i-Wp, i+Wp (`left` of x = 0 and `right` of x = Wp-1 cross rows)."""
     n = h * wp
-    return (buf[wp:wp + n], buf[wp - 1:wp - 1 + n], buf[wp + 1:wp + 1 + n], buf[0:n], buf[2 * wp:2 * wp + n])
+    return (buf[wp : wp + n], buf[wp - 1 : wp - 1 + n], buf[wp + 1 : wp + 1 + n], buf[0:n], buf[2 * wp : 2 * wp + n])
 
 
 @_inline
@@ -138,8 +148,26 @@ def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, the
 
 
 @_jit
-def inner_loop(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut,
-               scaled_epsilon, max_iterations, err, col0):
+def inner_loop(
+    w,
+    u1b,
+    u2b,
+    p11b,
+    p12b,
+    p21b,
+    p22b,
+    I1wx,
+    I1wy,
+    grad,
+    rho_c,
+    l_t,
+    theta,
+    taut,
+    scaled_epsilon,
+    max_iterations,
+    err,
+    col0,
+):
     """procOneScale's inner loop: sweeps while error > scaled_epsilon, at most max_iterations.
     Returns (sweeps run, the last error)."""
     error = _FLT_MAX
@@ -165,6 +193,7 @@ def centered_gradient(src, dx, dy):
 # ---- cv::medianBlur(u, u, k) of a float image: the exact window median, border replicated ---------
 # median5(padded, out) and median3(padded, out) are generated code, imported from _median_networks.
 
+
 @_jit
 def pad_replicate(src, r, padded):
     """padded (H+2r, W+2r) = src[:H, :W] with its border pixels repeated r times (BORDER_REPLICATE);
@@ -172,7 +201,7 @@ def pad_replicate(src, r, padded):
     h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
     for y in range(h + 2 * r):
         row, out = src[min(max(y - r, 0), h - 1)], padded[y]
-        inner = out[r:r + w]
+        inner = out[r : r + w]
         for x in range(w):  # vectorized: a row copy
             inner[x] = row[x]
         for x in range(r):

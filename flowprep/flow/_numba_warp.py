@@ -9,6 +9,7 @@ image, because positions clamp to 8 px outside it, so neither path tests a borde
 image reads the frame's 0, as BORDER_CONSTANT has it: the sum gains a +-0 term where the border
 formula skips the tap, which changes no value (at most the sign of an exact zero).
 """
+
 from __future__ import annotations
 
 import numba
@@ -118,7 +119,7 @@ def pad_images(I1, I1x, I1y, framed):
     framed[:] = 0
     for k, img in enumerate((I1, I1x, I1y)):
         for y in range(h):
-            framed[k, y + PAD, PAD:PAD + w] = img[y]
+            framed[k, y + PAD, PAD : PAD + w] = img[y]
 
 
 @_jit
@@ -156,14 +157,13 @@ def _taps5(t, c, k0, k1, k2, k3, k4):
 @_inline
 def _shifted(shift, w0, w1, w2, w3):
     """The 4 cubic weights in a 5-slot window, at slot 0 (shift False) or 1 (shift True)."""
-    return (_F0 if shift else w0, w0 if shift else w1, w1 if shift else w2, w2 if shift else w3,
-            w3 if shift else _F0)
+    return (_F0 if shift else w0, w0 if shift else w1, w1 if shift else w2, w2 if shift else w3, w3 if shift else _F0)
 
 
 @_inline
 def _window_row(t, seg, src, n):
     """t[seg * _SEG : + n] = src[:n]: one tap row of the run's window into the scratch."""
-    dst = t[seg * _SEG:seg * _SEG + n]
+    dst = t[seg * _SEG : seg * _SEG + n]
     for i in range(n):  # vectorized (indexed by the loop variable: no wraparound)
         dst[i] = src[i]
 
@@ -197,10 +197,12 @@ def warp_framed(I0, framed, u1, u2, I1wx, I1wy, grad, rho_c, t):
                 my = np.float32(y) + cu2[i]
                 fx = np.floor(mx)
                 fy = np.floor(my)
-                (t[_WX * _SEG + i], t[(_WX + 1) * _SEG + i], t[(_WX + 2) * _SEG + i],
-                 t[(_WX + 3) * _SEG + i]) = _cubic_weights(mx - fx)
-                (t[_WY * _SEG + i], t[(_WY + 1) * _SEG + i], t[(_WY + 2) * _SEG + i],
-                 t[(_WY + 3) * _SEG + i]) = _cubic_weights(my - fy)
+                (t[_WX * _SEG + i], t[(_WX + 1) * _SEG + i], t[(_WX + 2) * _SEG + i], t[(_WX + 3) * _SEG + i]) = (
+                    _cubic_weights(mx - fx)
+                )
+                (t[_WY * _SEG + i], t[(_WY + 1) * _SEG + i], t[(_WY + 2) * _SEG + i], t[(_WY + 3) * _SEG + i]) = (
+                    _cubic_weights(my - fy)
+                )
                 t[_DX * _SEG + i] = min(max(fx, -_FAR), np.float32(w) + _FAR) - np.float32(x)  # small ints: exact
                 t[_DY * _SEG + i] = min(max(fy, -_FAR), np.float32(h) + _FAR) - np.float32(y)
             x = cs
@@ -228,15 +230,17 @@ def warp_framed(I0, framed, u1, u2, I1wx, I1wy, grad, rho_c, t):
                         _window_row(t, _TAPS + r, I1[r0 + r, c0:], n + 4)
                         _window_row(t, _TAPS + 5 + r, I1x[r0 + r, c0:], n + 4)
                         _window_row(t, _TAPS + 10 + r, I1y[r0 + r, c0:], n + 4)
-                    wt = t[first - cs:]  # weights and displacements of pixel first + l at wt[seg * _SEG + l]
+                    wt = t[first - cs :]  # weights and displacements of pixel first + l at wt[seg * _SEG + l]
                     v1, v2, vg, vrho = o1[first:], o2[first:], og[first:], orho[first:]
                     vu1, vu2, vi0 = u1r[first:], u2r[first:], i0r[first:]
                     flo_x, flo_y = np.float32(dx), np.float32(dy)
-                    for l in range(np.uint64(n)):  # vectorized: 8 pixels per step
-                        kx0, kx1, kx2, kx3, kx4 = _shifted(wt[_OW[_DX] + l] != flo_x, wt[_OW[0] + l], wt[_OW[1] + l],
-                                                           wt[_OW[2] + l], wt[_OW[3] + l])
-                        ky0, ky1, ky2, ky3, ky4 = _shifted(wt[_OW[_DY] + l] != flo_y, wt[_OW[4] + l], wt[_OW[5] + l],
-                                                           wt[_OW[6] + l], wt[_OW[7] + l])
+                    for l in range(np.uint64(n)):  # noqa: E741 - l: the lane, as in the comments; vectorized, 8 pixels a step
+                        kx0, kx1, kx2, kx3, kx4 = _shifted(
+                            wt[_OW[_DX] + l] != flo_x, wt[_OW[0] + l], wt[_OW[1] + l], wt[_OW[2] + l], wt[_OW[3] + l]
+                        )
+                        ky0, ky1, ky2, ky3, ky4 = _shifted(
+                            wt[_OW[_DY] + l] != flo_y, wt[_OW[4] + l], wt[_OW[5] + l], wt[_OW[6] + l], wt[_OW[7] + l]
+                        )
                         # s = sum_i r_i * wy_i from 0, in OpenCV's order; the zero-weight terms add +-0.
                         # Unrolled by hand: a loop over the 5 rows would be the innermost loop, the one
                         # LLVM vectorizes, instead of this loop over pixels.

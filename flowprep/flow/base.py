@@ -6,6 +6,7 @@ implements `compute` and inherits `levels` (compute, then `format.quantize_flow`
 flow is computed elsewhere (`remote.RemoteFlow`, on a Ray actor) implements `levels` to quantize
 there, so a quarter of the bytes come back.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -20,6 +20,7 @@ measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it
 One pair per thread: a batch's pairs are solved one by one, on as many threads as the task's CPU share
 (`NumbaTVL1._threads`), each with its own solver, so a pair's flow never depends on its batch or thread.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,18 +62,24 @@ class _Workspace:
         for name in ("u1", "u2"):
             self.state[name][:wp] = 0
             self.state[name][-wp:] = 0
-            self.plane(name, full=True)[:, self.w:] = 0
+            self.plane(name, full=True)[:, self.w :] = 0
 
     def kernel_args(self) -> tuple:
         """The arguments `_numba_kernels.sweep` / `inner_loop` start with: w, the state, the warp's planes."""
-        return (self.w, *(self.state[n] for n in ("u1", "u2", "p11", "p12", "p21", "p22")),
-                self.I1wx, self.I1wy, self.grad, self.rho_c)
+        return (
+            self.w,
+            *(self.state[n] for n in ("u1", "u2", "p11", "p12", "p21", "p22")),
+            self.I1wx,
+            self.I1wy,
+            self.grad,
+            self.rho_c,
+        )
 
     def plane(self, name: str, full: bool = False) -> np.ndarray:
         """A state buffer's plane as an (H,W) view, or (H,Wp) with the pad columns."""
         h, wp = self.I1wx.shape
         plane = self.state[name][wp:-wp].reshape(h, wp)
-        return plane if full else plane[:, :self.w]
+        return plane if full else plane[:, : self.w]
 
     def padded_for(self, radius: int) -> np.ndarray:
         if radius not in self.padded:
@@ -92,8 +99,10 @@ class FusedTVL1Solver:
         if params["use_initial_flow"]:
             raise ValueError("fused TV-L1 does not take an initial flow (use_initial_flow=False)")
         if params["median_filtering"] not in (0, 1, 3, 5):
-            raise ValueError("median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float flow; "
-                             f"got {params['median_filtering']!r}")
+            raise ValueError(
+                "median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float flow; "
+                f"got {params['median_filtering']!r}"
+            )
         from flowprep.flow import _numba_kernels
 
         _numba_kernels.warm_up()  # compiles once per machine (~20 s), then loads from the cache (~1 s)

@@ -9,6 +9,7 @@ some of the difference cannot be configured away (docs/flow_backends.md):
     cv::remap (a = -0.75, zero border).
 `params()` records what it really runs with, so shards say which flavour of TV-L1 made them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,11 @@ def _factory():
     import cv2
 
     cuda = getattr(cv2, "cuda", None)
-    for owner, attr in ((cuda, "OpticalFlowDual_TVL1_create"), (getattr(cuda, "OpticalFlowDual_TVL1", None), "create"),
-                        (getattr(cv2, "cuda_OpticalFlowDual_TVL1", None), "create")):
+    for owner, attr in (
+        (cuda, "OpticalFlowDual_TVL1_create"),
+        (getattr(cuda, "OpticalFlowDual_TVL1", None), "create"),
+        (getattr(cv2, "cuda_OpticalFlowDual_TVL1", None), "create"),
+    ):
         if owner is not None and hasattr(owner, attr):
             return getattr(owner, attr)
     return None
@@ -61,16 +65,29 @@ class OpenCVCudaTVL1(FlowBackend):
         # The CUDA defaults are tau 0.25, lambda 0.15, theta 0.3, 5 scales, 5 warps, epsilon 0.01,
         # 300 iterations, scale step 0.8, gamma 0: set every one explicitly anyway, so a change of
         # OpenCV's defaults cannot change our output.
-        self._tvl1 = _factory()(float(p["tau"]), float(p["lambda"]), float(p["theta"]), int(p["nscales"]),
-                                int(p["warps"]), float(p["epsilon"]), self._iterations, float(p["scale_step"]),
-                                float(p["gamma"]), False)
+        self._tvl1 = _factory()(
+            float(p["tau"]),
+            float(p["lambda"]),
+            float(p["theta"]),
+            int(p["nscales"]),
+            int(p["warps"]),
+            float(p["epsilon"]),
+            self._iterations,
+            float(p["scale_step"]),
+            float(p["gamma"]),
+            False,
+        )
         self._gpu = None  # (I0, I1, flow) GpuMats, reused between pairs
 
     def params(self) -> dict:
         import cv2
 
-        return {**self._params, "iterations": self._iterations, "median_filtering": 0,
-                "impl": f"cv2.cuda.OpticalFlowDual_TVL1 {cv2.__version__} (no median filter, a=-0.5 cubic warp)"}
+        return {
+            **self._params,
+            "iterations": self._iterations,
+            "median_filtering": 0,
+            "impl": f"cv2.cuda.OpticalFlowDual_TVL1 {cv2.__version__} (no median filter, a=-0.5 cubic warp)",
+        }
 
     def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
         """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px."""

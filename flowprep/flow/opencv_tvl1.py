@@ -1,4 +1,5 @@
 """CPU TV-L1 from OpenCV contrib (`cv2.optflow.DualTVL1OpticalFlow`), the paper's reference backend."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,10 +23,18 @@ OPENCV_TVL1_DEFAULTS: dict[str, float | int | bool] = {
 }
 
 _SETTERS = {
-    "tau": "setTau", "lambda": "setLambda", "theta": "setTheta", "nscales": "setScalesNumber",
-    "warps": "setWarpingsNumber", "epsilon": "setEpsilon", "inner_iterations": "setInnerIterations",
-    "outer_iterations": "setOuterIterations", "scale_step": "setScaleStep", "gamma": "setGamma",
-    "median_filtering": "setMedianFiltering", "use_initial_flow": "setUseInitialFlow",
+    "tau": "setTau",
+    "lambda": "setLambda",
+    "theta": "setTheta",
+    "nscales": "setScalesNumber",
+    "warps": "setWarpingsNumber",
+    "epsilon": "setEpsilon",
+    "inner_iterations": "setInnerIterations",
+    "outer_iterations": "setOuterIterations",
+    "scale_step": "setScaleStep",
+    "gamma": "setGamma",
+    "median_filtering": "setMedianFiltering",
+    "use_initial_flow": "setUseInitialFlow",
 }
 
 

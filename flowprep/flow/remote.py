@@ -6,6 +6,7 @@ calls; `RemoteFlow` is the `FlowBackend` those tasks hand to the core in place o
 actor), so the core never learns about Ray. The driver's side, which starts the actors, gives each
 task the least-loaded one and stops them, is `executors.flow_pool.FlowPool`, beside the Ray executor.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -57,13 +58,20 @@ class FlowActor:
         """What the sample json records (the real backend), and where the actor runs."""
         import ray
 
-        return {"name": self.backend.name, "params": self.backend.params(),
-                "preferred_batch": int(self.backend.preferred_batch),
-                "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""}
+        return {
+            "name": self.backend.name,
+            "params": self.backend.params(),
+            "preferred_batch": int(self.backend.preferred_batch),
+            "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
+        }
 
     def stats(self) -> dict:
-        return {"requests": self.requests, "calls": sum(self.pairs_per_call.values()),
-                "pairs": sum(n * c for n, c in self.pairs_per_call.items()), "pairs_per_call": dict(self.pairs_per_call)}
+        return {
+            "requests": self.requests,
+            "calls": sum(self.pairs_per_call.values()),
+            "pairs": sum(n * c for n, c in self.pairs_per_call.items()),
+            "pairs_per_call": dict(self.pairs_per_call),
+        }
 
     async def compute(self, prev_u8: np.ndarray, next_u8: np.ndarray) -> np.ndarray:
         """uint8 (n,H,W) x2 -> float32 (n,H,W,2) px, in the next batch of the backend."""
@@ -141,7 +149,9 @@ class FlowActor:
         try:
             prev_u8 = np.concatenate([r.prev_u8 for r in batch])
             next_u8 = np.concatenate([r.next_u8 for r in batch])
-            flow_xy = await asyncio.get_running_loop().run_in_executor(self._gpu, self.backend.compute, prev_u8, next_u8)
+            flow_xy = await asyncio.get_running_loop().run_in_executor(
+                self._gpu, self.backend.compute, prev_u8, next_u8
+            )
             self.pairs_per_call[len(prev_u8)] += 1
             if flow_xy.shape != prev_u8.shape + (2,):
                 raise RuntimeError(f"backend returned flow of shape {flow_xy.shape} for pairs {prev_u8.shape}")
@@ -156,7 +166,7 @@ class FlowActor:
         for request in batch:
             n = len(request.prev_u8)
             if not request.future.done():  # a caller may have gone away
-                request.future.set_result(flow_xy[start:start + n])
+                request.future.set_result(flow_xy[start : start + n])
             start += n
 
 

@@ -18,6 +18,7 @@ is active, so each pair gets exactly the iterations it would get alone.
 Process-wide: the first compiled solver (`TVL1Solver(compiled=True)`, the default on CUDA) raises
 torch._dynamo's recompile limit to RECOMPILE_LIMIT for the whole process (`allow_recompiles`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,6 +37,7 @@ _FLT_EPSILON = float(np.finfo(np.float32).eps)
 
 
 # ---- image resampling, as cv::resize / cv::remap / cv::medianBlur do it ------------------------
+
 
 def _linear_taps(src_len: int, dst_len: int, scale: float):
     """1-D taps of cv::resize INTER_LINEAR: (i0, i1, w1) with src = (dst + 0.5) * scale - 0.5.
@@ -180,7 +182,7 @@ def median_blur(u, ksize: int):
     h, w = u.shape[-2:]
     r = ksize // 2
     padded = F.pad(u[:, None], (r, r, r, r), mode="replicate")[:, 0]
-    vals = [padded[:, i:i + h, j:j + w] for i in range(ksize) for j in range(ksize)]
+    vals = [padded[:, i : i + h, j : j + w] for i in range(ksize) for j in range(ksize)]
     for lo, hi, keep_min, keep_max in _MEDIAN_NETWORKS[ksize * ksize]:
         a, b = vals[lo], vals[hi]
         if keep_min:
@@ -191,6 +193,7 @@ def median_blur(u, ksize: int):
 
 
 # ---- derivatives, as tvl1flow.cpp codes them -------------------------------------------------
+
 
 def centered_gradient(img):
     """tvl1flow.cpp centeredGradient: 0.5 * (next - prev), one-sided half differences at the border."""
@@ -220,8 +223,8 @@ def divergence(v1, v2):
 
 # ---- one primal-dual iteration ---------------------------------------------------------------
 
-def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
-              l_t: float, theta: float, taut: float):
+
+def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active, l_t: float, theta: float, taut: float):
     """One inner iteration of procOneScale (estimateV, divergence, estimateU, forwardGradient,
     estimateDualVariables) for all pairs; pairs with active=False keep their state (active=None:
     all pairs are active, which saves the masking).
@@ -234,9 +237,9 @@ def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
     rho = rho_c + (I1wx * u1 + I1wy * u2)
     lt_grad = l_t * grad
     safe_grad = torch.where(grad > _FLT_EPSILON, grad, 1.0)
-    fi = torch.where(rho < -lt_grad, l_t,
-                     torch.where(rho > lt_grad, -l_t,
-                                 torch.where(grad > _FLT_EPSILON, -rho / safe_grad, 0.0)))
+    fi = torch.where(
+        rho < -lt_grad, l_t, torch.where(rho > lt_grad, -l_t, torch.where(grad > _FLT_EPSILON, -rho / safe_grad, 0.0))
+    )
     v1 = u1 + fi * I1wx
     v2 = u2 + fi * I1wy
 
@@ -258,8 +261,7 @@ def tvl1_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
     state = (new_u1, new_u2, new_p11, new_p12, new_p21, new_p22)
     if active is not None:
         keep = active[:, None, None]
-        state = tuple(torch.where(keep, new, old)
-                      for new, old in zip(state, (u1, u2, p11, p12, p21, p22)))
+        state = tuple(torch.where(keep, new, old) for new, old in zip(state, (u1, u2, p11, p12, p21, p22)))
     return state + (error,)
 
 
@@ -277,6 +279,7 @@ def warp_linearize(I1_stack, I0, u1, u2, xs, ys):
 
 # ---- the solver ------------------------------------------------------------------------------
 
+
 class TVL1Solver:
     """Batched TV-L1 with OpenCV's parameters; `__call__(I0, I1)` float (B,H,W) -> (u1, u2) px.
 
@@ -290,13 +293,14 @@ class TVL1Solver:
 
     def __init__(self, params: dict, compiled: bool = False, sync_every: int = 1, kernels=None):
         if params["gamma"] != 0:
-            raise ValueError("torch TV-L1 implements gamma = 0 only (OpenCV's default); got "
-                             f"gamma={params['gamma']!r}")
+            raise ValueError(f"torch TV-L1 implements gamma = 0 only (OpenCV's default); got gamma={params['gamma']!r}")
         if params["use_initial_flow"]:
             raise ValueError("torch TV-L1 does not take an initial flow (use_initial_flow=False)")
         if params["median_filtering"] not in (0, 1, 3, 5):
-            raise ValueError("median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float "
-                             f"flow; got {params['median_filtering']!r}")
+            raise ValueError(
+                "median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float "
+                f"flow; got {params['median_filtering']!r}"
+            )
         self.p = params
         if compiled:
             allow_recompiles()
@@ -373,8 +377,21 @@ class TVL1Solver:
                         u2 = torch.where(keep, self.median(u2, median), u2)
                 for n_inner in range(int(p["inner_iterations"])):
                     u1, u2, p11, p12, p21, p22, error = self.step(
-                        u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, None if all_active else active,
-                        l_t, theta, taut)
+                        u1,
+                        u2,
+                        p11,
+                        p12,
+                        p21,
+                        p22,
+                        I1wx,
+                        I1wy,
+                        grad,
+                        rho_c,
+                        None if all_active else active,
+                        l_t,
+                        theta,
+                        taut,
+                    )
                     active = active & (error > scaled_epsilon)
                     self.iterations_run += 1
                     self.pixel_steps += h * w
@@ -393,6 +410,7 @@ class TVL1Solver:
 
 # ---- the backend -----------------------------------------------------------------------------
 
+
 class TorchTVL1(FlowBackend):
     """TV-L1 in PyTorch, many pairs per call: on CUDA when torch sees a device, else on the CPU."""
 
@@ -403,8 +421,7 @@ class TorchTVL1(FlowBackend):
     def available(cls) -> tuple[bool, str]:
         return importable("torch", "pip install torch")
 
-    def __init__(self, device: str | None = None, compile: bool | None = None, batch: int | None = None,
-                 **overrides):
+    def __init__(self, device: str | None = None, compile: bool | None = None, batch: int | None = None, **overrides):
         """OpenCV-named TV-L1 overrides; `device` ('cuda', 'cpu', 'cuda:1'; default: CUDA if any),
         `compile` (torch.compile the hot loop; default: on CUDA only) and `batch` (preferred pairs
         per `compute` call) tune the run, not the result."""
@@ -428,8 +445,7 @@ class TorchTVL1(FlowBackend):
         """uint8 (B,H,W) x2 -> float32 (B,H,W,2) px."""
         prev_u8, next_u8 = np.asarray(prev_u8), np.asarray(next_u8)
         if prev_u8.shape != next_u8.shape or prev_u8.ndim != 3:
-            raise ValueError(f"expected two uint8 (B,H,W) arrays of one shape, got {prev_u8.shape} "
-                             f"and {next_u8.shape}")
+            raise ValueError(f"expected two uint8 (B,H,W) arrays of one shape, got {prev_u8.shape} and {next_u8.shape}")
         if prev_u8.shape[0] == 0:
             return np.zeros(prev_u8.shape + (2,), np.float32)
         if not self.compiled:
@@ -440,7 +456,7 @@ class TorchTVL1(FlowBackend):
         size = self.preferred_batch
         flows = []
         for start in range(0, prev_u8.shape[0], size):
-            a, b = prev_u8[start:start + size], next_u8[start:start + size]
+            a, b = prev_u8[start : start + size], next_u8[start : start + size]
             n = a.shape[0]
             if n < size:
                 pad = np.full(size - n, n - 1)
@@ -461,8 +477,11 @@ class TorchTVL1(FlowBackend):
             except Exception as exc:  # torch.compile can fail on a setup it does not support
                 if not self.compiled:
                     raise
-                log.warning("torch.compile failed (%s: %s); torch TV-L1 goes on without it (same flow, slower)",
-                            type(exc).__name__, exc)
+                log.warning(
+                    "torch.compile failed (%s: %s); torch TV-L1 goes on without it (same flow, slower)",
+                    type(exc).__name__,
+                    exc,
+                )
                 self.compiled = False
                 self._solver = TVL1Solver(self._params, compiled=False, sync_every=self._solver.sync_every)
                 u1, u2 = self._solver(I0, I1)
@@ -478,7 +497,8 @@ def no_cuda_driver() -> str:
     if sys.platform == "darwin":
         return "macOS has no CUDA"
     if sys.platform.startswith("linux") and not any(
-            os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/dxg")):
+        os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/dxg")
+    ):
         return "no NVIDIA driver on this machine (no /dev/nvidiactl or /proc/driver/nvidia)"
     return ""
 

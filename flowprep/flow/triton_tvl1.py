@@ -20,6 +20,7 @@ additions of the stopping sum and in fused multiply-adds on the GPU.
 Tests run the kernels on the CPU with TRITON_INTERPRET=1 (set before this module's `TritonKernels()`
 first imports `_triton_kernels`).
 """
+
 from __future__ import annotations
 
 from flowprep.flow.base import importable
@@ -54,8 +55,7 @@ class TritonKernels:
         n_tiles = tiles_w * -(-h // self.block_h)
         return tiles_w, n_tiles, (n_tiles, b)
 
-    def step(self, u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active,
-             l_t: float, theta: float, taut: float):
+    def step(self, u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, rho_c, active, l_t: float, theta: float, taut: float):
         import triton
 
         b, h, w = u1.shape
@@ -74,10 +74,43 @@ class TritonKernels:
         data = (I1wx, I1wy, grad, rho_c)
         if any(t.shape != u1.shape or t.stride()[1:] != (w, 1) for t in data):
             data = tuple(t.contiguous() for t in data)
-        self._k.primal_kernel[grid](u1, u2, p11, p12, p21, p22, *data, mask, partial,
-                                    h, w, tiles_w, n_tiles, l_t, theta, *(t.stride(0) for t in data), **common)
-        self._k.dual_kernel[grid](u1, u2, p11, p12, p21, p22, mask, partial, error,
-                                  h, w, tiles_w, n_tiles, taut, BLOCK_T=triton.next_power_of_2(n_tiles), **common)
+        self._k.primal_kernel[grid](
+            u1,
+            u2,
+            p11,
+            p12,
+            p21,
+            p22,
+            *data,
+            mask,
+            partial,
+            h,
+            w,
+            tiles_w,
+            n_tiles,
+            l_t,
+            theta,
+            *(t.stride(0) for t in data),
+            **common,
+        )
+        self._k.dual_kernel[grid](
+            u1,
+            u2,
+            p11,
+            p12,
+            p21,
+            p22,
+            mask,
+            partial,
+            error,
+            h,
+            w,
+            tiles_w,
+            n_tiles,
+            taut,
+            BLOCK_T=triton.next_power_of_2(n_tiles),
+            **common,
+        )
         return u1, u2, p11, p12, p21, p22, error
 
     def warp(self, I1_stack, I0, u1, u2, xs=None, ys=None):
@@ -86,9 +119,19 @@ class TritonKernels:
         b, h, w = u1.shape
         tiles_w, _, grid = self._grid(h, w, b)
         out = [u1.new_empty(u1.shape) for _ in range(4)]
-        self._k.warp_kernel[grid](I1_stack.contiguous(), I0.contiguous(), u1.contiguous(), u2.contiguous(), *out,
-                                  h, w, tiles_w, BLOCK_H=self.block_h, BLOCK_W=self.block_w,
-                                  num_warps=self.num_warps)
+        self._k.warp_kernel[grid](
+            I1_stack.contiguous(),
+            I0.contiguous(),
+            u1.contiguous(),
+            u2.contiguous(),
+            *out,
+            h,
+            w,
+            tiles_w,
+            BLOCK_H=self.block_h,
+            BLOCK_W=self.block_w,
+            num_warps=self.num_warps,
+        )
         return tuple(out)
 
     def median(self, u, ksize: int):
@@ -96,8 +139,9 @@ class TritonKernels:
         tiles_w, _, grid = self._grid(h, w, b)
         kernel = {3: self._k.median3_kernel, 5: self._k.median5_kernel}[ksize]
         out = u.new_empty(u.shape)
-        kernel[grid](u.contiguous(), out, h, w, tiles_w, BLOCK_H=self.block_h, BLOCK_W=self.block_w,
-                     num_warps=self.num_warps)
+        kernel[grid](
+            u.contiguous(), out, h, w, tiles_w, BLOCK_H=self.block_h, BLOCK_W=self.block_w, num_warps=self.num_warps
+        )
         return out
 
 
@@ -122,7 +166,7 @@ class TritonCudaTVL1(TorchCudaTVL1):
         import torch
         import triton
 
-        return {**self._params,
-                "impl": f"flowprep triton TV-L1 (torch {torch.__version__}, triton {triton.__version__}, cuda)"}
-
-
+        return {
+            **self._params,
+            "impl": f"flowprep triton TV-L1 (torch {torch.__version__}, triton {triton.__version__}, cuda)",
+        }

@@ -6,9 +6,11 @@ every named term, unweighted, for logging; `docs/models.md` gives each formula.
 A loss's module is imported when it is first created, so a new loss is one file with an entry function
 (keyword hyper-parameters -> loss_fn) plus one line in `LOSSES`.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flowprep.registry import Registry
 
@@ -18,14 +20,19 @@ if TYPE_CHECKING:
 FeatureDict = dict[str, "torch.Tensor"]  # a string: the registry's names need no torch
 LossFn = Callable[..., dict[str, "torch.Tensor"]]
 
-LOSSES = Registry("loss", {
-    "ce": "training.losses.ce:ce",
-    "dual_action": "training.losses.dual_action:dual_action",
-    "imrs": "training.losses.imrs:imrs",
-    "mars": "training.losses.mars:mars",
-    "twins": "training.losses.twins:twins",
-})
+LOSSES = Registry(
+    "loss",
+    {
+        "ce": "training.losses.ce:ce",
+        "dual_action": "training.losses.dual_action:dual_action",
+        "imrs": "training.losses.imrs:imrs",
+        "mars": "training.losses.mars:mars",
+        "twins": "training.losses.twins:twins",
+    },
+)
 
 
 list_losses = LOSSES.sorted_names  # () -> names, sorted
-create_loss = LOSSES.create  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones
+create_loss = (
+    LOSSES.create
+)  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones

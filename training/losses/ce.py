@@ -1,4 +1,5 @@
 """Plain cross-entropy (paper 001, eqs. 6-7): the teacher's loss on flow and the RGB-only baseline's."""
+
 from __future__ import annotations
 
 import torch

@@ -18,10 +18,11 @@ What the paper leaves open, and what we chose:
 - G is taken per sample (per frame for 2D nets, whose stage outputs are (B*T, C, H, W)) over the
   C_i x (T_i H_i W_i) flattened block, normalised as eq. (3) by C_i T_i H_i W_i.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +34,16 @@ MAE_LEVELS = ("res2", "res3", "res4", "res5", "pool")
 GRAM_LEVELS = ("res2", "res3", "res4", "res5")
 
 
-def dual_action_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None, *,
-                     alpha: float = 50.0, gram_weight: float = 1.0, mae_levels: Sequence[str] = MAE_LEVELS,
-                     gram_levels: Sequence[str] = GRAM_LEVELS) -> dict[str, torch.Tensor]:
+def dual_action_loss(
+    student: FeatureDict,
+    target: torch.Tensor,
+    teacher: FeatureDict | None = None,
+    *,
+    alpha: float = 50.0,
+    gram_weight: float = 1.0,
+    mae_levels: Sequence[str] = MAE_LEVELS,
+    gram_levels: Sequence[str] = GRAM_LEVELS,
+) -> dict[str, torch.Tensor]:
     """{"loss" = ce + alpha * (mae + gram_weight * gram), "ce", "mae", "gram"}."""
     ce = F.cross_entropy(student["logits"].float(), target)
     mae = sum(F.l1_loss(*feature_pair(student, teacher, k)) for k in mae_levels) / len(mae_levels)
@@ -43,11 +51,20 @@ def dual_action_loss(student: FeatureDict, target: torch.Tensor, teacher: Featur
     return {"loss": ce + alpha * (mae + gram_weight * gram), "ce": ce, "mae": mae, "gram": gram}
 
 
-def dual_action(alpha: float = 50.0, gram_weight: float = 1.0, mae_levels: Sequence[str] = MAE_LEVELS,
-                gram_levels: Sequence[str] = GRAM_LEVELS) -> LossFn:
+def dual_action(
+    alpha: float = 50.0,
+    gram_weight: float = 1.0,
+    mae_levels: Sequence[str] = MAE_LEVELS,
+    gram_levels: Sequence[str] = GRAM_LEVELS,
+) -> LossFn:
     if not mae_levels or not gram_levels:
         raise ValueError(f"dual_action needs at least one level each, got {mae_levels=} {gram_levels=}")
     if gram_weight < 0:
         raise ValueError(f"dual_action gram_weight {gram_weight}: must be >= 0 (0 = without the Gram term)")
-    return partial(dual_action_loss, alpha=alpha, gram_weight=gram_weight, mae_levels=tuple(mae_levels),
-                   gram_levels=tuple(gram_levels))
+    return partial(
+        dual_action_loss,
+        alpha=alpha,
+        gram_weight=gram_weight,
+        mae_levels=tuple(mae_levels),
+        gram_levels=tuple(gram_levels),
+    )

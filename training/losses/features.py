@@ -1,4 +1,5 @@
 """Helpers the distillation losses share: fetching matching student / teacher features, Gram matrices."""
+
 from __future__ import annotations
 
 import torch

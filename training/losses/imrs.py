@@ -10,6 +10,7 @@ What the paper leaves open, and what we chose:
 - P(fc) = softmax over the feature dimension at temperature 1 (no temperature in the paper), and
   eq. (9) KL(P||Q) = sum_x P(x) (log P(x) - log Q(x)), averaged over the batch. P is the student's.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -23,8 +24,15 @@ from .features import feature_pair
 FEATURES = ("pool", "logits")
 
 
-def imrs_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None, *,
-              lambda1: float = 50.0, lambda2: float = 200.0, feature: str = "pool") -> dict[str, torch.Tensor]:
+def imrs_loss(
+    student: FeatureDict,
+    target: torch.Tensor,
+    teacher: FeatureDict | None = None,
+    *,
+    lambda1: float = 50.0,
+    lambda2: float = 200.0,
+    feature: str = "pool",
+) -> dict[str, torch.Tensor]:
     """{"loss" = ce + lambda1 * feat_mse + lambda2 * feat_kl, "ce", "feat_mse", "feat_kl"}."""
     s, t = feature_pair(student, teacher, feature)
     ce = F.cross_entropy(student["logits"].float(), target)

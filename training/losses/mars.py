@@ -3,6 +3,7 @@
 As MARS_train.py: `nn.MSELoss()` (mean over batch and feature dims) of the avgpool features, the
 vector the fc sees, with alpha = 50; paper 002 eq. (1) writes the same distance as a norm.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -14,8 +15,9 @@ from . import FeatureDict, LossFn
 from .features import feature_pair
 
 
-def mars_loss(student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None, *,
-              alpha: float = 50.0) -> dict[str, torch.Tensor]:
+def mars_loss(
+    student: FeatureDict, target: torch.Tensor, teacher: FeatureDict | None = None, *, alpha: float = 50.0
+) -> dict[str, torch.Tensor]:
     """{"loss" = ce + alpha * feat_mse, "ce", "feat_mse"}."""
     s, t = feature_pair(student, teacher, "pool")
     ce = F.cross_entropy(student["logits"].float(), target)

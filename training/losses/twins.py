@@ -15,6 +15,7 @@ not mean-centred: the paper normalises with the L2 norm only.
 (corner crop with scale jitter, horizontal flip, colour jitter, grayscale), the same draw for every
 frame of a clip so the motion between frames is left intact.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -41,8 +42,15 @@ def correlation_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, beta: float
     return {"cor": on_diag + beta * off_diag, "cor_on_diag": on_diag, "cor_off_diag": off_diag}
 
 
-def twins_loss(student: dict, target: torch.Tensor, teacher: dict | None = None, *, student2: dict,
-               beta: float = BETA, lam: float = LAMBDA) -> dict[str, torch.Tensor]:
+def twins_loss(
+    student: dict,
+    target: torch.Tensor,
+    teacher: dict | None = None,
+    *,
+    student2: dict,
+    beta: float = BETA,
+    lam: float = LAMBDA,
+) -> dict[str, torch.Tensor]:
     """Loss contract of `training/losses`: `student`/`student2` are the two views' `forward_features`
     dicts (only "logits" is read); `teacher` is accepted for the common signature and not used."""
     logits_a, logits_b = student["logits"].float(), student2["logits"].float()  # fp32 under autocast
@@ -60,9 +68,15 @@ def twins(beta: float = BETA, lam: float = LAMBDA) -> LossFn:
     return partial(twins_loss, beta=beta, lam=lam)
 
 
-def twin_views(clips: torch.Tensor, generator: torch.Generator | None = None,
-               mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-               pixel_max: float = 1.0, flip: bool = True, spatial: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def twin_views(
+    clips: torch.Tensor,
+    generator: torch.Generator | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    pixel_max: float = 1.0,
+    flip: bool = True,
+    spatial: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """clips: float (B, C, T, H, W), pixels in [0, pixel_max], or normalised as (pixels - mean) / std
     (then undone and redone around the colour ops; the flowprep loader's RGB is `mean=ActivityNet mean,
     std=(1, 1, 1), pixel_max=255`) -> two independently augmented views of the same shape.
@@ -72,9 +86,15 @@ def twin_views(clips: torch.Tensor, generator: torch.Generator | None = None,
     return views[0], views[1]
 
 
-def augment_clips(clips: torch.Tensor, generator: torch.Generator | None = None,
-                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                  pixel_max: float = 1.0, flip: bool = True, spatial: bool = True) -> torch.Tensor:
+def augment_clips(
+    clips: torch.Tensor,
+    generator: torch.Generator | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    pixel_max: float = 1.0,
+    flip: bool = True,
+    spatial: bool = True,
+) -> torch.Tensor:
     """One view of `twin_views` (same arguments): each clip gets its own draw of family A, shared by
     its frames. `flowprep-train twins` calls it with `spatial=False` on the loader's two crops."""
     if clips.dim() != 5:
@@ -121,10 +141,15 @@ def _crop_and_flip(clip: torch.Tensor, generator: torch.Generator | None, flip: 
     fractions = (1.0, 0.875, 0.75, 0.66)
     crop_h = max(1, int(height * fractions[int(_uniform(generator) * 4) % 4]))
     crop_w = max(1, int(width * fractions[int(_uniform(generator) * 4) % 4]))
-    corners = ((0, 0), (0, width - crop_w), (height - crop_h, 0), (height - crop_h, width - crop_w),
-               ((height - crop_h) // 2, (width - crop_w) // 2))
+    corners = (
+        (0, 0),
+        (0, width - crop_w),
+        (height - crop_h, 0),
+        (height - crop_h, width - crop_w),
+        ((height - crop_h) // 2, (width - crop_w) // 2),
+    )
     top, left = corners[int(_uniform(generator) * 5) % 5]
-    out = clip[:, :, top:top + crop_h, left:left + crop_w]
+    out = clip[:, :, top : top + crop_h, left : left + crop_w]
     if (crop_h, crop_w) != (height, width):
         out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
     if flip and _uniform(generator) < 0.5:

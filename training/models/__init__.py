@@ -19,28 +19,34 @@ THE CONTRACT every model follows (the loader, loops and losses rely on it):
   every named term for logging. Names: "ce", "mars", "imrs", "dual_action", "twins" (the twins loss
   also takes the second view's features as keyword `student2: dict`).
 """
+
 from __future__ import annotations
 
 from flowprep.registry import Registry
 
-MODELS = Registry("model", {
-    "action_r50": "training.models.action_net:action_r50",
-    "action_tiny": "training.models.action_net:action_tiny",
-    "resnet3d_101": "training.models.resnet3d:resnet3d_101",
-    "resnet3d_18": "training.models.resnet3d:resnet3d_18",
-    "resnet3d_34": "training.models.resnet3d:resnet3d_34",
-    "resnet3d_50": "training.models.resnet3d:resnet3d_50",
-    "resnet3d_tiny": "training.models.resnet3d:resnet3d_tiny",
-    "resnext3d_101": "training.models.resnet3d:resnext3d_101",
-    "resnext3d_50": "training.models.resnet3d:resnext3d_50",
-    "stm_r50": "training.models.stm:stm_r50",
-    "stm_tiny": "training.models.stm:stm_tiny",
-    "tsm_r50": "training.models.tsm:tsm_r50",
-    "tsm_tiny": "training.models.tsm:tsm_tiny",
-    "tsn_r50": "training.models.tsn:tsn_r50",
-    "tsn_tiny": "training.models.tsn:tsn_tiny",
-})
+MODELS = Registry(
+    "model",
+    {
+        "action_r50": "training.models.action_net:action_r50",
+        "action_tiny": "training.models.action_net:action_tiny",
+        "resnet3d_101": "training.models.resnet3d:resnet3d_101",
+        "resnet3d_18": "training.models.resnet3d:resnet3d_18",
+        "resnet3d_34": "training.models.resnet3d:resnet3d_34",
+        "resnet3d_50": "training.models.resnet3d:resnet3d_50",
+        "resnet3d_tiny": "training.models.resnet3d:resnet3d_tiny",
+        "resnext3d_101": "training.models.resnet3d:resnext3d_101",
+        "resnext3d_50": "training.models.resnet3d:resnext3d_50",
+        "stm_r50": "training.models.stm:stm_r50",
+        "stm_tiny": "training.models.stm:stm_tiny",
+        "tsm_r50": "training.models.tsm:tsm_r50",
+        "tsm_tiny": "training.models.tsm:tsm_tiny",
+        "tsn_r50": "training.models.tsn:tsn_r50",
+        "tsn_tiny": "training.models.tsn:tsn_tiny",
+    },
+)
 
 
 list_models = MODELS.sorted_names  # () -> names, sorted
-create_model = MODELS.create  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones
+create_model = (
+    MODELS.create
+)  # (name, **kwargs) -> what its entry function builds; unknown names raise with the valid ones

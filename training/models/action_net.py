@@ -13,10 +13,11 @@ the public code wraps `conv1`). Layer shapes follow the paper's Sec. 3 and the p
 Each path outputs X + X * M (paper eq. 3) on the shifted X; the module returns the sum over the enabled
 paths, so `paths=("me",)` is the paper's Table 3 "ME" row.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +66,8 @@ class ActionModule(nn.Module):
             w = self.shift.weight  # (C, 1, 3): taps for t-1, t, t+1
             w.zero_()
             w[:fold, 0, 2] = 1
-            w[fold:2 * fold, 0, 0] = 1
-            w[2 * fold:, 0, 1] = 1
+            w[fold : 2 * fold, 0, 0] = 1
+            w[2 * fold :, 0, 1] = 1
 
     def forward(self, frames: torch.Tensor, num_segments: int) -> torch.Tensor:
         """frames: (N*T, C, H, W) -> (N*T, C, H, W)."""
@@ -115,18 +116,21 @@ class ActionModule(nn.Module):
         return torch.sigmoid(self.me_expand(pooled))
 
 
-def action_bottleneck(in_channels: int, planes: int, stride: int, paths: Sequence[str] = ALL_PATHS,
-                      reduction: int = 16) -> Bottleneck:
+def action_bottleneck(
+    in_channels: int, planes: int, stride: int, paths: Sequence[str] = ALL_PATHS, reduction: int = 16
+) -> Bottleneck:
     return Bottleneck(in_channels, planes, stride, temporal=ActionModule(in_channels, paths, reduction))
 
 
-def action_r50(num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16,
-               **kwargs) -> SegmentNet:
+def action_r50(
+    num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16, **kwargs
+) -> SegmentNet:
     block = partial(action_bottleneck, paths=paths, reduction=reduction)
     return build_segment_net(block, "r50", num_classes, in_channels, **kwargs)
 
 
-def action_tiny(num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16,
-                **kwargs) -> SegmentNet:
+def action_tiny(
+    num_classes: int, in_channels: int = 3, paths: Sequence[str] = ALL_PATHS, reduction: int = 16, **kwargs
+) -> SegmentNet:
     block = partial(action_bottleneck, paths=paths, reduction=reduction)
     return build_segment_net(block, "tiny", num_classes, in_channels, **kwargs)

@@ -3,6 +3,7 @@
 Both gate a feature map `x: (B, C, *spatial)` channel by channel with `sigmoid(f(mean of x over
 *spatial))`, so they work unchanged on 3D (B,C,T,H,W) and 2D (B,C,H,W) maps.
 """
+
 from __future__ import annotations
 
 import torch

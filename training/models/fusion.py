@@ -9,9 +9,10 @@
   and the fused score is the weighted sum of the streams' scores. Only the module is trained (CE on
   the fused scores); the streams stay frozen. The hidden width is not given in the paper: 64 here.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -37,8 +38,10 @@ class AttentionFusion(nn.Module):
     def stream_weights(self, scores: Sequence[torch.Tensor]) -> torch.Tensor:
         """S tensors (B, K) -> weights (B, S), each row summing to 1."""
         if len(scores) != self.num_streams or any(s.shape[-1] != self.num_classes for s in scores):
-            raise ValueError(f"expected {self.num_streams} score tensors (B, {self.num_classes}), "
-                             f"got {[tuple(s.shape) for s in scores]}")
+            raise ValueError(
+                f"expected {self.num_streams} score tensors (B, {self.num_classes}), "
+                f"got {[tuple(s.shape) for s in scores]}"
+            )
         return self.fc2(self.fc1(torch.cat(list(scores), dim=1))).softmax(dim=1)
 
     def forward(self, scores: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -10,6 +10,7 @@ Those checkpoints are `torch.save({'arch', 'epoch', 'state_dict', 'optimizer'})`
 - the CE / SE modules, absent from those checkpoints: left at their fresh init.
 Anything else missing, unexpected or of another shape is an error naming the keys.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,8 +55,11 @@ def load_3dresnets_checkpoint(model: nn.Module, path: str | Path) -> dict[str, l
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
     # BN's num_batches_tracked postdates the public 3D-ResNets checkpoints (PyTorch 0.3)
-    missing = sorted(k for k in set(own) - set(state)
-                     if not k.endswith("num_batches_tracked") and k not in fresh and not k.startswith(_FRESH_PREFIXES))
+    missing = sorted(
+        k
+        for k in set(own) - set(state)
+        if not k.endswith("num_batches_tracked") and k not in fresh and not k.startswith(_FRESH_PREFIXES)
+    )
     if unexpected or mismatched or missing:
         shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched]
         raise ValueError(

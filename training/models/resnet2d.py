@@ -8,11 +8,12 @@ ACTION, STM) can see T while the net keeps the 2D layout `(B*T, C, H, W)`.
 `SegmentNet` implements the model contract of `training/models/__init__.py`: input `(B, C, T, H, W)`,
 T folded into the batch, per-segment logits averaged over T (TSN's average consensus).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +69,13 @@ class ResNet2d(nn.Module):
     """Bottleneck ResNet trunk (stem + 4 stages), no classifier. `stem_width` 64 and
     `blocks_per_stage` (3, 4, 6, 3) is ResNet-50; smaller values give CPU-sized variants."""
 
-    def __init__(self, blocks_per_stage: Sequence[int] = (3, 4, 6, 3), block: BlockFactory = plain_bottleneck,
-                 in_channels: int = 3, stem_width: int = 64):
+    def __init__(
+        self,
+        blocks_per_stage: Sequence[int] = (3, 4, 6, 3),
+        block: BlockFactory = plain_bottleneck,
+        in_channels: int = 3,
+        stem_width: int = 64,
+    ):
         super().__init__()
         if len(blocks_per_stage) != 4 or min(blocks_per_stage) < 1:
             raise ValueError(f"blocks_per_stage must be 4 positive ints, got {tuple(blocks_per_stage)}")
@@ -165,14 +171,21 @@ def load_imagenet_weights(model: SegmentNet, path: str | Path) -> list[str]:
     unexpected = sorted(set(state) - set(target))
     wrong_shape = sorted(k for k in state if k in target and state[k].shape != target[k].shape)
     if unexpected or wrong_shape:
-        raise ValueError(f"{path}: ImageNet keys that do not fit this backbone: unexpected={unexpected[:5]} "
-                         f"wrong_shape={[(k, tuple(state[k].shape), tuple(target[k].shape)) for k in wrong_shape[:5]]}")
-    missing = [k for k in model.backbone.load_state_dict(state, strict=False).missing_keys
-               if not k.endswith("num_batches_tracked")]  # older torchvision files omit this BN counter
+        raise ValueError(
+            f"{path}: ImageNet keys that do not fit this backbone: unexpected={unexpected[:5]} "
+            f"wrong_shape={[(k, tuple(state[k].shape), tuple(target[k].shape)) for k in wrong_shape[:5]]}"
+        )
+    missing = [
+        k
+        for k in model.backbone.load_state_dict(state, strict=False).missing_keys
+        if not k.endswith("num_batches_tracked")
+    ]  # older torchvision files omit this BN counter
     missing_imagenet = [k for k in missing if _TORCHVISION_KEY.match(k)]
     if missing_imagenet:
-        raise ValueError(f"{path}: lacks ImageNet ResNet keys this backbone needs: {missing_imagenet[:5]} "
-                         f"({len(missing_imagenet)} in all); is it a different depth?")
+        raise ValueError(
+            f"{path}: lacks ImageNet ResNet keys this backbone needs: {missing_imagenet[:5]} "
+            f"({len(missing_imagenet)} in all); is it a different depth?"
+        )
     return sorted(missing)
 
 
@@ -189,8 +202,14 @@ ARCHS: dict[str, tuple[tuple[int, int, int, int], int]] = {
 }
 
 
-def build_segment_net(block: BlockFactory, arch: str, num_classes: int, in_channels: int = 3,
-                      pretrained: str | Path | None = None, dropout: float = 0.5) -> SegmentNet:
+def build_segment_net(
+    block: BlockFactory,
+    arch: str,
+    num_classes: int,
+    in_channels: int = 3,
+    pretrained: str | Path | None = None,
+    dropout: float = 0.5,
+) -> SegmentNet:
     """One entry point for every 2D family: trunk `arch` built from `block`, TSN head, optional
     ImageNet weights from a local torchvision-format file."""
     if arch not in ARCHS:

@@ -12,6 +12,7 @@ module after each of Res2..Res5 (4 x k = 12 parameters at k=3), `attention='se'`
 Input `x: float32 (B, C, T, H, W)`; `forward_features` returns the stage outputs res2..res5
 (B, C_i, T_i, H_i, W_i), "pool" (B, F) (what the fc sees) and "logits" (B, num_classes).
 """
+
 from __future__ import annotations
 
 import torch
@@ -97,9 +98,21 @@ class ResNet3D(nn.Module):
 
     sampling = "consecutive"  # T consecutive frames, convolved over time
 
-    def __init__(self, block, layers: list[int], widths: list[int], num_classes: int, in_channels: int = 3,
-                 *, stem_channels: int = 64, cardinality: int = 1, shortcut: str = "B",
-                 attention: str = "none", ce_kernel: int = 3, se_reduction: int = 16):
+    def __init__(
+        self,
+        block,
+        layers: list[int],
+        widths: list[int],
+        num_classes: int,
+        in_channels: int = 3,
+        *,
+        stem_channels: int = 64,
+        cardinality: int = 1,
+        shortcut: str = "B",
+        attention: str = "none",
+        ce_kernel: int = 3,
+        se_reduction: int = 16,
+    ):
         super().__init__()
         if shortcut not in ("A", "B"):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
@@ -117,9 +130,11 @@ class ResNet3D(nn.Module):
             out = planes * block.expansion
             downsample = None
             if stride != 1 or inplanes != out:
-                downsample = (ZeroPadShortcut(out, stride) if shortcut == "A" else
-                              nn.Sequential(nn.Conv3d(inplanes, out, 1, stride=stride, bias=False),
-                                            nn.BatchNorm3d(out)))
+                downsample = (
+                    ZeroPadShortcut(out, stride)
+                    if shortcut == "A"
+                    else nn.Sequential(nn.Conv3d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm3d(out))
+                )
             blocks = [block(inplanes, planes, stride, downsample, cardinality)]
             blocks += [block(out, planes, 1, None, cardinality) for _ in range(1, n_blocks)]
             stages.append(nn.Sequential(*blocks))

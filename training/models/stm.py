@@ -11,10 +11,11 @@ channels, summed, then the 1x1 conv p->4p (+BN) and the identity shortcut:
   motion map is max-pooled 2x2 to the 3x3 conv's output size (as the authors' code does).
 The conv1/bn1/conv2/bn2/conv3/bn3/downsample names are torchvision's, so ImageNet ResNet weights load.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +52,9 @@ class ChannelwiseMotion(nn.Module):
 class STMBlock(Bottleneck):
     """A bottleneck whose middle is CSTM + CMM; `modules` selects them for the paper's Table 6 ablation."""
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, modules: Sequence[str] = ALL_MODULES,
-                 reduction: int = 16):
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, modules: Sequence[str] = ALL_MODULES, reduction: int = 16
+    ):
         super().__init__(in_channels, planes, stride)
         modules = tuple(modules.split(",")) if isinstance(modules, str) else tuple(modules)
         if not modules or set(modules) - set(ALL_MODULES):
@@ -76,8 +78,8 @@ class STMBlock(Bottleneck):
                 w = self.cstm_temporal.weight  # (p, 1, 3): taps for t-1, t, t+1
                 w.zero_()
                 w[:quarter, 0, 0] = 1
-                w[quarter:planes - quarter, 0, 1] = 1
-                w[planes - quarter:, 0, 2] = 1
+                w[quarter : planes - quarter, 0, 1] = 1
+                w[planes - quarter :, 0, 2] = 1
         if self.cmm is not None:
             for m in self.cmm.modules():
                 if m is not self.cmm and hasattr(m, "reset_parameters"):

@@ -3,6 +3,7 @@
 1/`shift_div` of the channels take the next segment's features, another 1/`shift_div` the previous
 segment's, the rest stay; the ends are zero-padded ("residual shift", the paper's best placement).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,8 @@ def temporal_shift(frames: torch.Tensor, num_segments: int, shift_div: int = 8) 
     fold = channels // shift_div
     out = torch.zeros_like(x)
     out[:, :-1, :fold] = x[:, 1:, :fold]  # from the future
-    out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]  # from the past
-    out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]  # from the past
+    out[:, :, 2 * fold :] = x[:, :, 2 * fold :]
     return out.view(batch_segments, channels, height, width)
 
 

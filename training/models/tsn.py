@@ -1,5 +1,6 @@
 """TSN (Wang et al., ECCV 2016) with a ResNet trunk: a plain 2D ResNet on T sparsely sampled segments,
 per-segment logits averaged. No temporal modelling: the baseline every 2D method is measured against."""
+
 from __future__ import annotations
 
 from training.models.resnet2d import SegmentNet, build_segment_net, plain_bottleneck

@@ -1,4 +1,5 @@
 """Small helpers every model family shares."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -6,6 +6,7 @@ and docs/training.md's table is `preset_table()` (a test keeps them equal). Pape
 (000/001 IMRS, 002 Dual-action, 003 ACTION-Net, 004 STM + Twins Training); MARS, TSN and TSM are cited
 through them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,8 +15,13 @@ from dataclasses import dataclass, field
 __all__ = ["PRESETS", "Preset", "get_preset", "preset_fields", "preset_table"]
 
 PRESETS = {  # name -> module of this package holding `PRESET`
-    "imrs": "imrs", "mars": "mars", "dual_action": "dual_action", "stm_twins": "stm_twins",
-    "action_net": "action_net", "tsm": "tsm", "tsn": "tsn",
+    "imrs": "imrs",
+    "mars": "mars",
+    "dual_action": "dual_action",
+    "stm_twins": "stm_twins",
+    "action_net": "action_net",
+    "tsm": "tsm",
+    "tsn": "tsn",
 }
 
 

@@ -1,4 +1,5 @@
 """STM with Twins Training (Wang et al., TPAMI; papers/004). Kinetics / Something-Something schedule."""
+
 from . import Preset
 
 # STM 4.2's training details, which its Twins Training comparison (5.6 / Table 11) also trains TSN and TSM with.
@@ -17,10 +18,17 @@ STM_TRAINING = {
     "epochs": (70, "STM 4.2: stop at 70 epochs"),
 }
 
-PRESET = Preset("stm_twins", "STM + Twins Training (papers/004)", values={
-    "model": ("stm_r50", "STM 3.4 / 4.2: STM blocks in ResNet-50, ImageNet init (pass --pretrained)"),
-    **STM_TRAINING,
-}, by_mode={"twins": {
-    "loss": ("twins", "STM 3.5 eqs. (9)-(10): CE on both views + lambda * correlation loss"),
-    "loss_args": ({"beta": 0.0039, "lam": 0.01}, "STM 4.2: beta = 0.0039 (as Barlow Twins), lambda = 0.01"),
-}})
+PRESET = Preset(
+    "stm_twins",
+    "STM + Twins Training (papers/004)",
+    values={
+        "model": ("stm_r50", "STM 3.4 / 4.2: STM blocks in ResNet-50, ImageNet init (pass --pretrained)"),
+        **STM_TRAINING,
+    },
+    by_mode={
+        "twins": {
+            "loss": ("twins", "STM 3.5 eqs. (9)-(10): CE on both views + lambda * correlation loss"),
+            "loss_args": ({"beta": 0.0039, "lam": 0.01}, "STM 4.2: beta = 0.0039 (as Barlow Twins), lambda = 0.01"),
+        }
+    },
+)

@@ -10,22 +10,27 @@ loader's dict, `target` the labels already on the device; `features` is the `for
 the trained stream (its first view) and `terms` the loss's dict of named terms ("loss" is backpropagated,
 every term is logged).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from flowprep.registry import Registry
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
 
-RECIPES = Registry("recipe", {
-    "teacher": "training.recipes.classify:TEACHER",
-    "baseline": "training.recipes.classify:BASELINE",
-    "student": "training.recipes.student:STUDENT",
-    "twins": "training.recipes.twins:TWINS",
-})
+RECIPES = Registry(
+    "recipe",
+    {
+        "teacher": "training.recipes.classify:TEACHER",
+        "baseline": "training.recipes.classify:BASELINE",
+        "student": "training.recipes.student:STUDENT",
+        "twins": "training.recipes.twins:TWINS",
+    },
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """An RGB student distilled from a frozen flow teacher (MARS, IMRS, Dual-action: the loss decides how)."""
+
 from __future__ import annotations
 
 from . import Recipe
@@ -16,5 +17,12 @@ def distil(ctx, batch: dict, target) -> tuple[dict, dict]:
         return features, ctx.loss_fn(features, target, teacher=teacher)
 
 
-STUDENT = Recipe("student", "Train the RGB student to imitate a frozen flow teacher (--teacher).",
-                 modality="rgb", reads=("rgb", "flow"), default_loss="mars", step=distil, needs_teacher=True)
+STUDENT = Recipe(
+    "student",
+    "Train the RGB student to imitate a frozen flow teacher (--teacher).",
+    modality="rgb",
+    reads=("rgb", "flow"),
+    default_loss="mars",
+    step=distil,
+    needs_teacher=True,
+)
