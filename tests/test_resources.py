@@ -78,7 +78,7 @@ def frames_alive_at_most(num_frames: int, monkeypatch) -> int:
     alive: list[weakref.ref] = []
     peak = {"alive": 0}
 
-    def fake_decode(source, resize, info, max_frames=None, threads=0, skip_before=0):
+    def fake_decode(source, resize, info, max_frames=None, threads=0, skip_before=0, time_range=None):
         rng = np.random.default_rng(0)
         info.coded_hw, info.container_fps, info.tick_s = (64, 64), 25.0, 1 / 25
         for i in range(num_frames):
