@@ -315,15 +315,7 @@ def run_import(cfg: ImportConfig, log=print) -> dict:
         """One listed folder -> its sample; VideoError (or OSError: an unreadable file) for its problems."""
         folder = join(root, item.rel_path)
         list_path, total = info[item.rel_path]
-        meta = {
-            "id": item.video_id,
-            "label": item.label,
-            "class": item.class_name,
-            "splits": item.splits,
-            "source": item.rel_path,
-            "dataset": cfg.dataset,
-            "list": list_path.rsplit("/", 1)[-1],
-        }
+        meta = {**item.meta(cfg.dataset), "list": list_path.rsplit("/", 1)[-1]}
         t0 = time.perf_counter()
         if not fs_in.isdir(folder):
             raise VideoError("missing", f"listed in {meta['list']} but no such folder under the root")

@@ -60,14 +60,7 @@ class Extractor:
 
         cfg, fs_in = self.cfg, self.fs_in
         path = join(self.root, item.rel_path)
-        meta = {
-            "id": item.video_id,
-            "label": item.label,
-            "class": item.class_name,
-            "splits": item.splits,
-            "source": item.rel_path,
-            "dataset": cfg.dataset,
-        }
+        meta = item.meta(cfg.dataset)
         if self.backend is None:
             raise RuntimeError("an Extractor built with compute=False extracts no video")
         if item.plan_id in (known_bad or {}):

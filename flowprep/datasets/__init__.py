@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..registry import Registry
 
@@ -56,6 +57,17 @@ class VideoItem:
     @property
     def time_range(self) -> tuple[float, float] | None:
         return None if self.start_s is None or self.end_s is None else (self.start_s, self.end_s)
+
+    def meta(self, dataset: str) -> dict[str, Any]:
+        """The catalog fields a sample's json starts from (docs/FORMAT.md)."""
+        return {
+            "id": self.video_id,
+            "label": self.label,
+            "class": self.class_name,
+            "splits": self.splits,
+            "source": self.rel_path,
+            "dataset": dataset,
+        }
 
     @property
     def plan_id(self) -> str:
