@@ -82,6 +82,11 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
     shutil.rmtree(root, ignore_errors=True)
     frames = prepare(clips, root, max_frames)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def flowprep(out: Path, *flags: str) -> list[str]:
+        dataset = ["--dataset", "folder", "--root", str(root / "dataset"), "--out", str(out)]
+        return [str(BIN / "flowprep"), "extract", *dataset, "--workers", str(workers), "--no-progress", *flags]
+
     commands = {
         "mmaction2 (OpenCV TV-L1)": lambda out: [
             sys.executable,
@@ -94,51 +99,9 @@ def run_set(name: str, clips: list[str], work: Path, max_frames: int, repeats: i
             str(out),
             "--save-rgb",
         ],
-        "flowprep --flow-backend opencv": lambda out: [
-            str(BIN / "flowprep"),
-            "extract",
-            "--dataset",
-            "folder",
-            "--root",
-            str(root / "dataset"),
-            "--out",
-            str(out),
-            "--workers",
-            str(workers),
-            "--flow-backend",
-            "opencv",
-            "--no-progress",
-        ],
-        "flowprep (default backend)": lambda out: [
-            str(BIN / "flowprep"),
-            "extract",
-            "--dataset",
-            "folder",
-            "--root",
-            str(root / "dataset"),
-            "--out",
-            str(out),
-            "--workers",
-            str(workers),
-            "--no-progress",
-        ],
-        "flowprep (default backend) --executor ray": lambda out: private_network(
-            [
-                str(BIN / "flowprep"),
-                "extract",
-                "--dataset",
-                "folder",
-                "--root",
-                str(root / "dataset"),
-                "--out",
-                str(out),
-                "--workers",
-                str(workers),
-                "--no-progress",
-                "--executor",
-                "ray",
-            ]
-        ),
+        "flowprep --flow-backend opencv": lambda out: flowprep(out, "--flow-backend", "opencv"),
+        "flowprep (default backend)": lambda out: flowprep(out),
+        "flowprep (default backend) --executor ray": lambda out: private_network(flowprep(out, "--executor", "ray")),
     }
     walls: dict[str, list[float]] = {tool: [] for tool in commands}
     for _ in range(repeats):

@@ -20,6 +20,26 @@ CLIP = "kinetics_cleaning_pool_32frames.mp4"
 FAST_PARAMS = {"nscales": 1, "warps": 1, "outer_iterations": 1, "inner_iterations": 5}
 
 
+def extract_small(root, out, max_frames: int, *flags: str) -> None:
+    """An inline extract of the real clips at 32 px, `max_frames` frames each, with the fast flow settings."""
+    extract(
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--executor",
+        "inline",
+        "--size",
+        "32",
+        "--max-frames",
+        str(max_frames),
+        *flags,
+        *FAST_FLOW,
+    )
+
+
 def fast_backend():
     from flowprep.flow import create_backend
 
@@ -151,27 +171,7 @@ def test_strided_npz_extract_reads_back_through_verify_loader_preview(real_root,
     from training.data import ClipSpec, make_clips, pick_clips
 
     out = tmp_path / "out"
-    extract(
-        "--dataset",
-        "folder",
-        "--root",
-        str(real_root),
-        "--out",
-        str(out),
-        "--executor",
-        "inline",
-        "--size",
-        "32",
-        "--max-frames",
-        "11",
-        "--flow-stride",
-        "2",
-        "--flow-every",
-        "3",
-        "--flow-format",
-        "npz",
-        *FAST_FLOW,
-    )
+    extract_small(real_root, out, 11, "--flow-stride", "2", "--flow-every", "3", "--flow-format", "npz")
     assert verify(str(out), decode_images=True) == []
     config = json.loads((out / fmt.CONFIG_FILE).read_text())
     assert (config["flow_stride"], config["flow_every"], config["flow_format"]) == (2, 3, "npz")
@@ -219,23 +219,7 @@ def test_strided_jpeg_export_counts_flows(real_root, tmp_path):
     from flowprep.export import ExportConfig, export_mmaction2
 
     out = tmp_path / "out"
-    extract(
-        "--dataset",
-        "folder",
-        "--root",
-        str(real_root),
-        "--out",
-        str(out),
-        "--executor",
-        "inline",
-        "--size",
-        "32",
-        "--max-frames",
-        "9",
-        "--flow-every",
-        "2",
-        *FAST_FLOW,
-    )
+    extract_small(real_root, out, 9, "--flow-every", "2")
     assert verify(str(out)) == []
     export_mmaction2(ExportConfig(str(out), str(tmp_path / "mm")), log=lambda line: None)
     flow_list = (tmp_path / "mm" / "folder_all_split_1_rawframes_flow.txt").read_text().split()
@@ -249,23 +233,7 @@ def test_verify_catches_a_layout_mismatch(real_root, tmp_path):
     from flowprep.verify import check_sample
 
     out = tmp_path / "out"
-    extract(
-        "--dataset",
-        "folder",
-        "--root",
-        str(real_root),
-        "--out",
-        str(out),
-        "--executor",
-        "inline",
-        "--size",
-        "32",
-        "--max-frames",
-        "6",
-        "--flow-format",
-        "png16",
-        *FAST_FLOW,
-    )
+    extract_small(real_root, out, 6, "--flow-format", "png16")
     (row,) = manifest(out)
     with open(out / row["shard"], "rb") as f:
         ((key, members),) = list(iter_samples(f))
@@ -283,21 +251,7 @@ def test_a_changed_byte_fails_verify_naming_the_shard(real_root, tmp_path):
     import hashlib
 
     out = tmp_path / "out"
-    extract(
-        "--dataset",
-        "folder",
-        "--root",
-        str(real_root),
-        "--out",
-        str(out),
-        "--executor",
-        "inline",
-        "--size",
-        "32",
-        "--max-frames",
-        "4",
-        *FAST_FLOW,
-    )
+    extract_small(real_root, out, 4)
     (row,) = manifest(out)
     shard = out / row["shard"]
     data = bytearray(shard.read_bytes())
