@@ -1,13 +1,16 @@
 """Loader throughput (clips/s per core, streaming from shards) and training step rate, side by side.
 
-    python benchmarks/bench_loader.py                      # synthetic 256x256 shards in a temp dir
-    python benchmarks/bench_loader.py --shards DIR          # a real `flowprep extract` output (partition train)
-    python benchmarks/bench_loader.py --out benchmarks/results/loader_cpu.md
+    python benchmarks/bench_loader.py --repeats 5 --out benchmarks/results/loader_cpu.md
+    python benchmarks/bench_loader.py --no-real                       # synthetic shards only (quick)
+    python benchmarks/bench_loader.py --shards DIR --partition train  # a `flowprep extract` output
 
+Two workloads by default: synthetic 256x256 shards (48-frame videos of smooth random textures, q95) and
+the real clips of ../shared/data/videos extracted in full by `flowprep extract` with its defaults (the
+videos a user streams: 32 to 795 frames, flow JPEGs of ~3.5 KB where the synthetic ones are ~23 KB).
 Rows are measured in one run on the same shards, interleaved and repeated (`--repeats`, median kept),
 so their ratios are comparable on a machine shared with other jobs: the loader as it was before issue 23
 (`tarfile` members, whole frames decoded, float32 clips normalised in the worker: `legacy_loader`) against
-today's (one header parse per member, only the crop box decoded, uint8 clips normalised on the device) and
+today's (the C tar scanner, only the crop box decoded, uint8 clips normalised on the device) and
 today's without the box-only decode (`whole_frame_decode`), per modality, with K clips per video read, and
 the reduced DCT decode on multi-scale crops; then DataLoader workers. The step rate row says how many
 clips/s one training step of a model consumes on this device: the loader keeps it busy when its
@@ -71,6 +74,28 @@ def write_synthetic_shards(folder: Path, videos: int, frames: int, size: int, pe
     (folder / "train.shards.txt").write_text("".join(n + "\n" for n in names))
 
 
+REAL_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+
+
+def extract_real_clips(out: Path) -> None:
+    """Every real clip, full length, through `flowprep extract` with its defaults (one `folder` dataset)."""
+    import subprocess
+    import sys
+
+    root = out.parent / "real_root" / "real"
+    root.mkdir(parents=True)
+    for clip in sorted(REAL_VIDEOS.iterdir()):
+        (root / clip.name).symlink_to(clip)
+    cmd = [sys.executable, "-m", "flowprep.cli", "extract", "--dataset", "folder", "--root", str(root.parent)]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True)
+
+
+def real_urls(out: Path) -> list[str]:
+    from training.data import shard_urls
+
+    return shard_urls(str(out), ["all"])
+
+
 def clips_per_second(iterable, warmup: int = 2, clock=time.perf_counter) -> tuple[float, int]:
     """Clips per second of `clock`: wall time, or this process's CPU time (time.process_time), which
     other jobs on a shared machine do not inflate: clips per CPU-second is clips/s per core."""
@@ -108,10 +133,10 @@ def legacy_loader():
 
     make_clips = data.make_clips
 
-    def float_clips(picked, spec, rng):
+    def float_clips(picked, spec):
         import torch
 
-        items = make_clips(picked, spec, rng)
+        items = make_clips(picked, spec)
         for item in items:
             for key in ("rgb", "flow", "rgb2"):
                 if key in item:
@@ -170,13 +195,100 @@ def step_rate(model_name: str, batch: int, frames: int, crop: int, in_channels: 
     return batch * steps / (time.perf_counter() - t0)
 
 
+def loader_rows(workload: str, urls: list[str], repeats: int) -> list[tuple]:
+    """(workload, what, modalities, processes, clips/s, ratio) rows of every in-process loader variant."""
+    from training.data import ClipSpec, ShardClipDataset
+
+    # Every row streams the same amount: fixed-length epochs of 64 videos (long enough to amortise a
+    # start), shards drawn with replacement.
+    epoch_samples = 64
+
+    def in_process(modalities, crop="random", decode="cpu", k=1):
+        spec = ClipSpec(modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode, clips_per_video=k)
+        ds = ShardClipDataset(
+            urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=epoch_samples // k
+        )
+        return clips_per_second(ds.samples(0, 1, 0, 1), clock=time.process_time)[0]
+
+    def legacy(modalities, crop="random"):
+        with legacy_loader(), whole_frame_decode():
+            return in_process(modalities, crop)
+
+    def whole_frames(modalities):
+        with whole_frame_decode():
+            return in_process(modalities)
+
+    both = ("rgb", "flow")
+    variants = {  # name -> (modalities, label, baseline name, measure)
+        "all": (
+            both,
+            "decode every JPEG of a video (no clip selection)",
+            None,
+            lambda: clips_per_second(full_decode(urls), warmup=1, clock=time.process_time)[0],
+        )
+    }
+    for mods in (("rgb",), ("flow",), both):
+        m = "+".join(mods)
+        variants[f"legacy {m}"] = (
+            mods,
+            "before: tarfile, whole frames, float32 clips",
+            None,
+            lambda mods=mods: legacy(mods),
+        )
+        variants[f"whole {m}"] = (
+            mods,
+            "now, but whole frames decoded (no C helper)",
+            f"legacy {m}",
+            lambda mods=mods: whole_frames(mods),
+        )
+        variants[f"new {m}"] = (
+            mods,
+            "now: tar scanner + uint8 + box-only decode",
+            f"legacy {m}",
+            lambda mods=mods: in_process(mods),
+        )
+    variants["new k4"] = (both, "now, --clips-per-video 4", "legacy rgb+flow", lambda: in_process(both, k=4))
+    variants["legacy ms"] = (
+        both,
+        "before, multiscale_corner crops",
+        None,
+        lambda: legacy(both, "multiscale_corner"),
+    )
+    variants["new ms"] = (
+        both,
+        "now, multiscale_corner crops",
+        "legacy ms",
+        lambda: in_process(both, "multiscale_corner"),
+    )
+    variants["new ms reduced"] = (
+        both,
+        "now, multiscale_corner, --decode cpu_reduced",
+        "legacy ms",
+        lambda: in_process(both, "multiscale_corner", "cpu_reduced"),
+    )
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):  # interleaved: every row sees the same spells of load from other jobs
+        for name, (_, _, _, measure) in variants.items():
+            rates[name].append(measure())
+    rows = []
+    for name, (mods, label, base_name, _) in variants.items():
+        rate = statistics.median(rates[name])
+        ratio = f"{rate / statistics.median(rates[base_name]):.2f}x" if base_name else ""
+        rows.append((workload, label, "+".join(mods), 1, rate, ratio))
+    return rows
+
+
 def main() -> None:
     import torch
 
     from training.data import ClipSpec, ShardClipDataset, make_loader, shard_urls
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shards", help="flowprep output folder (default: synthetic shards)")
+    ap.add_argument("--shards", help="flowprep output folder (default: synthetic shards, then the real clips)")
+    ap.add_argument("--partition", default="train", help="--shards partition to stream")
+    ap.add_argument(
+        "--real", action=argparse.BooleanOptionalAction, default=True, help="also extract and stream the real clips"
+    )
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--frames", type=int, default=48, help="frames per synthetic video")
     ap.add_argument("--size", type=int, default=256, help="side of synthetic frames, px")
@@ -191,106 +303,37 @@ def main() -> None:
     cv2.setNumThreads(1)  # as in a DataLoader worker (training.data._worker_init)
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(args.shards) if args.shards else Path(tmp)
-        if not args.shards:
-            write_synthetic_shards(folder, args.videos, args.frames, args.size)
-        urls = shard_urls(str(folder), ["train"])
-        # Every row streams the same workload: fixed-length epochs of 4x the videos (long enough to
-        # amortise a worker's start), shards drawn with replacement.
-        epoch_samples = args.videos * 4
-
-        def in_process(modalities, crop="random", decode="cpu", k=1):
-            spec = ClipSpec(
-                modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode, clips_per_video=k
+        workloads = []  # (label, urls)
+        if args.shards:
+            workloads.append((f"shards {args.shards}", shard_urls(args.shards, [args.partition])))
+        else:
+            synthetic = Path(tmp) / "synthetic"
+            synthetic.mkdir()
+            write_synthetic_shards(synthetic, args.videos, args.frames, args.size)
+            workloads.append(
+                (f"synthetic ({args.videos} videos x {args.frames} frames)", shard_urls(str(synthetic), ["train"]))
             )
-            ds = ShardClipDataset(
-                urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=epoch_samples // k
-            )
-            return clips_per_second(ds.samples(0, 1, 0, 1), clock=time.process_time)[0]
-
-        def legacy(modalities, crop="random"):
-            with legacy_loader(), whole_frame_decode():
-                return in_process(modalities, crop)
-
-        def whole_frames(modalities):
-            with whole_frame_decode():
-                return in_process(modalities)
-
-        both = ("rgb", "flow")
-        variants = {  # name -> (modalities, label, baseline name, measure)
-            "all": (
-                both,
-                "decode every JPEG of a video (no clip selection)",
-                None,
-                lambda: clips_per_second(full_decode(urls), warmup=1, clock=time.process_time)[0],
-            )
-        }
-        for mods in (("rgb",), ("flow",), both):
-            m = "+".join(mods)
-            variants[f"legacy {m}"] = (
-                mods,
-                "before: tarfile, whole frames, float32 clips",
-                None,
-                lambda mods=mods: legacy(mods),
-            )
-            variants[f"whole {m}"] = (
-                mods,
-                "now, but whole frames decoded (no C helper)",
-                f"legacy {m}",
-                lambda mods=mods: whole_frames(mods),
-            )
-            variants[f"new {m}"] = (
-                mods,
-                "now: tario + uint8 + box-only decode",
-                f"legacy {m}",
-                lambda mods=mods: in_process(mods),
-            )
-        variants["new k4"] = (both, "now, --clips-per-video 4", "legacy rgb+flow", lambda: in_process(both, k=4))
-        variants["legacy ms"] = (
-            both,
-            "before, multiscale_corner crops",
-            None,
-            lambda: legacy(both, "multiscale_corner"),
-        )
-        variants["new ms"] = (
-            both,
-            "now, multiscale_corner crops",
-            "legacy ms",
-            lambda: in_process(both, "multiscale_corner"),
-        )
-        variants["new ms reduced"] = (
-            both,
-            "now, multiscale_corner, --decode cpu_reduced",
-            "legacy ms",
-            lambda: in_process(both, "multiscale_corner", "cpu_reduced"),
-        )
-        rates: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.repeats):  # interleaved: every row sees the same spells of load from other jobs
-            for name, (_, _, _, measure) in variants.items():
-                rates[name].append(measure())
+            if args.real and REAL_VIDEOS.is_dir():
+                real = Path(tmp) / "real"
+                extract_real_clips(real)
+                workloads.append((f"real ({len(list(REAL_VIDEOS.iterdir()))} clips, full length)", real_urls(real)))
+            elif args.real:
+                print(f"no {REAL_VIDEOS}: the real-clip rows are skipped")
         rows = []
-        for name, (mods, label, base_name, _) in variants.items():
-            rate = statistics.median(rates[name])
-            ratio = f"{rate / statistics.median(rates[base_name]):.2f}x" if base_name else ""
-            rows.append((label, "+".join(mods), 1, rate, ratio))
-        for workers in sorted({1, args.workers}):
-            spec = ClipSpec(modalities=both, frames=16, crop_size=112)
-            ds = ShardClipDataset(
-                urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=epoch_samples
-            )
-            loader = make_loader(ds, batch_size=4, num_workers=workers)
-            for epoch in range(2):  # persistent workers: the second epoch has no worker start
-                ds.set_epoch(epoch)
-                rate, _ = clips_per_second(loader, warmup=1)
-            rows.append(
-                (
-                    f"now: DataLoader, {workers} persistent worker(s), batch 4, 2nd epoch (total)",
-                    "rgb+flow",
-                    workers,
-                    rate,
-                    "",
+        for workload, urls in workloads:
+            rows += loader_rows(workload, urls, args.repeats)
+        for workload, urls in workloads:
+            for workers in sorted({1, args.workers}):
+                spec = ClipSpec(modalities=("rgb", "flow"), frames=16, crop_size=112)
+                ds = ShardClipDataset(
+                    urls, spec, split_name=None, buffer_size=8, rank=0, world_size=1, epoch_samples=64
                 )
-            )
+                loader = make_loader(ds, batch_size=4, num_workers=workers)
+                for epoch in range(2):  # persistent workers: the second epoch has no worker start
+                    ds.set_epoch(epoch)
+                    rate, _ = clips_per_second(loader, warmup=1)
+                what = f"now: DataLoader, {workers} persistent worker(s), batch 4, 2nd epoch (total)"
+                rows.append((workload, what, "rgb+flow", workers, rate, ""))
         steps = []
         for name in args.models.split(","):
             steps.append((name, step_rate(name, batch=8, frames=16, crop=112, in_channels=3, steps=2)))
@@ -303,16 +346,18 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the cores
     lines = [
         f"Device: {device}; torch threads {torch.get_num_threads()}; load average {load:.1f} at the end; "
-        f"{'shards ' + args.shards if args.shards else f'synthetic {args.size}x{args.size} JPEG shards, {args.videos} videos x {args.frames} frames'}.",
+        f"synthetic shards: {args.size}x{args.size} q95 JPEGs of smooth random textures (flow JPEGs ~6x the "
+        "bytes of real ones); real: every clip of ../shared/data/videos through `flowprep extract` (default "
+        "settings, full length).",
         f"Medians of {args.repeats} interleaved repeats. In-process rows are clips per CPU-second of the "
         "process (time.process_time: what one core delivers, not inflated by other jobs); DataLoader rows "
         "are wall-clock. The machine was shared with other jobs: compare ratios within this table.",
         "",
-        "| loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
-        "|---|---|---|---|---|---|",
+        "| shards | loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for what, mods, workers, rate, ratio in rows:
-        lines.append(f"| {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {ratio} |")
+    for workload, what, mods, workers, rate, ratio in rows:
+        lines.append(f"| {workload} | {what} | {mods} | {workers} | {rate:.1f} | {rate / workers:.1f} | {ratio} |")
     lines += ["", "| training step (batch 8, 3x16x112x112, fwd+bwd, SGD) | clips/s |", "|---|---|"]
     lines += [f"| {name} | {rate:.1f} |" for name, rate in steps]
     table = "\n".join(lines) + "\n"

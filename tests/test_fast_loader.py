@@ -32,14 +32,34 @@ def _tar(members: dict[str, bytes], fmt: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(params=["c_scanner", "python"])
+def reader(request, monkeypatch):
+    """Both tar readers: the C scanner (training/_tarscan.c), in chunks small enough that members straddle
+    them, and the pure-Python one it falls back to."""
+    from training import tario
+
+    tario.tar_scanner.cache_clear()
+    if request.param == "python":
+        monkeypatch.setenv("FLOWPREP_NATIVE_TAR", "0")
+    else:
+        monkeypatch.setattr(tario, "CHUNK", 700)
+        monkeypatch.setattr(tario, "SCAN_BATCH", 2)  # the out array fills: scanning resumes without a read
+        if tario.tar_scanner() is None:
+            pytest.skip("no C compiler: the tar scanner cannot be built here")
+    yield request.param
+    tario.tar_scanner.cache_clear()
+
+
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
-def test_tar_reader_matches_tarfile(fmt):
+def test_tar_reader_matches_tarfile(fmt, reader):
     long_dir = "d" * 120  # > 100 chars: ustar prefix, pax path or GNU long name, by format
     members = {
         "k1.json": b"{}",
         f"{long_dir}/k2.rgb.000000.jpg": bytes(range(256)) * 3,
         "k3.cls": b"",
         "__index__": b"meta",
+        "k4.flow_x.000000.jpg": bytes(range(7)) * 500,  # longer than a chunk: read whole
+        "k4.json": b"[1]",
     }
     data = _tar(members, fmt)
     want = [
@@ -50,7 +70,7 @@ def test_tar_reader_matches_tarfile(fmt):
     assert list(tar_members(io.BytesIO(data), "mem")) == want
 
 
-def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand():
+def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(reader):
     data = bytearray(_tar({"a.json": b"{}", "b.json": b"[]" * 400}, tarfile.PAX_FORMAT))
     errors = []
     truncated = list(tar_file_samples([{"url": "t.tar", "stream": io.BytesIO(bytes(data[:3000]))}], errors.append))
@@ -59,6 +79,13 @@ def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(
     data[148] ^= 0x7  # checksum of the first header
     with pytest.raises(TarError, match="checksum"):
         list(tar_members(io.BytesIO(bytes(data)), "c.tar"))
+    second = data.index(b"b.json") - 1024  # the pax header before b.json's own header
+    data[148] ^= 0x7
+    data[second + 148] ^= 0x7
+    got = []
+    with pytest.raises(TarError, match="checksum"):
+        got.extend(tar_members(io.BytesIO(bytes(data)), "c.tar"))
+    assert [name for name, _ in got] == ["a.json"]
 
 
 def test_members_group_into_samples_like_webdataset():
@@ -68,9 +95,11 @@ def test_members_group_into_samples_like_webdataset():
         {"fname": n, "data": n.encode(), "__url__": "u"}
         for n in ("a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls")
     ]
+    odd = ("d.x/noext", "d/.hidden", "d/.h.json", "x.y/z.cls", "e/f.")  # shapes the fast key split hands to _KEY
+    members += [{"fname": n, "data": b"", "__url__": "u"} for n in odd]
     errors = []
     assert list(group_samples(members, errors.append)) == list(group_by_keys(iter(members)))
-    dup = [*members[:2], {**members[1]}, {}, members[4]]
+    dup = [*members[:2], {**members[1]}, {}, members[4]]  # the first six are the usual shapes
     got = list(group_samples(dup, errors.append))
     assert [s["__key__"] for s in got] == ["a/v1", "a/v2"] and len(errors) == 1 and "duplicate" in str(errors[0])
 

@@ -461,7 +461,7 @@ def select_split(
         if keep_key is not None and not keep_key(sample["__key__"]):
             continue
         try:
-            meta = json.loads(sample["json"])
+            meta = json.loads(bytes(sample["json"]))  # members may be memoryviews into the read chunk
             keep = split_name is None or meta["splits"].get(str(split)) == split_name
         except Exception as exn:
             on_error(ValueError(f"{sample.get('__key__')} ({sample.get('__url__')}): bad json: {exn!r}"))
@@ -488,7 +488,7 @@ def pick_clips(
                     name = clip_member(meta, kind, i, spec.needs_flow)
                     if name not in sample:
                         raise KeyError(f"missing member {name}")
-                    frames[frame_member(kind, i)] = sample[name]
+                    frames[frame_member(kind, i)] = bytes(sample[name])  # a copy: the chunk can go
         except Exception as exn:
             on_error(ValueError(f"{sample['__key__']} ({sample.get('__url__')}): {exn!r}"))
             continue
