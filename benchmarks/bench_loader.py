@@ -195,13 +195,12 @@ def step_rate(model_name: str, batch: int, frames: int, crop: int, in_channels: 
     return batch * steps / (time.perf_counter() - t0)
 
 
-def loader_rows(workload: str, urls: list[str], repeats: int) -> list[tuple]:
-    """(workload, what, modalities, processes, clips/s, ratio) rows of every in-process loader variant."""
-    from training.data import ClipSpec, ShardClipDataset
+def loader_rows(workload: str, urls: list[str], repeats: int, epoch_samples: int = 64) -> list[tuple]:
+    """(workload, what, modalities, processes, clips/s, ratio) rows of every in-process loader variant.
 
-    # Every row streams the same amount: fixed-length epochs of 64 videos (long enough to amortise a
-    # start), shards drawn with replacement.
-    epoch_samples = 64
+    Every row streams the same amount: fixed-length epochs of `epoch_samples` videos (long enough to
+    amortise a start), shards drawn with replacement."""
+    from training.data import ClipSpec, ShardClipDataset
 
     def in_process(modalities, crop="random", decode="cpu", k=1):
         spec = ClipSpec(modalities=modalities, frames=16, crop_size=112, crop=crop, decode=decode, clips_per_video=k)

@@ -225,3 +225,19 @@ def test_without_the_native_helper_the_loader_gives_the_same_clips(tmp_path, mon
         jpeg_native.crop_decoder.cache_clear()
     for a, b in zip(native, opencv):
         assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["flow"], b["flow"])
+
+
+def test_loader_benchmark_rows_run_and_compare_the_same_clips(tmp_path):
+    """benchmarks/bench_loader.py's in-process rows (the old loader's stand-in included) all stream clips."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import bench_loader
+    finally:
+        sys.path.pop(0)
+    bench_loader.write_synthetic_shards(tmp_path, videos=4, frames=18, size=128)
+    rows = bench_loader.loader_rows("tiny", shard_urls(str(tmp_path), ["train"]), repeats=1, epoch_samples=4)
+    assert len(rows) == 14 and all(rate > 0 for *_, rate, _ in rows)
+    assert sum(ratio.endswith("x") for *_, ratio in rows) == 9  # every "now" row against its "before" row
