@@ -177,7 +177,10 @@ class ExtractConfig:
         0, "Tasks submitted at once (default 2 x workers).", content=False, cli={"show_default": False}
     )
     threads_per_worker: int = option(
-        0, "OpenCV threads per task (default cores / workers).", content=False, cli={"show_default": False}
+        0,
+        "Threads per worker for OpenCV, FFmpeg and the flow backend (default 1: --workers is the cores used).",
+        content=False,
+        cli={"show_default": False},
     )
     task_memory_mb: int = option(
         0, "Memory Ray reserves per task, MiB (default: none).", content=False, cli={"show_default": False}

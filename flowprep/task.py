@@ -21,9 +21,11 @@ from .storage import filesystem, is_local, join
 
 
 def worker_threads(cfg: ExtractConfig) -> int:
-    if cfg.threads_per_worker:
-        return cfg.threads_per_worker
-    return max(1, (os.cpu_count() or 1) // (cfg.workers or os.cpu_count() or 1)) if cfg.ray_address is None else 1
+    """Threads of one worker (OpenCV, FFmpeg, the numba backend's pairs): 1 unless --threads-per-worker
+    says more, so `--workers N` is the N cores a run uses, locally as on Ray (one CPU per task). Idle
+    cores within them still go to the work left: the processes executor gives the last jobs of a run
+    the idle workers' threads."""
+    return cfg.threads_per_worker or 1
 
 
 def worker_name() -> str:

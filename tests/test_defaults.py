@@ -78,3 +78,14 @@ def test_headline_command_on_ray_caps_workers_at_the_cores(tmp_path, write_video
     rows = manifest(tmp_path / "shards" / "hmdb51")
     assert [r["status"] for r in rows] == ["ok"] * 4
     assert len({r["worker"] for r in rows}) <= cores  # never more worker processes than cores
+
+
+@pytest.mark.parametrize(("workers", "threads", "want"), [(1, 0, 1), (0, 0, 1), (2, 0, 1), (1, 3, 3)])
+def test_workers_are_the_cores_a_run_uses(workers, threads, want):
+    """`--workers N` uses N cores: each worker has one thread unless --threads-per-worker gives it more
+    (a lone worker used to take every core, so --workers 2 could not be faster than --workers 1)."""
+    from flowprep.config import ExtractConfig
+    from flowprep.task import worker_threads
+
+    cfg = ExtractConfig(dataset="folder", out="unused", workers=workers, threads_per_worker=threads)
+    assert worker_threads(cfg) == want

@@ -125,8 +125,7 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[st
 
     address = ray_address(cfg)
     # Resolved here, on the driver, so the CPUs Ray reserves and the threads OpenCV uses agree.
-    threads = cfg.threads_per_worker or (1 if address else worker_threads(cfg))
-    cfg = dataclasses.replace(cfg, threads_per_worker=threads)
+    cfg = dataclasses.replace(cfg, threads_per_worker=worker_threads(cfg))
     # Ray started here is shut down here: a library call must not leave Ray's threads and processes
     # behind in the caller (a training script that forks DataLoader workers next would hang).
     started_here = not ray.is_initialized()
@@ -137,7 +136,7 @@ def run(jobs: list[Job], cfg: ExtractConfig, progress: Progress) -> list[dict[st
             # address="local": always a fresh local instance, never a cluster that happens to run here
             ray.init(
                 address="local",
-                num_cpus=cfg.workers * threads + cfg.flow_actors * ACTOR_CPUS,
+                num_cpus=cfg.workers * cfg.threads_per_worker + cfg.flow_actors * ACTOR_CPUS,
                 include_dashboard=False,
                 log_to_driver=False,
             )

@@ -247,8 +247,8 @@ class NumbaTVL1(FlowBackend):
         """The task's CPU share, as the executors give it to OpenCV (cv2.setNumThreads): the pairs of a
         call are solved that many at a time. The kernels release the GIL, so threads scale; a pair's
         flow is the same on any thread (each has its own solver), so only the speed changes. A worker
-        of `--workers N` on C cores gets C // N threads, and the last jobs of a run get the idle
-        workers' share: one video alone on one worker uses every core."""
+        has one thread (`--threads-per-worker` gives it more), and the last jobs of a run get the idle
+        workers' share: one long video alone, split over the workers, uses every core."""
         import cv2
 
         return max(1, cv2.getNumThreads())
