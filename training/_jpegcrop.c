@@ -49,27 +49,40 @@ int flowprep_decode_crop(const unsigned char *data, unsigned long size, int gray
         return -2;
     }
     jpeg_start_decompress(&cinfo);
-    int hmargin = cinfo.max_h_samp_factor * DCTSIZE, vmargin = cinfo.max_v_samp_factor * DCTSIZE;
+    /* One component has no chroma to upsample: the box alone is exact. */
+    int smooth = cinfo.num_components > 1;
+    int hmargin = smooth ? cinfo.max_h_samp_factor * DCTSIZE : 0, vmargin = cinfo.max_v_samp_factor * DCTSIZE;
     int cx0 = x0 - hmargin < 0 ? 0 : x0 - hmargin;
     int cx1 = x0 + w + hmargin > (int)cinfo.output_width ? (int)cinfo.output_width : x0 + w + hmargin;
     JDIMENSION xoff = (JDIMENSION)cx0, cw = (JDIMENSION)(cx1 - cx0);
     jpeg_crop_scanline(&cinfo, &xoff, &cw);  /* widens to iMCU boundaries; output_width becomes cw */
     int channels = cinfo.output_components;
-    line = malloc((size_t)cinfo.output_width * channels);
+    size_t stride = (size_t)cinfo.output_width * channels;
+    enum { BATCH = 16 };  /* rows per jpeg_read_scanlines call: an iMCU row at most, one call each */
+    line = malloc(stride * BATCH);
     if (line == NULL) {
         snprintf(message, message_len, "out of memory");
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
-    int first = y0 - vmargin < 0 ? 0 : (y0 - vmargin) / vmargin * vmargin;
+    int first = smooth ? (y0 - vmargin < 0 ? 0 : (y0 - vmargin) / vmargin * vmargin) : y0;
     if (first > 0)
         jpeg_skip_scanlines(&cinfo, (JDIMENSION)first);
-    for (int r = first; r < y0 + h; r++) {
-        JSAMPROW row = line;
-        jpeg_read_scanlines(&cinfo, &row, 1);
-        if (r >= y0)
-            memcpy(out + (size_t)(r - y0) * w * channels, line + (size_t)(x0 - (int)xoff) * channels,
-                   (size_t)w * channels);
+    JSAMPROW rows[BATCH];
+    for (int i = 0; i < BATCH; i++) rows[i] = line + (size_t)i * stride;
+    for (int r = first; r < y0 + h;) {
+        int want = y0 + h - r < BATCH ? y0 + h - r : BATCH;
+        int got = (int)jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)want);
+        for (int i = 0; i < got; i++, r++)
+            if (r >= y0)
+                memcpy(out + (size_t)(r - y0) * w * channels, rows[i] + (size_t)(x0 - (int)xoff) * channels,
+                       (size_t)w * channels);
+        if (got == 0) {  /* libjpeg pads a truncated scan, so never; but never loop or leave rows unwritten */
+            snprintf(message, message_len, "no rows decoded at row %d", r);
+            jpeg_destroy_decompress(&cinfo);
+            free(line);
+            return -1;
+        }
     }
     jpeg_abort_decompress(&cinfo);  /* the rows below the box are never decoded */
     jpeg_destroy_decompress(&cinfo);
