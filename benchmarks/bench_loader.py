@@ -121,15 +121,16 @@ def full_decode(urls) -> list[dict]:
 
 @contextlib.contextmanager
 def legacy_loader():
-    """The loader before issue 23, in this process: webdataset's tarfile-based member reader, and float32
+    """The loader before issue 23, in this process: webdataset's tarfile-based member reader (then grouped as
+    webdataset groups, which the old loader's own grouping equalled), and float32
     clips normalised on the CPU (what rgb_clip / flow_clip returned). Decode and crops are unchanged."""
-    from webdataset.tariterators import tar_file_expander
+    from webdataset.tariterators import group_by_keys, tar_file_expander
 
     import training.data as data
     from training.normalize import normalize_clip
 
     def tarfile_samples(shards, on_error):
-        return tar_file_expander(shards, handler=lambda exn: on_error(exn) or True)
+        return group_by_keys(tar_file_expander(shards, handler=lambda exn: on_error(exn) or True))
 
     make_clips = data.make_clips
 
@@ -144,12 +145,12 @@ def legacy_loader():
                         item[key] = np.ascontiguousarray(normalize_clip(torch.from_numpy(item[key]), key).numpy())
         return items
 
-    saved = data.tar_file_samples, data.make_clips
-    data.tar_file_samples, data.make_clips = tarfile_samples, float_clips
+    saved = data.tar_samples, data.make_clips
+    data.tar_samples, data.make_clips = tarfile_samples, float_clips
     try:
         yield
     finally:
-        data.tar_file_samples, data.make_clips = saved
+        data.tar_samples, data.make_clips = saved
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from tests.tiny_shards import write_tiny_shards  # noqa: E402
 from training.data import ACTIVITYNET_MEAN_RGB, ClipSpec, CropBox, ShardClipDataset, make_loader, shard_urls  # noqa: E402
 from training.jpeg import decode_crop, reduction  # noqa: E402
 from training.normalize import model_input, normalize_clip  # noqa: E402
-from training.tario import TarError, group_samples, tar_file_samples, tar_members  # noqa: E402
+from training.tario import TarError, tar_members, tar_samples  # noqa: E402
 
 
 def _tar(members: dict[str, bytes], fmt: int) -> bytes:
@@ -70,11 +70,24 @@ def test_tar_reader_matches_tarfile(fmt, reader):
     assert list(tar_members(io.BytesIO(data), "mem")) == want
 
 
+def test_members_kept_stay_intact_while_read_buffers_are_reused(reader):
+    """The C reader's members view its chunk buffers, and a buffer nothing views any more is reused: the
+    members a consumer keeps (every third here) must read the same after many more chunks."""
+    members = {f"v{i:03d}.flow_x.{i:06d}.jpg": bytes([i % 251]) * (300 + 37 * i) for i in range(60)}
+    data = _tar(members, tarfile.PAX_FORMAT)
+    kept = []
+    for i, (name, payload) in enumerate(tar_members(io.BytesIO(data), "mem")):
+        assert bytes(payload) == members[name]
+        if i % 3 == 0:
+            kept.append((name, payload))
+    assert len(kept) == 20 and all(bytes(payload) == members[name] for name, payload in kept)
+
+
 def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(reader):
     data = bytearray(_tar({"a.json": b"{}", "b.json": b"[]" * 400}, tarfile.PAX_FORMAT))
     errors = []
-    truncated = list(tar_file_samples([{"url": "t.tar", "stream": io.BytesIO(bytes(data[:3000]))}], errors.append))
-    assert [s["fname"] for s in truncated if s] == ["a.json"] and len(errors) == 1
+    truncated = list(tar_samples([{"url": "t.tar", "stream": io.BytesIO(bytes(data[:3000]))}], errors.append))
+    assert truncated == [{"__key__": "a", "__url__": "t.tar", "json": b"{}"}] and len(errors) == 1
     assert "t.tar" in str(errors[0]) and "truncated" in str(errors[0])
     data[148] ^= 0x7  # checksum of the first header
     with pytest.raises(TarError, match="checksum"):
@@ -88,20 +101,26 @@ def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(
     assert [name for name, _ in got] == ["a.json"]
 
 
-def test_members_group_into_samples_like_webdataset():
-    from webdataset.tariterators import group_by_keys
+def test_members_group_into_samples_like_webdataset(reader):
+    from webdataset.tariterators import group_by_keys, tar_file_expander
 
-    members = [
-        {"fname": n, "data": n.encode(), "__url__": "u"}
-        for n in ("a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls")
-    ]
-    odd = ("d.x/noext", "d/.hidden", "d/.h.json", "x.y/z.cls", "e/f.")  # shapes the fast key split hands to _KEY
-    members += [{"fname": n, "data": b"", "__url__": "u"} for n in odd]
+    names = ["a/v1.json", "a/v1.RGB.000000.jpg", "a/v1.cls", "noext", "a/v2.json", "a/v2.cls"]
+    names += ["d.x/noext", "d/.hidden", "d/.h.json", "x.y/z.cls", "e/f."]  # shapes the fast split hands to _KEY
+    shards = [_tar({n: n.encode() for n in names}, tarfile.PAX_FORMAT), _tar({"b/v3.json": b"3"}, tarfile.GNU_FORMAT)]
+
+    def streams():
+        return [{"url": f"s{i}", "stream": io.BytesIO(data)} for i, data in enumerate(shards)]
+
     errors = []
-    assert list(group_samples(members, errors.append)) == list(group_by_keys(iter(members)))
-    dup = [*members[:2], {**members[1]}, {}, members[4]]  # the first six are the usual shapes
-    got = list(group_samples(dup, errors.append))
+    want = list(group_by_keys(tar_file_expander(streams())))
+    assert [
+        {k: bytes(v) if k[:2] != "__" else v for k, v in s.items()} for s in tar_samples(streams(), errors.append)
+    ] == want
+    assert len(want) == 6 and not errors  # a/v1, a/v2, "d/" (.hidden and .h.json), x.y/z, e/f and b/v3
+    dup = _tar({"a/v1.json": b"1", "a/v1.cls": b"2", "a/v1.JSON": b"3", "a/v2.json": b"4"}, tarfile.PAX_FORMAT)
+    got = list(tar_samples([{"url": "d", "stream": io.BytesIO(dup)}], errors.append))
     assert [s["__key__"] for s in got] == ["a/v1", "a/v2"] and len(errors) == 1 and "duplicate" in str(errors[0])
+    assert bytes(got[0]["json"]) == b"1"
 
 
 @pytest.fixture

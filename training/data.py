@@ -64,7 +64,7 @@ from flowprep.format import (
 from .config import Crop
 from .gpu_decode import JpegClip, collate_clips
 from .jpeg import DECODES, decode_crop, decode_jpeg, resize_box  # noqa: F401 - decode_jpeg: the benchmark's baseline
-from .tario import group_samples, tar_file_samples
+from .tario import tar_samples
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +425,7 @@ def open_shards(urls: Iterable[str], on_error: Callable[[Exception], None]) -> I
 
 def videos(shards: Iterable[dict], on_error: Callable[[Exception], None]) -> Iterator[dict]:
     """Raw samples `{"__key__", "json": bytes, "rgb.000000.jpg": bytes, ...}` of every shard."""
-    yield from group_samples(tar_file_samples(shards, on_error), on_error)
+    yield from tar_samples(shards, on_error)
 
 
 @dataclass(frozen=True)
