@@ -83,6 +83,45 @@ def test_members_kept_stay_intact_while_read_buffers_are_reused(reader):
     assert len(kept) == 20 and all(bytes(payload) == members[name] for name, payload in kept)
 
 
+def test_the_c_reader_agrees_with_the_python_reader_on_damaged_tars(monkeypatch):
+    """Random damage to headers and pax records (sizes, digits, checksums, truncation): the C scanner
+    yields what the Python reader yields and fails where and as it fails (it hands over whatever it cannot
+    vouch for), and never reads outside its buffer (a crash would end the test run)."""
+    import random
+
+    from training import tario
+
+    tario.tar_scanner.cache_clear()
+    if tario.tar_scanner() is None:
+        pytest.skip("no C compiler: the tar scanner cannot be built here")
+    monkeypatch.setattr(tario, "CHUNK", 1000)
+    members = {f"v{i}.rgb.{i:06d}.jpg": bytes([i]) * (100 + 300 * i) for i in range(6)}
+    clean = _tar(members, tarfile.PAX_FORMAT) + _tar({"x" * 150 + ".json": b"{}"}, tarfile.GNU_FORMAT)
+    headers = [i for i in range(0, len(clean), 512) if clean[i + 257 : i + 262] == b"ustar"]
+
+    def read(data: bytes, native: bool):
+        monkeypatch.setenv("FLOWPREP_NATIVE_TAR", "1" if native else "0")
+        tario.tar_scanner.cache_clear()
+        got = []
+        try:
+            for name, payload in tar_members(io.BytesIO(data), "f.tar"):
+                got.append((name, bytes(payload)))
+        except Exception as exn:  # noqa: BLE001 - the error itself is compared
+            return got, repr(exn)
+        return got, None
+
+    rng = random.Random(0)
+    for _ in range(150):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice(headers) + rng.choice([124, 130, 135, 148, 156, 512, 515, 520, rng.randrange(512)])
+            data[at] = rng.choice(b"0123456789 \x00\x80\xffxLg=")
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        assert read(bytes(data), native=True) == read(bytes(data), native=False)
+    tario.tar_scanner.cache_clear()
+
+
 def test_corrupt_or_truncated_tar_is_reported_once_and_the_members_before_stand(reader):
     data = bytearray(_tar({"a.json": b"{}", "b.json": b"[]" * 400}, tarfile.PAX_FORMAT))
     errors = []

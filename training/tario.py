@@ -19,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -52,6 +52,8 @@ def _pax_records(data: bytes) -> dict[str, str]:
     while pos < len(data) and data[pos : pos + 1] != b"\0":
         space = data.index(b" ", pos)
         length = int(data[pos:space])
+        if length <= 0:
+            raise TarError(f"bad pax record length {length}")  # would never advance
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         out[key.decode()] = value.decode("utf-8", "surrogateescape")
         pos += length
@@ -108,8 +110,9 @@ def tar_members(stream: BinaryIO, url: str) -> Iterator[tuple[str, bytes | memor
             buf, length, start, ended = fresh, keep + got, 0, got < len(fresh) - keep
             view = memoryview(buf).toreadonly()
             continue
-        # a bad header, or the stream ended inside a member: the Python reader raises (or ends) as it would
-        yield from _python_members(io.BytesIO(bytes(view[start:length])), url)
+        # A header the scanner does not vouch for, or the stream ended inside a member: the Python reader
+        # goes on from there (the unread rest of the stream after the buffer) and raises or ends as it would.
+        yield from _python_members(cast(BinaryIO, _Chain(bytes(view[start:length]), stream)), url)
         return
 
 
@@ -143,6 +146,17 @@ def _unviewed(buf: bytearray) -> bool:
         return False
     del buf[-1]
     return True
+
+
+class _Chain:
+    """`head` bytes, then the rest of `stream`: the read() the Python reader needs."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head, self.stream = io.BytesIO(head), stream
+
+    def read(self, n: int) -> bytes:
+        data = self.head.read(n)
+        return data + self.stream.read(n - len(data)) if len(data) < n else data
 
 
 def _read_into(stream: BinaryIO, target: memoryview) -> int:
