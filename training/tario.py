@@ -132,7 +132,7 @@ def _chunk_buffer(size: int) -> bytearray:
 
 
 def _retire(buf: bytearray) -> None:
-    if buf:
+    if buf and len(buf) <= 2 * CHUNK:  # a buffer grown for one huge member is not worth keeping
         pool = _pools.__dict__.setdefault("buffers", [])
         pool.append(buf)
         del pool[:-_POOL_SIZE]
