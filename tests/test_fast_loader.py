@@ -70,9 +70,12 @@ def test_tar_reader_matches_tarfile(fmt, reader):
     assert list(tar_members(io.BytesIO(data), "mem")) == want
 
 
-def test_members_kept_stay_intact_while_read_buffers_are_reused(reader):
+def test_members_kept_stay_intact_while_read_buffers_are_reused(reader, monkeypatch):
     """The C reader's members view its chunk buffers, and a buffer nothing views any more is reused: the
     members a consumer keeps (every third here) must read the same after many more chunks."""
+    from training import tario
+
+    monkeypatch.setattr(tario, "CHUNK", 4096)  # a few members a chunk, and every buffer small enough to pool
     members = {f"v{i:03d}.flow_x.{i:06d}.jpg": bytes([i % 251]) * (300 + 37 * i) for i in range(60)}
     data = _tar(members, tarfile.PAX_FORMAT)
     kept = []
