@@ -187,6 +187,39 @@ def test_column_sorted_median_network_takes_the_median_of_every_0_1_window(k, op
         assert values[n // 2] == int(n - sum(zeros) > n // 2), zeros  # 1 iff ones are the majority
 
 
+@pytest.mark.parametrize("shape", [(6, 1), (4, 2), (7, 513), (5, 1030)])
+def test_paired_median5_equals_cv_median_blur_at_odd_widths_and_across_chunks(shape):
+    """median5 takes pixels two by two in chunks of _CHUNK pairs: an odd last pixel, a row of one or
+    two pixels and rows of several chunks (the last one partial) must give cv2.medianBlur's bits."""
+    rng = np.random.default_rng(shape[1])
+    u = rng.normal(0, 3, shape).astype(F)
+    u[:, ::4] = np.round(u[:, ::4])  # ties
+    padded = np.empty((shape[0] + 4, shape[1] + 4), F)
+    K.pad_replicate(u, 2, padded)
+    out = np.empty_like(u)
+    K.median5(padded, out)
+    assert np.array_equal(out, cv2.medianBlur(u, 5))
+
+
+def test_pair_network_takes_ranks_8_to_13_of_every_0_1_input():
+    """The network median5 runs once per pair of pixels: on 4 sorted columns of 5 it must leave ranks
+    8..13 on wires 7..12 (0-1 principle, as above); the merge with each pixel's fifth column then takes
+    the 13th of 25, checked here on every 0-1 window too."""
+    import itertools
+
+    network = _median_networks.pair_network()
+    assert sum(int(a) + int(b) for _, _, a, b in network) == 108
+    for zeros in itertools.product(range(6), repeat=4):
+        values = [int(i >= z) for i in range(5) for z in zeros]  # row i of column j at 4i + j; sorted columns
+        for lo, hi, _, _ in network:
+            values[lo], values[hi] = min(values[lo], values[hi]), max(values[lo], values[hi])
+        assert values[7:13] == sorted([int(i >= z) for z in zeros for i in range(5)])[7:13], zeros
+        for own in range(6):  # the pixel's own column: `own` zeros, then ones
+            b = [int(i >= own) for i in range(5)]
+            median = min([max(values[7 + r], b[4 - r]) for r in range(5)] + [values[12]])
+            assert median == int(20 - sum(zeros) + 5 - own > 12), (zeros, own)
+
+
 def test_median_network_module_is_what_its_generator_writes():
     assert _median_networks.render() == Path(_median_networks.__file__).read_text(), (
         "regenerate: python -m flowprep.flow._median_networks"
