@@ -115,13 +115,13 @@ def _workspace(state, consts):
     return ws
 
 
-@pytest.mark.parametrize("shape", [(3, 3), (7, 9), (16, 21), (5, 8), (6, 15)])  # 15, 7: one pad column
+@pytest.mark.parametrize("shape", [(3, 3), (7, 9), (16, 21), (5, 8), (6, 15), (5, 16), (4, 32)])  # 16, 32: none
 def test_fused_sweep_equals_the_separate_passes_bit_for_bit(shape):
     state, consts = _random_state(shape, seed=shape[1])
     ws = _workspace(state, consts)
     for _ in range(4):  # several iterations: the duals read by the next one must be right too
         state, ref_error = _reference_iteration(state, consts)
-        error = K.sweep(*ws.kernel_args(), L_T, THETA, TAUT, ws.err, ws.col0)
+        error = K.sweep(*ws.kernel_args(), L_T, THETA, TAUT, ws.err, ws.edges)
         for name, b in zip(("u1", "u2", "p11", "p12", "p21", "p22"), state):
             a = ws.plane(name)
             assert np.array_equal(a, b), f"{name} differs at {np.argwhere(a != b)[:3].tolist()}"
@@ -149,10 +149,10 @@ def test_inner_loop_stops_where_opencv_stops():
     threshold = F((errors[2] + errors[3]) / 2) if errors[3] < errors[2] else F(errors[3])
     expected = next(i + 1 for i, e in enumerate(errors) if not e > threshold)
     ws = _workspace(state, consts)
-    n, error = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, threshold, 30, ws.err, ws.col0)
+    n, error = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, threshold, 30, ws.err, ws.edges)
     assert n == expected and abs(F(error) - errors[n - 1]) <= 1e-5 * errors[n - 1]
     ws = _workspace(state, consts)
-    n, _ = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, F(0), 2, ws.err, ws.col0)
+    n, _ = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, F(0), 2, ws.err, ws.edges)
     assert n == 2  # and never more than asked
 
 
