@@ -138,7 +138,7 @@ _MIN_RUN = 16
 # compile time; with the taps read from the image rows it compared ~30 address ranges at run time
 # (6,000 instructions per loop entry, measured) and, by default, refused to vectorize at all.
 _CHUNK = 512
-_SEG = _CHUNK + 8
+_SEG = _CHUNK + 16  # whole cache lines: the segments start on one where t does
 _WX, _WY, _DX, _DY, _TAPS = 0, 4, 8, 9, 10  # segment numbers: 4 + 4 weights, 2 displacements, 15 tap rows
 SCRATCH_FLOATS = (_TAPS + 15) * _SEG
 # The vector loop indexes with unsigned integers: numba wraps a signed index that might be negative

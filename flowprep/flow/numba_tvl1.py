@@ -67,7 +67,7 @@ class _Workspace:
         self.u1, self.u2 = self.plane("u1"), self.plane("u2")
         self.edges = np.zeros((6, h), np.float32)  # `_numba_kernels.sweep`'s scratch
         self.framed = np.zeros((3, h + 2 * kernels.PAD, w + 2 * kernels.PAD), np.float32)  # I1, I1x, I1y for the warp
-        self.warp_scratch = np.zeros(kernels.SCRATCH_FLOATS, np.float32)
+        self.warp_scratch = _aligned_zeros(kernels.SCRATCH_FLOATS, 11)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
 
     def start_level(self) -> None:
