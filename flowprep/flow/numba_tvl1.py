@@ -9,10 +9,10 @@ cubic remaps + calcGradRho) is one pass too, and the median filter is an unrolle
 SIMD-vectorized by LLVM.
 
 Same flow as OpenCV's, by construction: the iteration's float operations are OpenCV's, in its order
-and precision (float32, no FMA, no reassociation), with three documented deviations of one float32
-rounding each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the division by
-1 + tau/theta |grad u| as a product with its reciprocal, and the stopping error summed down the columns
-first (the same at every SIMD width).
+and precision (float32, no FMA, no reassociation), with documented deviations of a float32 rounding
+or two each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the divisions by
+1 + tau/theta |grad u| of both components as products with reciprocals taken by one division, and the
+stopping error summed down the columns first (the same at every SIMD width).
 The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
