@@ -2,7 +2,8 @@
 
 The references below are `tvl1flow.cpp`'s functions written one pass each in float32 numpy (numpy does
 no FMA contraction, so every float operation is OpenCV's), with the dual update in the kernels'
-documented form (float sqrt, product with the reciprocal; within 5 ulps of OpenCV's, tested below).
+documented form (float sqrts, products with reciprocals from one shared division; within 5 ulps of
+OpenCV's, tested below).
 The fused sweep must equal them bit for bit, and its summed error equal OpenCV's sequential float sum
 to float rounding; the median must equal cv2.medianBlur bit for bit; the cubic warp is within float32
 rounding of cv2.remap. Real-frame fidelity against OpenCV is in test_flow_backends.py.
@@ -83,10 +84,14 @@ def _opencv_dual(pa, pb, ux, uy):
     return (pa + TAUT * ux) / ng, (pb + TAUT * uy) / ng
 
 
-def _kernel_dual(pa, pb, ux, uy):
-    """The same in the kernels' form: a float sqrt, products with the reciprocal."""
-    inv_ng = F(1) / (F(1) + TAUT * np.sqrt(ux * ux + uy * uy))
-    return (pa + TAUT * ux) * inv_ng, (pb + TAUT * uy) * inv_ng
+def _kernel_dual(p11, p12, p21, p22, u1x, u1y, u2x, u2y):
+    """The same in the kernels' form, both components: float sqrts, products with the reciprocals,
+    which come from one division 1 / (ng1 ng2)."""
+    ng1 = F(1) + TAUT * np.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = F(1) + TAUT * np.sqrt(u2x * u2x + u2y * u2y)
+    inv_both = F(1) / (ng1 * ng2)
+    inv1, inv2 = inv_both * ng2, inv_both * ng1
+    return (p11 + TAUT * u1x) * inv1, (p12 + TAUT * u1y) * inv1, (p21 + TAUT * u2x) * inv2, (p22 + TAUT * u2y) * inv2
 
 
 def _reference_iteration(state, consts):
@@ -97,11 +102,7 @@ def _reference_iteration(state, consts):
     n2 = v2 + THETA * _divergence(p21, p22)
     squared = ((n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2)).ravel()
     error = np.cumsum(squared, dtype=F)[-1]  # estimateU: a sequential float sum in row-major order
-    out = [n1, n2]
-    for u, (pa, pb) in ((n1, (p11, p12)), (n2, (p21, p22))):
-        ux, uy = _forward_gradient(u)
-        out += list(_kernel_dual(pa, pb, ux, uy))
-    return out, error
+    return [n1, n2, *_kernel_dual(p11, p12, p21, p22, *_forward_gradient(n1), *_forward_gradient(n2))], error
 
 
 def _workspace(state, consts):
@@ -115,13 +116,13 @@ def _workspace(state, consts):
     return ws
 
 
-@pytest.mark.parametrize("shape", [(3, 3), (7, 9), (16, 21), (5, 8), (6, 15)])  # 15, 7: one pad column
+@pytest.mark.parametrize("shape", [(3, 3), (7, 9), (16, 21), (5, 8), (6, 15), (5, 16), (4, 32)])  # 16, 32: none
 def test_fused_sweep_equals_the_separate_passes_bit_for_bit(shape):
     state, consts = _random_state(shape, seed=shape[1])
     ws = _workspace(state, consts)
     for _ in range(4):  # several iterations: the duals read by the next one must be right too
         state, ref_error = _reference_iteration(state, consts)
-        error = K.sweep(*ws.kernel_args(), L_T, THETA, TAUT, ws.err, ws.col0)
+        error = K.sweep(*ws.kernel_args(), L_T, THETA, TAUT, ws.err, ws.edges)
         for name, b in zip(("u1", "u2", "p11", "p12", "p21", "p22"), state):
             a = ws.plane(name)
             assert np.array_equal(a, b), f"{name} differs at {np.argwhere(a != b)[:3].tolist()}"
@@ -129,13 +130,15 @@ def test_fused_sweep_equals_the_separate_passes_bit_for_bit(shape):
 
 
 def test_dual_update_is_within_five_ulps_of_opencvs():
-    """sqrtf vs a rounded double hypot: 1 ulp; 1/ng, the product and OpenCV's division: half an ulp
-    each. At most 2.5 ulps relative, 5 ulps of the result at a binade's low end; most are equal."""
+    """sqrtf vs a rounded double hypot: 1 ulp; ng1 ng2, its reciprocal, the product with ng2 (or ng1),
+    the product with the numerator and OpenCV's division: half an ulp each. Within 5 ulps of the
+    result; most are equal."""
     rng = np.random.default_rng(11)
-    ux, uy = (rng.normal(0, 3, 200_000).astype(F) for _ in range(2))
-    ux[:1000] *= F(1e-3)  # near-flat flow too, where 1 + tau/theta |grad u| is close to 1
-    pa, pb = (rng.uniform(-1, 1, 200_000).astype(F) for _ in range(2))
-    for ours, ref in zip(_kernel_dual(pa, pb, ux, uy), _opencv_dual(pa, pb, ux, uy)):
+    u = [rng.normal(0, 3, 200_000).astype(F) for _ in range(4)]
+    u[0][:1000] *= F(1e-3)  # near-flat flow too, where 1 + tau/theta |grad u| is close to 1
+    p = [rng.uniform(-1, 1, 200_000).astype(F) for _ in range(4)]
+    refs = [*_opencv_dual(p[0], p[1], u[0], u[1]), *_opencv_dual(p[2], p[3], u[2], u[3])]
+    for ours, ref in zip(_kernel_dual(*p, *u), refs):
         ulps = np.abs(ours.view(np.int32).astype(np.int64) - ref.view(np.int32).astype(np.int64))
         assert ulps.max() <= 5 and (ulps == 0).mean() > 0.5, (ulps.max(), (ulps == 0).mean())
 
@@ -149,10 +152,10 @@ def test_inner_loop_stops_where_opencv_stops():
     threshold = F((errors[2] + errors[3]) / 2) if errors[3] < errors[2] else F(errors[3])
     expected = next(i + 1 for i, e in enumerate(errors) if not e > threshold)
     ws = _workspace(state, consts)
-    n, error = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, threshold, 30, ws.err, ws.col0)
+    n, error = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, threshold, 30, ws.err, ws.edges)
     assert n == expected and abs(F(error) - errors[n - 1]) <= 1e-5 * errors[n - 1]
     ws = _workspace(state, consts)
-    n, _ = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, F(0), 2, ws.err, ws.col0)
+    n, _ = K.inner_loop(*ws.kernel_args(), L_T, THETA, TAUT, F(0), 2, ws.err, ws.edges)
     assert n == 2  # and never more than asked
 
 
@@ -185,6 +188,39 @@ def test_column_sorted_median_network_takes_the_median_of_every_0_1_window(k, op
         for lo, hi, _, _ in network:
             values[lo], values[hi] = min(values[lo], values[hi]), max(values[lo], values[hi])
         assert values[n // 2] == int(n - sum(zeros) > n // 2), zeros  # 1 iff ones are the majority
+
+
+@pytest.mark.parametrize("shape", [(6, 1), (4, 2), (7, 513), (5, 1030)])
+def test_paired_median5_equals_cv_median_blur_at_odd_widths_and_across_chunks(shape):
+    """median5 takes pixels two by two in chunks of _CHUNK pairs: an odd last pixel, a row of one or
+    two pixels and rows of several chunks (the last one partial) must give cv2.medianBlur's bits."""
+    rng = np.random.default_rng(shape[1])
+    u = rng.normal(0, 3, shape).astype(F)
+    u[:, ::4] = np.round(u[:, ::4])  # ties
+    padded = np.empty((shape[0] + 4, shape[1] + 4), F)
+    K.pad_replicate(u, 2, padded)
+    out = np.empty_like(u)
+    K.median5(padded, out)
+    assert np.array_equal(out, cv2.medianBlur(u, 5))
+
+
+def test_pair_network_takes_ranks_8_to_13_of_every_0_1_input():
+    """The network median5 runs once per pair of pixels: on 4 sorted columns of 5 it must leave ranks
+    8..13 on wires 7..12 (0-1 principle, as above); the merge with each pixel's fifth column then takes
+    the 13th of 25, checked here on every 0-1 window too."""
+    import itertools
+
+    network = _median_networks.pair_network()
+    assert sum(int(a) + int(b) for _, _, a, b in network) == 108
+    for zeros in itertools.product(range(6), repeat=4):
+        values = [int(i >= z) for i in range(5) for z in zeros]  # row i of column j at 4i + j; sorted columns
+        for lo, hi, _, _ in network:
+            values[lo], values[hi] = min(values[lo], values[hi]), max(values[lo], values[hi])
+        assert values[7:13] == sorted([int(i >= z) for z in zeros for i in range(5)])[7:13], zeros
+        for own in range(6):  # the pixel's own column: `own` zeros, then ones
+            b = [int(i >= own) for i in range(5)]
+            median = min([max(values[7 + r], b[4 - r]) for r in range(5)] + [values[12]])
+            assert median == int(20 - sum(zeros) + 5 - own > 12), (zeros, own)
 
 
 def test_median_network_module_is_what_its_generator_writes():

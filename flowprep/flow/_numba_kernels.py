@@ -36,14 +36,15 @@ _FLT_MAX = np.float32(np.finfo(np.float32).max)
 # dual update): loops over single rows cost ~600 cycles each to enter (LLVM's runtime alias checks of
 # 15 pointers, the scalar remainder), as much as the row's own work at 256 px. For those loops to read
 # neighbours with plain shifted loads, the planes are padded:
-#   - rows of Wp > W floats (a whole number of SIMD vectors, at least one pad column). I1wx .. rho_c
-#     are zero in the pad columns; the flow's first pad column is set to its last real column before
-#     the dual update, so the forward gradient across the border is exactly 0, as in OpenCV.
+#   - rows of Wp >= W floats (a whole number of SIMD vectors: no pad column when W is a multiple of
+#     16, as at 256 px, where one would cost 6% of the work). I1wx .. rho_c are zero in the pads.
 #   - the state (u, p) in 1-D buffers of (H+2)*Wp floats: the plane, a zero row above (the divergence's
 #     p12 of the row above the first row is 0) and a row below (set to the flow's last row before the
 #     dual update: a zero gradient below it).
-# The pad columns compute values that no real pixel reads. The one real pixel per row whose left
-# neighbour lies in the previous row (x = 0) is redone after the pass with OpenCV's border formula.
+# The pad columns compute values that no real pixel reads. The two real pixels per row whose neighbour
+# lies across the row's end are redone after their pass with OpenCV's border formulas: x = 0 in the
+# flow update (its left neighbour is the previous row's end), x = W-1 in the dual update (its right
+# neighbour is a pad column or the next row's start; OpenCV's forward gradient there is 0).
 
 # Rows are padded to whole 64-byte cache lines: one AVX-512 vector of float32, two AVX2 or four NEON
 # ones. numba compiles for the CPU it runs on, and LLVM picks the width (512-bit on Zen 4, 256-bit on
@@ -81,14 +82,18 @@ def _flow_step(u1k, u2k, ix, iy, g, rho_c, div1, div2, l_t, theta):
 
 
 @_inline
-def _dual_update(p1, p2, ux, uy, taut):
-    """estimateDualVariables for one pixel and one flow component. Two deviations from OpenCV, each
-    within one float32 rounding of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a
-    double hypot, and the two divisions by ng are products with 1 / ng. Both unload the SIMD divider,
-    the iteration's bottleneck (a double sqrt takes 4 lanes where a float one takes 8)."""
-    ng = _F1 + taut * np.sqrt(ux * ux + uy * uy)
-    inv_ng = _F1 / ng
-    return (p1 + taut * ux) * inv_ng, (p2 + taut * uy) * inv_ng
+def _dual_update(p11, p12, p21, p22, u1x, u1y, u2x, u2y, taut):
+    """estimateDualVariables for one pixel, both flow components. Deviations from OpenCV, each within
+    a float32 rounding or two of its result: |grad u| is sqrtf(ux^2 + uy^2) where OpenCV rounds a double
+    hypot; the four divisions by ng1 and ng2 are products with their reciprocals; and those come from
+    ONE division, 1 / (ng1 ng2) times ng2 or ng1. All unload the SIMD divider, this pass's bottleneck
+    (a double sqrt takes 4 lanes where a float one takes 8; the shared division made the iteration
+    1.04x faster). ng >= 1, so ng1 ng2 overflows only where ng1 or ng2 nearly does."""
+    ng1 = _F1 + taut * np.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = _F1 + taut * np.sqrt(u2x * u2x + u2y * u2y)
+    inv_both = _F1 / (ng1 * ng2)
+    inv1, inv2 = inv_both * ng2, inv_both * ng1
+    return (p11 + taut * u1x) * inv1, (p12 + taut * u1y) * inv1, (p21 + taut * u2x) * inv2, (p22 + taut * u2y) * inv2
 
 
 @_inline
@@ -111,9 +116,10 @@ def _plane_sum(err, w):
 
 
 @_jit
-def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, col0):
+def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, edges):
     """One inner iteration, in place on the state buffers (see above); returns estimateU's summed
-    squared update over the real (H, w) pixels. I1wx .. rho_c, err: (H, Wp); col0: (2, H) scratch."""
+    squared update over the real (H, w) pixels. I1wx .. rho_c, err: (H, Wp); edges: (6, H) scratch,
+    the flow at x = 0 before the flow update and the duals at x = w-1 before the dual update."""
     h, wp = I1wx.shape
     u1, _, u1r, _, u1d = state_views(u1b, h, wp)
     u2, _, u2r, _, u2d = state_views(u2b, h, wp)
@@ -123,27 +129,34 @@ def sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, the
     p22, _, _, p22u, _ = state_views(p22b, h, wp)
     ix, iy, g, rc, e = I1wx.ravel(), I1wy.ravel(), grad.ravel(), rho_c.ravel(), err.ravel()
     for y in range(h):
-        col0[0, y], col0[1, y] = u1[y * wp], u2[y * wp]
+        edges[0, y], edges[1, y] = u1[y * wp], u2[y * wp]
 
     for i in range(h * wp):  # the flow update: straight-line, vectorized
         div1 = (p11[i] - p11l[i]) + (p12[i] - p12u[i])
         div2 = (p21[i] - p21l[i]) + (p22[i] - p22u[i])
         u1[i], u2[i], e[i] = _flow_step(u1[i], u2[i], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
-    for y in range(h):  # x = 0 read the previous row's pad through p11l: OpenCV's first column, `a + c - d`
+    for y in range(h):  # x = 0 read the previous row's end through p11l: OpenCV's first column, `a + c - d`
         i = y * wp
         div1 = (p11[i] + p12[i]) - p12u[i]
         div2 = (p21[i] + p22[i]) - p22u[i]
-        u1[i], u2[i], e[i] = _flow_step(col0[0, y], col0[1, y], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
+        u1[i], u2[i], e[i] = _flow_step(edges[0, y], edges[1, y], ix[i], iy[i], g[i], rc[i], div1, div2, l_t, theta)
     error = _plane_sum(err, w)
 
-    for y in range(h):  # a zero forward gradient across the last real column ...
-        u1[y * wp + w], u2[y * wp + w] = u1[y * wp + w - 1], u2[y * wp + w - 1]
     last = (h - 1) * wp
-    for x in range(wp):  # ... and below the last row
+    for x in range(wp):  # a zero forward gradient below the last row
         u1d[last + x], u2d[last + x] = u1[last + x], u2[last + x]
+    for y in range(h):
+        i = y * wp + w - 1
+        edges[2, y], edges[3, y], edges[4, y], edges[5, y] = p11[i], p12[i], p21[i], p22[i]
     for i in range(h * wp):  # the dual update, vectorized
-        p11[i], p12[i] = _dual_update(p11[i], p12[i], u1r[i] - u1[i], u1d[i] - u1[i], taut)
-        p21[i], p22[i] = _dual_update(p21[i], p22[i], u2r[i] - u2[i], u2d[i] - u2[i], taut)
+        p11[i], p12[i], p21[i], p22[i] = _dual_update(
+            p11[i], p12[i], p21[i], p22[i], u1r[i] - u1[i], u1d[i] - u1[i], u2r[i] - u2[i], u2d[i] - u2[i], taut
+        )
+    for y in range(h):  # x = w-1 read a pad column or the next row's start through u1r: OpenCV's 0
+        i = y * wp + w - 1
+        p11[i], p12[i], p21[i], p22[i] = _dual_update(
+            edges[2, y], edges[3, y], edges[4, y], edges[5, y], _F0, u1d[i] - u1[i], _F0, u2d[i] - u2[i], taut
+        )
     return error
 
 
@@ -166,14 +179,14 @@ def inner_loop(
     scaled_epsilon,
     max_iterations,
     err,
-    col0,
+    edges,
 ):
     """procOneScale's inner loop: sweeps while error > scaled_epsilon, at most max_iterations.
     Returns (sweeps run, the last error)."""
     error = _FLT_MAX
     n = 0
     while n < max_iterations and error > scaled_epsilon:
-        error = sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, col0)
+        error = sweep(w, u1b, u2b, p11b, p12b, p21b, p22b, I1wx, I1wy, grad, rho_c, l_t, theta, taut, err, edges)
         n += 1
     return n, error
 
@@ -216,7 +229,7 @@ def warm_up() -> None:
     plane = np.zeros((4, 4), np.float32)
     buffers = [np.zeros(6 * LANES, np.float32) for _ in range(6)]
     padded_planes = [np.zeros((4, LANES), np.float32) for _ in range(5)]
-    inner_loop(3, *buffers, *padded_planes[:4], _F1, _F1, _F1, _F0, 1, padded_planes[4], np.zeros((2, 4), np.float32))
+    inner_loop(3, *buffers, *padded_planes[:4], _F1, _F1, _F1, _F0, 1, padded_planes[4], np.zeros((6, 4), np.float32))
     warp(*[plane.copy() for _ in range(10)], np.zeros(SCRATCH_FLOATS, np.float32))
     centered_gradient(plane, plane.copy(), plane.copy())
     for radius, median in ((1, median3), (2, median5)):

@@ -138,7 +138,7 @@ _MIN_RUN = 16
 # compile time; with the taps read from the image rows it compared ~30 address ranges at run time
 # (6,000 instructions per loop entry, measured) and, by default, refused to vectorize at all.
 _CHUNK = 512
-_SEG = _CHUNK + 8
+_SEG = _CHUNK + 16  # whole cache lines: the segments start on one where t does
 _WX, _WY, _DX, _DY, _TAPS = 0, 4, 8, 9, 10  # segment numbers: 4 + 4 weights, 2 displacements, 15 tap rows
 SCRATCH_FLOATS = (_TAPS + 15) * _SEG
 # The vector loop indexes with unsigned integers: numba wraps a signed index that might be negative
@@ -161,11 +161,19 @@ def _shifted(shift, w0, w1, w2, w3):
 
 
 @_inline
-def _window_row(t, seg, src, n):
-    """t[seg * _SEG : + n] = src[:n]: one tap row of the run's window into the scratch."""
-    dst = t[seg * _SEG : seg * _SEG + n]
-    for i in range(n):  # vectorized (indexed by the loop variable: no wraparound)
-        dst[i] = src[i]
+def _window(t, I1, I1x, I1y, r0, c0, n):
+    """The run's 15 tap rows (I1, I1x, I1y, rows r0 .. r0+4, columns c0 .. c0+n-1) into the scratch's
+    tap segments in one vectorized loop (a loop per row made the whole warp 1.04x slower)."""
+    a0, a1, a2, a3, a4 = I1[r0, c0:], I1[r0 + 1, c0:], I1[r0 + 2, c0:], I1[r0 + 3, c0:], I1[r0 + 4, c0:]
+    b0, b1, b2, b3, b4 = I1x[r0, c0:], I1x[r0 + 1, c0:], I1x[r0 + 2, c0:], I1x[r0 + 3, c0:], I1x[r0 + 4, c0:]
+    d0, d1, d2, d3, d4 = I1y[r0, c0:], I1y[r0 + 1, c0:], I1y[r0 + 2, c0:], I1y[r0 + 3, c0:], I1y[r0 + 4, c0:]
+    for i in range(n):  # indexed by the loop variable: no wraparound
+        t[_TAPS * _SEG + i], t[(_TAPS + 1) * _SEG + i], t[(_TAPS + 2) * _SEG + i] = a0[i], a1[i], a2[i]
+        t[(_TAPS + 3) * _SEG + i], t[(_TAPS + 4) * _SEG + i] = a3[i], a4[i]
+        t[(_TAPS + 5) * _SEG + i], t[(_TAPS + 6) * _SEG + i], t[(_TAPS + 7) * _SEG + i] = b0[i], b1[i], b2[i]
+        t[(_TAPS + 8) * _SEG + i], t[(_TAPS + 9) * _SEG + i] = b3[i], b4[i]
+        t[(_TAPS + 10) * _SEG + i], t[(_TAPS + 11) * _SEG + i], t[(_TAPS + 12) * _SEG + i] = d0[i], d1[i], d2[i]
+        t[(_TAPS + 13) * _SEG + i], t[(_TAPS + 14) * _SEG + i] = d3[i], d4[i]
 
 
 @_jit
@@ -226,10 +234,7 @@ def warp_framed(I0, framed, u1, u2, I1wx, I1wy, grad, rho_c, t):
                 first, n = x, end - x
                 if n >= _MIN_RUN:
                     c0 = first + dx - 1 + PAD
-                    for r in range(5):
-                        _window_row(t, _TAPS + r, I1[r0 + r, c0:], n + 4)
-                        _window_row(t, _TAPS + 5 + r, I1x[r0 + r, c0:], n + 4)
-                        _window_row(t, _TAPS + 10 + r, I1y[r0 + r, c0:], n + 4)
+                    _window(t, I1, I1x, I1y, r0, c0, n + 4)
                     wt = t[first - cs :]  # weights and displacements of pixel first + l at wt[seg * _SEG + l]
                     v1, v2, vg, vrho = o1[first:], o2[first:], og[first:], orho[first:]
                     vu1, vu2, vi0 = u1r[first:], u2r[first:], i0r[first:]

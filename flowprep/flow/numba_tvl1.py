@@ -9,10 +9,10 @@ cubic remaps + calcGradRho) is one pass too, and the median filter is an unrolle
 SIMD-vectorized by LLVM.
 
 Same flow as OpenCV's, by construction: the iteration's float operations are OpenCV's, in its order
-and precision (float32, no FMA, no reassociation), with three documented deviations of one float32
-rounding each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the division by
-1 + tau/theta |grad u| as a product with its reciprocal, and the stopping error summed down the columns
-first (the same at every SIMD width).
+and precision (float32, no FMA, no reassociation), with documented deviations of a float32 rounding
+or two each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the divisions by
+1 + tau/theta |grad u| of both components as products with reciprocals taken by one division, and the
+stopping error summed down the columns first (the same at every SIMD width).
 The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
@@ -31,26 +31,43 @@ from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params
 _MIN_SCALE_SIDE = 16  # calc() stops building the pyramid below 16 px (either side)
 
 
+_LINE = 64  # bytes: one cache line, one AVX-512 vector
+
+
+def _aligned_zeros(n: int, k: int) -> np.ndarray:
+    """n zero float32s from a cache line's start plus k lines (plane k of a workspace). numpy
+    aligns to 16 bytes only, and a SIMD loop over unaligned planes splits every vector load across two
+    lines: the iteration ran 8% slower (19.8 -> 18.3 ms a 256x256 pair). The stagger keeps the planes
+    that one loop reads at the same index off the same L1 sets (large arrays allocated one after
+    another start at nearly the same offset in their pages)."""
+    floats = _LINE // 4
+    buf = np.zeros(n + floats * (k + 1), np.float32)
+    start = (-buf.ctypes.data % _LINE) // 4 + floats * k
+    return buf[start : start + n]
+
+
 class _Workspace:
     """The float32 planes of one pyramid level, allocated once per level size and reused.
 
-    The iteration's planes are (H, Wp): rows padded to whole SIMD vectors, at least one pad column
-    (`_numba_kernels`, above `state_views`). The flow and the dual variables live in buffers of
-    (H+2)*Wp floats; `u1`, `u2` are the flow's (H,W) views, `u1_full`, `u2_full` its (H,Wp) plane."""
+    The iteration's planes are (H, Wp): rows padded to whole SIMD vectors (`_numba_kernels`, above
+    `state_views`), each plane starting on a cache line. The flow and the dual variables live in
+    buffers of (H+2)*Wp floats; `u1`, `u2` are the flow's (H,W) views, `u1_full`, `u2_full` its (H,Wp) plane."""
 
     def __init__(self, h: int, w: int, kernels):
         self.w = w
-        wp = -(-(w + 1) // kernels.LANES) * kernels.LANES
-        for name in ("I1wx", "I1wy", "grad", "rho_c", "err"):
-            setattr(self, name, np.zeros((h, wp), np.float32))
+        wp = -(-w // kernels.LANES) * kernels.LANES  # no pad column at W = 256: 6% less work
+        for k, name in enumerate(("I1wx", "I1wy", "grad", "rho_c", "err")):
+            setattr(self, name, _aligned_zeros(h * wp, k).reshape(h, wp))
         for name in ("I1x", "I1y"):
             setattr(self, name, np.empty((h, w), np.float32))
-        self.state = {name: np.zeros((h + 2) * wp, np.float32) for name in ("u1", "u2", "p11", "p12", "p21", "p22")}
+        self.state = {
+            name: _aligned_zeros((h + 2) * wp, 5 + k) for k, name in enumerate(("u1", "u2", "p11", "p12", "p21", "p22"))
+        }
         self.u1_full, self.u2_full = self.plane("u1", full=True), self.plane("u2", full=True)
         self.u1, self.u2 = self.plane("u1"), self.plane("u2")
-        self.col0 = np.zeros((2, h), np.float32)
+        self.edges = np.zeros((6, h), np.float32)  # `_numba_kernels.sweep`'s scratch
         self.framed = np.zeros((3, h + 2 * kernels.PAD, w + 2 * kernels.PAD), np.float32)  # I1, I1x, I1y for the warp
-        self.warp_scratch = np.zeros(kernels.SCRATCH_FLOATS, np.float32)
+        self.warp_scratch = _aligned_zeros(kernels.SCRATCH_FLOATS, 11)
         self.padded = {}  # median radius -> (H+2r, W+2r) buffer
 
     def start_level(self) -> None:
@@ -167,7 +184,7 @@ class FusedTVL1Solver:
                 if median > 1:
                     self._median(ws.u1_full, median, ws)
                     self._median(ws.u2_full, median, ws)
-                n, error = k.inner_loop(*ws.kernel_args(), l_t, theta, taut, scaled_epsilon, inner, ws.err, ws.col0)
+                n, error = k.inner_loop(*ws.kernel_args(), l_t, theta, taut, scaled_epsilon, inner, ws.err, ws.edges)
                 self.iterations_run += n
                 self.pixel_steps += n * h * w
                 n_outer += 1
