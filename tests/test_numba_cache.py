@@ -71,12 +71,13 @@ def test_a_callee_edited_in_another_file_recompiles_its_caller(tmp_path, shared_
 
 
 def test_every_kernel_file_is_in_the_group_and_uses_its_locator():
-    from flowprep.flow import _median_networks, _numba_kernels, _numba_warp
+    from flowprep.flow import _median_networks, _numba_kernels, _numba_level, _numba_warp
 
     flow_dir = Path(_numba_cache.__file__).parent
     jitted = {p.name for p in flow_dir.glob("*.py") if "@_jit" in p.read_text() or "@_inline" in p.read_text()}
     assert jitted <= set(_numba_cache.KERNEL_FILES), jitted - set(_numba_cache.KERNEL_FILES)
     for kernel in (
+        _numba_level.solve_level,
         _numba_kernels.inner_loop,
         _numba_warp.warp_framed,
         _median_networks.median5,

@@ -3,9 +3,9 @@
 numba keys a cached function on its own file only (a stamp of that file's source): a cached caller
 keeps the machine code it compiled with a callee from another file, and the values of that file's
 global constants, after the callee's file changes (numba's documented limitation; numba PR #8359).
-The kernels call across three files (`_numba_kernels` -> `_numba_warp`, `_median_networks`), so here
-each kernel file's stamp is one hash of every file of its group: editing any of them recompiles all
-of them, and nothing stale is ever loaded.
+The kernels call across four files (`_numba_level` -> `_numba_kernels` -> `_numba_warp`,
+`_median_networks`), so here each kernel file's stamp is one hash of every file of its group: editing
+any of them recompiles all of them, and nothing stale is ever loaded.
 
 The mechanism is a cache locator (numba's private `_CacheLocator`; see `_locator_classes`),
 put first in numba's list of locators: for a file of a registered group it wraps the locator numba
@@ -97,7 +97,7 @@ def share_source_stamp(paths: Iterable[str | os.PathLike]) -> None:
         classes.insert(0, GroupStampLocator)
 
 
-KERNEL_FILES = ("_numba_cache.py", "_numba_warp.py", "_numba_kernels.py", "_median_networks.py")
+KERNEL_FILES = ("_numba_cache.py", "_numba_warp.py", "_numba_kernels.py", "_median_networks.py", "_numba_level.py")
 share_source_stamp(os.path.join(os.path.dirname(__file__), name) for name in KERNEL_FILES)
 
 # The kernels' decorator: one thread each (nogil: the backend runs pairs on threads), no bounds checks,
