@@ -6,8 +6,10 @@ default) against the same loop driven from Python kernel by kernel (`compiled_le
 
 One thread, the same real frame pairs through both solvers in alternation, round after round (a
 change in machine load hits both alike); each round's ms per pair is the mean over the pairs, and the
-table gives the medians over rounds and the median of the per-round ratios. The flows are checked
-equal bit for bit on the way.
+table gives the medians and the best of the rounds, and the median of the per-round ratios. The flows
+are checked equal bit for bit on the way. Then one level alone (`--levels`): each level size solved
+from the same random initial flow by both paths in alternation, the best of 21 runs per pair, which
+shows the time saved per level where a whole pair's ratio is within the machine's noise.
 """
 
 from __future__ import annotations
@@ -50,23 +52,56 @@ def rounds_ms(prev, nxt, rounds: int) -> dict[str, list[float]]:
     return ms
 
 
+def level_us(h: int, w: int, pairs: int, runs: int = 21) -> dict[str, float]:
+    """us of one level of h x w solved by each path (the best of `runs` per pair, averaged over the
+    pairs), from the same random initial flow every run."""
+    from flowprep.flow.numba_tvl1 import FusedTVL1Solver
+    from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS
+
+    solver = FusedTVL1Solver(dict(OPENCV_TVL1_DEFAULTS))
+    paths = {"compiled": solver._one_scale_compiled, "python": solver._one_scale_py}
+    ws = solver._workspace(h, w)
+    u0 = np.random.default_rng(0).normal(0, 0.5, (2, h, w)).astype(np.float32)
+    best = dict.fromkeys(paths, 0.0)
+    for a, b in zip(*real_pairs(pairs, h, w)):
+        a, b = a.astype(np.float32), b.astype(np.float32)
+        seconds: dict[str, list[float]] = {name: [] for name in paths}
+        for r in range(runs):
+            for name in list(paths) if r % 2 else list(paths)[::-1]:
+                ws.u1[:], ws.u2[:] = u0
+                t0 = time.perf_counter()
+                paths[name](a, b, ws)
+                seconds[name].append(time.perf_counter() - t0)
+        for name in paths:
+            best[name] += 1e6 * min(seconds[name]) / pairs
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=8, help="pairs per size")
     parser.add_argument("--sizes", default="128x128,256x256,340x256", help="WxH list")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--levels", default="340x256,256x256,128x128,64x64,32x32,16x16", help="WxH list, '' for none")
     args = parser.parse_args(argv)
     import cv2
 
     cv2.setNumThreads(1)
-    print("| size | compiled levels ms/pair | Python-driven ms/pair | speed-up (median of rounds) |")
+    print("| pair | compiled levels ms/pair (median / best round) | Python-driven | speed-up (median of rounds) |")
     print("|---|---|---|---|")
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         ms = rounds_ms(*real_pairs(args.pairs, h, w), args.rounds)
         ratio = np.median(np.array(ms["python"]) / np.array(ms["compiled"]))
+        cells = [f"{np.median(ms[name]):.2f} / {min(ms[name]):.2f}" for name in ("compiled", "python")]
+        print(f"| {size} | {cells[0]} | {cells[1]} | {ratio:.3f}x |", flush=True)
+    if args.levels:
+        print("\n| one level | compiled us | Python-driven us | saved us |\n|---|---|---|---|")
+    for size in filter(None, args.levels.split(",")):
+        w, h = (int(v) for v in size.split("x"))
+        us = level_us(h, w, min(args.pairs, 4))
         print(
-            f"| {size} | {np.median(ms['compiled']):.2f} | {np.median(ms['python']):.2f} | {ratio:.3f}x |", flush=True
+            f"| {size} | {us['compiled']:.0f} | {us['python']:.0f} | {us['python'] - us['compiled']:.0f} |", flush=True
         )
 
 

@@ -57,6 +57,10 @@ def _run(root: Path) -> tuple[int, int]:
 
 @pytest.mark.parametrize("shared_stamp, after_edit", [(True, 20), (False, 10)])
 def test_a_callee_edited_in_another_file_recompiles_its_caller(tmp_path, shared_stamp, after_edit):
+    from numba.core import caching
+
+    if not shared_stamp and hasattr(caching, "get_function_dependencies"):
+        pytest.skip("this numba stamps a caller's callee files itself: its per-file cache is not stale")
     _package(tmp_path, shared_stamp)
     assert _run(tmp_path) == (10, 0)  # compiled, written to NUMBA_CACHE_DIR
     assert any((tmp_path / "cache").rglob("caller.call-*.nbi"))

@@ -73,7 +73,7 @@ class GroupStampLocator(caching._CacheLocator):
 
 
 def _locator_classes() -> list:
-    """numba's list of locators, tried in order (`CacheImpl` since numba 0.61, `_CacheImpl` before)."""
+    """numba's list of locators, tried in order (`CacheImpl` in recent numba, `_CacheImpl` in older ones)."""
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
     return impl._locator_classes
 

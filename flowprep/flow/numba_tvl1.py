@@ -13,7 +13,8 @@ and precision (float32, no FMA, no reassociation), with documented deviations of
 or two each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the divisions by
 1 + tau/theta |grad u| of both components as products with reciprocals taken by one division, and the
 stopping error summed down the columns first (the same at every SIMD width).
-The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
+Each pyramid level is one compiled call (`_numba_level.solve_level`); the pyramid and the flow zoom
+call cv::resize itself; the median is exact. The cubic remap differs from
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
 
@@ -125,7 +126,6 @@ class FusedTVL1Solver:
             )
         from flowprep.flow import _numba_kernels, _numba_level
 
-        _numba_kernels.warm_up()  # compiles once per machine (~20 s), then loads from the cache (~1 s)
         self.k = _numba_kernels
         self.solve_level = _numba_level.solve_level
         self.p = params
@@ -133,9 +133,13 @@ class FusedTVL1Solver:
         self.iterations_run = 0
         self.pixel_steps = 0
         self._one_scale = self._one_scale_compiled if compiled_levels else self._one_scale_py
-        if compiled_levels:  # solve_level's compilation (or cache load), on a level of the smallest size
+        # compiles once per machine (~20 s), then loads from the cache (~0.4 s): the driver of a job
+        # compiles, the workers on its machine load. A compiled level holds the kernels it calls.
+        if compiled_levels:
             tiny = np.zeros((_MIN_SCALE_SIDE, _MIN_SCALE_SIDE), np.float32)
             self._one_scale(tiny, tiny, _Workspace(*tiny.shape, self.k))
+        else:
+            _numba_kernels.warm_up()
 
     def _workspace(self, h: int, w: int) -> _Workspace:
         if (h, w) not in self._workspaces:
