@@ -82,7 +82,9 @@ def stage_profile(prev, nxt, repeats: int = 3) -> dict:
     from flowprep.flow.numba_tvl1 import FusedTVL1Solver
     from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS
 
-    solver = FusedTVL1Solver(dict(OPENCV_TVL1_DEFAULTS))
+    # the Python-driven levels: the timer sees each kernel call (a compiled level is one call); the same
+    # kernels and flow, ~1% slower at 256x256 (benchmarks/bench_numba_levels.py)
+    solver = FusedTVL1Solver(dict(OPENCV_TVL1_DEFAULTS), compiled_levels=False)
     frames = [(a.astype(np.float32), b.astype(np.float32)) for a, b in zip(prev, nxt)]
     solver(*frames[0])  # warm
     best = None

@@ -354,6 +354,16 @@ def test_numba_real_pair_alone_equals_its_batch_result(numba_flows, real_pairs):
     assert np.array_equal(create_backend("numba").compute(prev[None], nxt[None])[0], numba_flows[name])
 
 
+def test_numba_compiled_levels_equal_python_driven_levels_on_real_pairs(numba_flows, real_pairs):
+    """Each pyramid level one compiled call (the default) or driven from Python kernel by kernel: the
+    same kernels in the same order, so the same bits on every real pair."""
+    from flowprep.flow.numba_tvl1 import FusedTVL1Solver, NumbaTVL1
+
+    python_levels = FusedTVL1Solver(NumbaTVL1()._params, compiled_levels=False)
+    for name, (prev, nxt, _) in real_pairs.items():
+        assert np.array_equal(python_levels(prev.astype(np.float32), nxt.astype(np.float32)), numba_flows[name]), name
+
+
 # ---- the backend in a real extract (issue 4, done-when) ---------------------------------------
 
 

@@ -21,7 +21,8 @@ pytest.importorskip("numba")
 
 from flowprep.flow import _median_networks, create_backend  # noqa: E402
 from flowprep.flow import _numba_kernels as K  # noqa: E402
-from flowprep.flow.numba_tvl1 import NumbaTVL1, _Workspace  # noqa: E402
+from flowprep.flow.numba_tvl1 import FusedTVL1Solver, NumbaTVL1, _Workspace  # noqa: E402
+from flowprep.flow.opencv_tvl1 import OPENCV_TVL1_DEFAULTS, merge_params  # noqa: E402
 
 F = np.float32
 L_T, THETA, TAUT = F(0.15 * 0.3), F(0.3), F(0.25 / 0.3)
@@ -361,6 +362,33 @@ def test_pairs_on_threads_equal_pairs_on_one_thread():
         cv2.setNumThreads(before)
     assert np.array_equal(one, threaded)
     assert len(backend._solvers) == 3 and len(names) >= 2, names
+
+
+def compiled_and_python_levels(prev, nxt, **overrides):
+    """The flow and counters of one pair, each pyramid level one compiled call, then driven from Python."""
+    params = merge_params(OPENCV_TVL1_DEFAULTS, overrides)
+    results = []
+    for compiled in (True, False):
+        solver = FusedTVL1Solver(params, compiled_levels=compiled)
+        flow = solver(prev.astype(F), nxt.astype(F))
+        results.append((flow, solver.iterations_run, solver.pixel_steps))
+    return results
+
+
+@pytest.mark.parametrize(
+    "seed, shape, overrides",
+    [
+        (1, (48, 64), {}),
+        (2, (35, 70), {"median_filtering": 3}),
+        (3, (20, 17), {"median_filtering": 0, "warps": 3}),
+        (4, (64, 48), {"outer_iterations": 2, "epsilon": 0.05}),  # the stopping tests end levels early
+    ],
+)
+def test_compiled_level_equals_the_python_driven_level_bit_for_bit(seed, shape, overrides):
+    prev, nxt = _pair(seed, shape=shape, shift=(seed % 3 - 1, 2))
+    (compiled, iters, steps), (python, py_iters, py_steps) = compiled_and_python_levels(prev, nxt, **overrides)
+    assert np.array_equal(compiled, python), np.abs(compiled - python).max()
+    assert (iters, steps) == (py_iters, py_steps) and iters > 0
 
 
 def test_median_3_and_no_median_run_and_differ():

@@ -28,10 +28,10 @@ import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
-import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+from flowprep.flow._numba_cache import kernel_jit as _jit  # cached on the source of all kernel files
+
 _MARKER = "# ---- generated " + "below ----"
 Network = tuple[tuple[int, int, bool, bool], ...]  # comparators (lo, hi, keep_min, keep_max)
 # median5's scratch: a chunk of up to _CHUNK pairs of columns, segments _SEG floats apart (compile-time

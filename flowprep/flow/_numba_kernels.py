@@ -223,9 +223,10 @@ def pad_replicate(src, r, padded):
 
 
 def warm_up() -> None:
-    """Compile every kernel (or load it from numba's disk cache) on tiny arrays. Called when a backend
-    is built, so the driver of a job compiles once and the workers on its machine find the cache,
-    instead of each worker compiling the same code at the same time."""
+    """Compile every kernel (or load it from numba's disk cache) on tiny arrays. Called when a solver
+    with Python-driven levels is built (a compiled level warms `solve_level`, which holds the kernels),
+    so the driver of a job compiles once and the workers on its machine find the cache, instead of
+    each worker compiling the same code at the same time."""
     plane = np.zeros((4, 4), np.float32)
     buffers = [np.zeros(6 * LANES, np.float32) for _ in range(6)]
     padded_planes = [np.zeros((4, LANES), np.float32) for _ in range(5)]

@@ -12,11 +12,12 @@ formula skips the tap, which changes no value (at most the sign of an exact zero
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-_inline = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)  # inlined by LLVM
+from flowprep.flow._numba_cache import kernel_jit
+
+_jit = kernel_jit  # cached on the source of all kernel files (`_numba_cache`)
+_inline = kernel_jit  # inlined by LLVM
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)

@@ -13,7 +13,8 @@ and precision (float32, no FMA, no reassociation), with documented deviations of
 or two each (`_numba_kernels._dual_update`, `_plane_sum`): |grad u| as a float sqrt, the divisions by
 1 + tau/theta |grad u| of both components as products with reciprocals taken by one division, and the
 stopping error summed down the columns first (the same at every SIMD width).
-The pyramid and the flow zoom call cv::resize itself; the median is exact. The cubic remap differs from
+Each pyramid level is one compiled call (`_numba_level.solve_level`); the pyramid and the flow zoom
+call cv::resize itself; the median is exact. The cubic remap differs from
 OpenCV 5's (whose SIMD build fuses multiply-adds) by a few float32 ulps. docs/flow_backends.md has the
 measured agreement; tests/test_numba_tvl1.py and test_flow_backends.py assert it.
 
@@ -108,9 +109,12 @@ class _Workspace:
 class FusedTVL1Solver:
     """`__call__(I0, I1)`: float32 (H,W) frames 0..255 -> flow_xy float32 (H,W,2) px, OpenCV's calc().
 
-    `iterations_run` / `pixel_steps` count the inner iterations of the last call (benchmarks)."""
+    `iterations_run` / `pixel_steps` count the inner iterations of the last call (benchmarks).
+    compiled_levels: each pyramid level is one call of `_numba_level.solve_level` (default); False
+    drives the level's loop from Python, kernel by kernel (`_one_scale_py`, the plain reference: the
+    same kernels in the same order, the same flow bit for bit, tested)."""
 
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, compiled_levels: bool = True):
         if params["gamma"] != 0:
             raise ValueError(f"fused TV-L1 implements gamma = 0 only (OpenCV's default); got gamma={params['gamma']!r}")
         if params["use_initial_flow"]:
@@ -120,14 +124,22 @@ class FusedTVL1Solver:
                 "median_filtering must be 0/1 (off), 3 or 5, as OpenCV allows on float flow; "
                 f"got {params['median_filtering']!r}"
             )
-        from flowprep.flow import _numba_kernels
+        from flowprep.flow import _numba_kernels, _numba_level
 
-        _numba_kernels.warm_up()  # compiles once per machine (~20 s), then loads from the cache (~1 s)
         self.k = _numba_kernels
+        self.solve_level = _numba_level.solve_level
         self.p = params
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
         self.iterations_run = 0
         self.pixel_steps = 0
+        self._one_scale = self._one_scale_compiled if compiled_levels else self._one_scale_py
+        # compiles once per machine (~20 s), then loads from the cache (~0.4 s): the driver of a job
+        # compiles, the workers on its machine load. A compiled level holds the kernels it calls.
+        if compiled_levels:
+            tiny = np.zeros((_MIN_SCALE_SIDE, _MIN_SCALE_SIDE), np.float32)
+            self._one_scale(tiny, tiny, _Workspace(*tiny.shape, self.k))
+        else:
+            _numba_kernels.warm_up()
 
     def _workspace(self, h: int, w: int) -> _Workspace:
         if (h, w) not in self._workspaces:
@@ -161,15 +173,51 @@ class FusedTVL1Solver:
             for coarse_u, fine_u in ((ws.u1, finer.u1), (ws.u2, finer.u2)):
                 np.multiply(cv2.resize(coarse_u, fine_u.shape[::-1], interpolation=cv2.INTER_LINEAR), zoom, out=fine_u)
 
-    def _one_scale(self, I0: np.ndarray, I1: np.ndarray, ws: _Workspace) -> None:
-        """procOneScale, updating the flow ws.u1, ws.u2 in place."""
+    def _scalars(self, h: int, w: int) -> tuple:
+        """procOneScale's scalars, exactly as OpenCV rounds them to float: (scaled_epsilon, l_t, taut, theta)."""
+        p = self.p
+        return (
+            np.float32(p["epsilon"] * p["epsilon"] * h * w),
+            np.float32(p["lambda"] * p["theta"]),
+            np.float32(p["tau"] / p["theta"]),
+            np.float32(p["theta"]),
+        )
+
+    def _one_scale_compiled(self, I0: np.ndarray, I1: np.ndarray, ws: _Workspace) -> None:
+        """procOneScale in one call of `_numba_level.solve_level`, updating the flow ws.u1, ws.u2 in place."""
+        p = self.p
+        h, w = I0.shape
+        scaled_epsilon, l_t, taut, theta = self._scalars(h, w)
+        median = int(p["median_filtering"])
+        n = self.solve_level(
+            I0,
+            I1,
+            *ws.kernel_args(),
+            ws.I1x,
+            ws.I1y,
+            ws.framed,
+            ws.err,
+            ws.edges,
+            ws.warp_scratch,
+            ws.padded_for(max(median // 2, 1)),  # any 2-D buffer where there is no median
+            l_t,
+            theta,
+            taut,
+            scaled_epsilon,
+            int(p["warps"]),
+            int(p["outer_iterations"]),
+            int(p["inner_iterations"]),
+            median,
+        )
+        self.iterations_run += n
+        self.pixel_steps += n * h * w
+
+    def _one_scale_py(self, I0: np.ndarray, I1: np.ndarray, ws: _Workspace) -> None:
+        """procOneScale driven from Python, kernel by kernel, updating the flow ws.u1, ws.u2 in place: the
+        reference `_one_scale_compiled` equals bit for bit."""
         k, p = self.k, self.p
         h, w = I0.shape
-        # the scalars exactly as OpenCV rounds them to float
-        scaled_epsilon = np.float32(p["epsilon"] * p["epsilon"] * h * w)
-        l_t = np.float32(p["lambda"] * p["theta"])
-        taut = np.float32(p["tau"] / p["theta"])
-        theta = np.float32(p["theta"])
+        scaled_epsilon, l_t, taut, theta = self._scalars(h, w)
         median = int(p["median_filtering"])
         inner, outer = int(p["inner_iterations"]), int(p["outer_iterations"])
 
