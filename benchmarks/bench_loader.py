@@ -351,7 +351,7 @@ def main() -> None:
         "settings, full length).",
         f"Medians of {args.repeats} interleaved repeats. In-process rows are clips per CPU-second of the "
         "process (time.process_time: what one core delivers, not inflated by other jobs); DataLoader rows "
-        "are wall-clock. The machine was shared with other jobs: compare ratios within this table.",
+        "are wall-clock. Compare ratios within this table (on a shared machine only they are meaningful).",
         "",
         "| shards | loader | modalities | processes | clips/s | clips/s per core | vs before (same clips) |",
         "|---|---|---|---|---|---|---|",
