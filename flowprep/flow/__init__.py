@@ -32,7 +32,7 @@ BACKENDS = Registry(
 # `auto` tries these in order and takes the first available: fastest faithful backend first.
 # triton-cuda (torch-cuda's flow, its inner iteration fused into two Triton kernels), then
 # torch-cuda (batched, follows the CPU code to ~0.01 px), before opencv-cuda (no median filter, other
-# warp); on a CPU, numba (OpenCV's CPU code fused and compiled, ~17-19x its speed per core) before
+# warp); on a CPU, numba (OpenCV's CPU code fused and compiled, ~17-21x its speed per core) before
 # opencv itself. Plain `torch` is not in the list: on a CPU it is slower than OpenCV's own code.
 AUTO_ORDER: tuple[str, ...] = ("triton-cuda", "torch-cuda", "opencv-cuda", "numba", "opencv")
 

@@ -246,7 +246,7 @@ class FusedTVL1Solver:
 
 
 class NumbaTVL1(FlowBackend):
-    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~17-19x its speed per core."""
+    """The fused CPU TV-L1 backend: OpenCV's algorithm, parameters and flow, ~17-21x its speed per core."""
 
     name = "numba"
     preferred_batch = 4  # pairs are solved one by one; a few per call keeps the core's window small
