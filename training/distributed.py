@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 
@@ -20,7 +21,15 @@ def setup_distributed(device: str) -> tuple[torch.device, int, int]:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        # Left to the interpreter's teardown, the group's C++ threads can be destroyed still joinable:
+        # std::terminate, SIGABRT, a failed rank after all the work was done (seen once in CI).
+        atexit.register(_leave_process_group)
     return dev, (dist.get_rank() if dist.is_initialized() else 0), world
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def autocast(device: torch.device, precision: str):
