@@ -17,28 +17,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
+from tests.tiny_shards import tiny_train_args, write_tiny_shards  # noqa: E402
 
-COMMON = [
-    "--model",
-    "resnet3d_tiny",
-    "--num-classes",
-    str(len(CLASSES)),
-    "--frames",
-    "4",
-    "--crop-size",
-    "16",
-    "--batch-size",
-    "2",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--seed",
-    "5",
-    "--log-every",
-    "0",
-]
+COMMON = tiny_train_args(2, 5, "--log-every", "0")
 
 
 def free_port() -> int:

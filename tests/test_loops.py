@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
+from tests.tiny_shards import CLASSES, tiny_train_args, write_tiny_shards  # noqa: E402
 from training import checkpoint  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.metrics import score_metrics  # noqa: E402
@@ -17,24 +17,7 @@ from training.precise_bn import recompute_batchnorm  # noqa: E402
 
 NO_VALIDATION = ["--val-fraction", "0", "--lr-schedule", "constant"]  # no held-out videos, no plateau
 
-COMMON = [
-    "--model",
-    "resnet3d_tiny",
-    "--num-classes",
-    str(len(CLASSES)),
-    "--frames",
-    "4",
-    "--crop-size",
-    "16",
-    "--batch-size",
-    "3",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--seed",
-    "3",
-]
+COMMON = tiny_train_args(3, 3)
 
 
 @pytest.fixture(scope="module")

@@ -17,38 +17,13 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from tests.tiny_shards import CLASSES, write_tiny_shards  # noqa: E402
+from tests.tiny_shards import CLASSES, tiny_train_args, write_tiny_shards  # noqa: E402
 from training.accel import prepare_network  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.monitor import RunMonitor  # noqa: E402
 from training.schedule import param_groups, scaled_lr, smooth_targets, warmed_up, warmup_factor  # noqa: E402
 
-COMMON = [
-    "--model",
-    "resnet3d_tiny",
-    "--num-classes",
-    str(len(CLASSES)),
-    "--frames",
-    "4",
-    "--crop-size",
-    "16",
-    "--batch-size",
-    "2",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--seed",
-    "3",
-    "--val-fraction",
-    "0",
-    "--lr-schedule",
-    "constant",
-    "--lr",
-    "0.05",
-    "--log-every",
-    "1",
-]
+COMMON = tiny_train_args(2, 3, "--val-fraction", "0", "--lr-schedule", "constant", "--lr", "0.05", "--log-every", "1")
 
 
 @pytest.fixture(scope="module")

@@ -104,3 +104,12 @@ def write_tiny_shards(
                 v += 1
     (folder / f"{partition}{SHARD_LIST_SUFFIX}").write_text("".join(n + "\n" for n in names))
     return keys
+
+
+def tiny_train_args(batch_size: int, seed: int, *extra: str) -> list[str]:
+    """`flowprep-train` flags of the trainer tests: resnet3d_tiny on these shards' classes, 4 frames of
+    16 px, in process on the CPU; `extra` flags follow (later flags win)."""
+    return [
+        *("--model", "resnet3d_tiny", "--num-classes", str(len(CLASSES)), "--frames", "4", "--crop-size", "16"),
+        *("--batch-size", str(batch_size), "--workers", "0", "--device", "cpu", "--seed", str(seed), *extra),
+    ]
